@@ -1,0 +1,100 @@
+/**
+ * Named errors for core/. Every error says what failed in terms a person can act on: which key, which
+ * threshold (have/need), which field path, which expiry, expected vs actual. `cause` is always kept.
+ */
+export class KeelError extends Error {
+  override name = "KeelError";
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
+export class CanonicalJsonError extends KeelError {
+  override name = "CanonicalJsonError";
+}
+
+/** Input that does not match its schema; `issues` lists each field path and what is wrong there. */
+export class SchemaError extends KeelError {
+  override name = "SchemaError";
+  constructor(
+    readonly what: string,
+    readonly issues: ReadonlyArray<{ path: string; message: string }>,
+    options?: { cause?: unknown },
+  ) {
+    super(`invalid ${what}: ${issues.map((i) => `${i.path || "(root)"}: ${i.message}`).join("; ")}`, options);
+  }
+}
+
+/** Not enough valid signatures from the keys a role trusts. */
+export class ThresholdError extends KeelError {
+  override name = "ThresholdError";
+  constructor(
+    readonly role: string,
+    readonly have: number,
+    readonly need: number,
+    readonly details: ReadonlyArray<string>,
+  ) {
+    super(
+      `${role} role: ${have} valid signature(s) of ${need} needed${details.length ? ` (${details.join("; ")})` : ""}`,
+    );
+  }
+}
+
+export class ExpiredError extends KeelError {
+  override name = "ExpiredError";
+  constructor(
+    readonly what: string,
+    readonly expiresAt: string,
+    readonly now: string,
+  ) {
+    super(`${what} expired at ${expiresAt} (trusted time is ${now})`);
+  }
+}
+
+export class RootRotationError extends KeelError {
+  override name = "RootRotationError";
+}
+
+export const AcceptanceCode = {
+  Downgrade: "DOWNGRADE",
+  EqualCounter: "EQUAL_COUNTER",
+  Incompatible: "INCOMPATIBLE_HARDWARE",
+  VersionMismatch: "VERSION_MISMATCH",
+} as const;
+export type AcceptanceCode = (typeof AcceptanceCode)[keyof typeof AcceptanceCode];
+
+/** A verified release that this device must still refuse (anti-rollback, hardware, director/repo agreement). */
+export class AcceptanceError extends KeelError {
+  override name = "AcceptanceError";
+  constructor(
+    readonly code: AcceptanceCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export class ImageMismatchError extends KeelError {
+  override name = "ImageMismatchError";
+  constructor(
+    readonly field: "size" | "sha256",
+    readonly expected: string | number,
+    readonly actual: string | number,
+  ) {
+    super(`image ${field} mismatch: expected ${expected}, got ${actual}`);
+  }
+}
+
+export class KeyFileError extends KeelError {
+  override name = "KeyFileError";
+}
+
+export class DurationError extends KeelError {
+  override name = "DurationError";
+}
+
+/** Turns anything thrown into a message without losing it; for CLIs and status details. */
+export function describeError(err: unknown): string {
+  if (err instanceof Error) return err.message;
+  return String(err);
+}

@@ -1,0 +1,141 @@
+/**
+ * Threshold signature verification for the two roles, root rotation, and release verification with
+ * trusted time (DESIGN.md "Releases and trust"). Pure: callers pass the clock in.
+ */
+import { canonicalBytes } from "./canonical-json.ts";
+import { ExpiredError, RootRotationError, ThresholdError } from "./errors.ts";
+import { verifySignatureBytes } from "./keys.ts";
+import { parseWith } from "./parse.ts";
+import {
+  type Envelope,
+  EnvelopeSchema,
+  type ReleaseSigned,
+  ReleaseSignedSchema,
+  type RoleName,
+  type RootSigned,
+  RootSignedSchema,
+  type Signature,
+} from "./schemas.ts";
+
+/** The device's idea of "now": never earlier than the latest time seen in verified metadata. */
+export interface TrustedTime {
+  now: Date;
+  latestKnown?: Date | undefined;
+}
+
+export function effectiveTime(t: TrustedTime): Date {
+  if (t.latestKnown && t.latestKnown.getTime() > t.now.getTime()) return t.latestKnown;
+  return t.now;
+}
+
+export function parseRootEnvelope(value: unknown, what = "trust root"): Envelope<RootSigned> {
+  const env = parseWith(EnvelopeSchema, value, what);
+  return { signed: parseWith(RootSignedSchema, env.signed, `${what} (signed)`), signatures: env.signatures };
+}
+
+export function parseReleaseEnvelope(value: unknown, what = "release manifest"): Envelope<ReleaseSigned> {
+  const env = parseWith(EnvelopeSchema, value, what);
+  return {
+    signed: parseWith(ReleaseSignedSchema, env.signed, `${what} (signed)`),
+    signatures: env.signatures,
+  };
+}
+
+/**
+ * Counts valid signatures over `signed` by keys that `root` assigns to `role`. A key signing twice counts
+ * once; keys the role does not list are ignored; returns the key ids that counted, or throws with have/need.
+ */
+export function verifyRole(
+  signed: unknown,
+  signatures: ReadonlyArray<Signature>,
+  root: RootSigned,
+  role: RoleName,
+  label = `${role} role (root v${root.version})`,
+): string[] {
+  const spec = root.roles[role];
+  const message = canonicalBytes(signed);
+  const counted = new Set<string>();
+  const details: string[] = [];
+  for (const s of signatures) {
+    if (counted.has(s.keyId)) continue;
+    if (!spec.keyIds.includes(s.keyId)) {
+      details.push(`key ${s.keyId.slice(0, 16)}… is not trusted for ${role}`);
+      continue;
+    }
+    const key = root.keys[s.keyId];
+    if (key && verifySignatureBytes(message, s.sig, key.public)) counted.add(s.keyId);
+    else details.push(`signature by key ${s.keyId.slice(0, 16)}… does not verify`);
+  }
+  if (counted.size < spec.threshold) throw new ThresholdError(label, counted.size, spec.threshold, details);
+  return [...counted];
+}
+
+function checkNotExpired(what: string, expiresAt: string, time: TrustedTime): void {
+  const now = effectiveTime(time);
+  if (Date.parse(expiresAt) <= now.getTime()) throw new ExpiredError(what, expiresAt, now.toISOString());
+}
+
+/** Root 1 (shipped in the image or given on the command line): must be signed by its own root threshold. */
+export function verifyInitialRoot(value: unknown, time: TrustedTime): RootSigned {
+  const env = parseRootEnvelope(value);
+  verifyRole(env.signed, env.signatures, env.signed, "root");
+  checkNotExpired(`trust root version ${env.signed.version}`, env.signed.expiresAt, time);
+  return env.signed;
+}
+
+/**
+ * Root N+1 is valid only when signed by a threshold of root N's root keys and a threshold of its own.
+ * Expiry of intermediate roots is not checked (TUF §5.3): only the root a walk ends on must be current.
+ */
+export function verifyRootUpdate(trusted: RootSigned, next: unknown): RootSigned {
+  const env = parseRootEnvelope(next, `trust root version ${trusted.version + 1}`);
+  if (env.signed.version !== trusted.version + 1) {
+    throw new RootRotationError(
+      `trust root version ${env.signed.version} cannot follow version ${trusted.version}: expected ${trusted.version + 1}`,
+    );
+  }
+  verifyRole(
+    env.signed,
+    env.signatures,
+    trusted,
+    "root",
+    `root role of trust root v${trusted.version} (old keys)`,
+  );
+  verifyRole(
+    env.signed,
+    env.signatures,
+    env.signed,
+    "root",
+    `root role of trust root v${env.signed.version} (new keys)`,
+  );
+  return env.signed;
+}
+
+/** Walks a chain of roots forward from a trusted one; the final root must not be expired. */
+export function walkRootChain(
+  trusted: RootSigned,
+  chain: ReadonlyArray<unknown>,
+  time: TrustedTime,
+): RootSigned {
+  let current = trusted;
+  for (const next of chain) current = verifyRootUpdate(current, next);
+  checkNotExpired(`trust root version ${current.version}`, current.expiresAt, time);
+  return current;
+}
+
+export interface VerifiedRelease {
+  release: ReleaseSigned;
+  signers: string[];
+  /** max(trusted time, release createdAt): persist as the new latest known time. */
+  seenTime: Date;
+}
+
+export function verifyRelease(value: unknown, root: RootSigned, time: TrustedTime): VerifiedRelease {
+  checkNotExpired(`trust root version ${root.version}`, root.expiresAt, time);
+  const env = parseReleaseEnvelope(value);
+  const signers = verifyRole(env.signed, env.signatures, root, "release");
+  checkNotExpired(`release ${env.signed.version} manifest`, env.signed.expiresAt, time);
+  const created = new Date(env.signed.createdAt);
+  const now = effectiveTime(time);
+  return { release: env.signed, signers, seenTime: created > now ? created : now };
+}
