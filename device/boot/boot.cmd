@@ -1,0 +1,62 @@
+# KeelOS A/B slot selection for U-Boot (RAUC variable scheme; docs/readme/45-bootloaders.md).
+# Build: mkimage -A arm64 -T script -C none -d boot.cmd boot.scr
+#
+# State in the U-Boot environment, written by keel-agent (fw_setenv-compatible):
+#   BOOT_ORDER    slots to try, first first ("A B" or "B A")
+#   BOOT_X_LEFT   boot attempts left for slot X (hex, as setexpr writes it); 3 = committed
+# Each boot takes one attempt from the first slot in BOOT_ORDER that has any and saves the environment
+# before the kernel starts, so a hang or power cut counts as a failed attempt. keel-agent refills the
+# counter once the health checks pass. With no attempts left anywhere, all counters are refilled and the
+# board resets.
+#
+# Settings (environment variables; when unset, the hush-local defaults below apply and are not saved):
+#   keel_dev            mmc device number holding the slots
+#   keel_part_A/_B      partition of each slot (kernel at /boot/Image, dtb at /boot/board.dtb)
+#   keel_bootargs       extra kernel arguments
+
+test -n "${BOOT_ORDER}" || setenv BOOT_ORDER "A B"
+test -n "${BOOT_A_LEFT}" || setenv BOOT_A_LEFT 3
+test -n "${BOOT_B_LEFT}" || setenv BOOT_B_LEFT 3
+# Only the three BOOT_* variables are ever added to the environment (saveenv below stores them); the
+# settings use hush-local variables so the saved environment stays exactly what keel-agent expects.
+if test -z "${keel_dev}"; then keel_dev=0; fi
+if test -z "${keel_part_A}"; then keel_part_A=2; fi
+if test -z "${keel_part_B}"; then keel_part_B=3; fi
+if test -z "${keel_bootargs}"; then keel_bootargs="ro quiet panic=60"; fi
+
+# keel_slot is a hush shell variable, not an environment variable, so saveenv does not store it.
+keel_slot=
+for BOOT_SLOT in "${BOOT_ORDER}"; do
+  if test "x${keel_slot}" != "x"; then
+    # a slot was already chosen: skip the rest
+  elif test "x${BOOT_SLOT}" = "xA"; then
+    if test ${BOOT_A_LEFT} -gt 0; then
+      echo "keel: slot A, ${BOOT_A_LEFT} attempts left"
+      setexpr BOOT_A_LEFT ${BOOT_A_LEFT} - 1
+      keel_slot=A
+      keel_part=${keel_part_A}
+    fi
+  elif test "x${BOOT_SLOT}" = "xB"; then
+    if test ${BOOT_B_LEFT} -gt 0; then
+      echo "keel: slot B, ${BOOT_B_LEFT} attempts left"
+      setexpr BOOT_B_LEFT ${BOOT_B_LEFT} - 1
+      keel_slot=B
+      keel_part=${keel_part_B}
+    fi
+  fi
+done
+
+if test -n "${keel_slot}"; then
+  # Before the kernel starts: the attempt is consumed even if the boot never finishes.
+  saveenv
+  setenv bootargs "root=PARTLABEL=keel-${keel_slot} ${keel_bootargs} keel.slot=${keel_slot}"
+  load mmc ${keel_dev}:${keel_part} ${kernel_addr_r} /boot/Image
+  load mmc ${keel_dev}:${keel_part} ${fdt_addr_r} /boot/board.dtb
+  booti ${kernel_addr_r} - ${fdt_addr_r}
+else
+  echo "keel: no slot has attempts left, refilling the counters and resetting"
+  setenv BOOT_A_LEFT 3
+  setenv BOOT_B_LEFT 3
+  saveenv
+  reset
+fi

@@ -1,0 +1,133 @@
+/**
+ * BootControl for GRUB with RAUC's variable scheme (reference/ab-boot.md §1 "RAUC scheme", §6 table):
+ * `ORDER` (space-separated slot names), `<X>_OK`, `<X>_TRY`. The selection logic below is the one in the
+ * shipped device/boot/grub.cfg; readState and the simulated firmware both use it, so "what the loader will
+ * do" is defined once. Every operation is one grubenv update (one temp file + rename).
+ */
+import { applyGrubEnvChanges, type GrubEnvBlock, type GrubEnvChange, GrubEnvFile } from "./grubenv.ts";
+import { type BootOp, OpBootControl } from "./ops.ts";
+import { type BootControl, type BootState, otherSlot, SLOTS, type Slot } from "./types.ts";
+
+/** Variables grub.cfg saves on every boot, in its `save_env` order (the order decides the bytes). */
+export const GRUB_SAVED_VARS = ["A_TRY", "A_OK", "B_TRY", "B_OK", "ORDER"] as const;
+
+/** grub.cfg's defaults, set before `load_env` so a missing or empty grubenv still boots A. */
+const GRUB_DEFAULTS: Record<string, string> = { ORDER: "A B", A_OK: "0", B_OK: "0", A_TRY: "0", B_TRY: "0" };
+
+/** Menu entries of grub.cfg: 0 rescue, 1 slot A, 2 slot B (§6 "Menu index 1 is A, 2 is B, 0 is rescue"). */
+const MENU: Record<number, Slot | "rescue"> = { 0: "rescue", 1: "A", 2: "B" };
+const INDEX: Record<Slot, number> = { A: 1, B: 2 };
+
+/** GRUB's `test -eq` reads a number from the start of the string; anything else counts as 0. */
+const num = (v: string | undefined): number => {
+  const n = Number.parseInt(v ?? "", 10);
+  return Number.isNaN(n) ? 0 : n;
+};
+
+export interface GrubDecision {
+  choice: Slot | "rescue";
+  /** The variables after the script ran: what `save_env` writes back. */
+  vars: Record<string, string>;
+}
+
+/**
+ * grub.cfg's selection, step for step: defaults, load_env, then for each slot in ORDER mark it tried and
+ * take the first one that was OK and not yet tried; none → clear TRY on every OK slot and boot rescue.
+ */
+export function grubSelect(env: Readonly<Record<string, string>>): GrubDecision {
+  const v: Record<string, string> = { ...GRUB_DEFAULTS, ...env };
+  let chosen = 0;
+  // Stale OK/TRY from the previous iteration survive an unknown slot name, exactly as in the script.
+  let ok = "";
+  let tried = "";
+  let index = 0;
+  for (const name of (v.ORDER ?? "").split(/\s+/).filter(Boolean)) {
+    if (name === "A" || name === "B") {
+      index = INDEX[name];
+      ok = v[`${name}_OK`] ?? "";
+      tried = v[`${name}_TRY`] ?? "";
+      v[`${name}_TRY`] = "1";
+    }
+    if (num(ok) === 1 && num(tried) === 0) {
+      chosen = index;
+      break;
+    }
+  }
+  if (chosen === 0) {
+    for (const s of SLOTS) if (num(v[`${s}_OK`]) === 1 && num(v[`${s}_TRY`]) === 1) v[`${s}_TRY`] = "0";
+  }
+  return { choice: MENU[chosen] ?? "rescue", vars: v };
+}
+
+/** What the loader's boot does to the block: `save_env` of the five variables, each set in order. */
+export function grubBootChanges(env: Readonly<Record<string, string>>): {
+  choice: Slot | "rescue";
+  changes: GrubEnvChange[];
+} {
+  const { choice, vars } = grubSelect(env);
+  return { choice, changes: GRUB_SAVED_VARS.map((n) => [n, vars[n] ?? ""] as const) };
+}
+
+export function decodeGrubState(env: Readonly<Record<string, string>>): BootState {
+  const v = { ...GRUB_DEFAULTS, ...env };
+  const order = (v.ORDER ?? "").split(/\s+/).filter((s): s is Slot => s === "A" || s === "B");
+  const info = (s: Slot) => {
+    // One try per slot: OK with TRY=0 is committed (or about to be tried). Any OK slot in ORDER may still
+    // be booted without the agent writing, because the rescue path gives OK slots their try back.
+    const ok = num(v[`${s}_OK`]) === 1;
+    const ready = ok && num(v[`${s}_TRY`]) === 0;
+    return { bootable: ok && order.includes(s), good: ready, triesLeft: ready ? 1 : 0 };
+  };
+  // A slot that used its one try and nobody has confirmed yet is the one on trial.
+  const trial = order.find((s) => num(v[`${s}_OK`]) === 1 && num(v[`${s}_TRY`]) === 1) ?? null;
+  return { next: grubSelect(env).choice, trial, slots: { A: info("A"), B: info("B") }, raw: { ...env } };
+}
+
+export class GrubBootControl extends OpBootControl implements BootControl {
+  readonly type = "grub" as const;
+  readonly env: GrubEnvFile;
+
+  constructor(envFile: string) {
+    super();
+    this.env = new GrubEnvFile(envFile);
+  }
+
+  async readState(): Promise<BootState> {
+    return decodeGrubState((await this.env.read()).toRecord());
+  }
+
+  /** The §6 write for each operation (static so tests can plan a write and cut it at every byte). */
+  static changesFor(op: BootOp): GrubEnvChange[] {
+    const good = (s: Slot): GrubEnvChange[] => [
+      [`${s}_OK`, "1"],
+      [`${s}_TRY`, "0"],
+    ];
+    const bad = (s: Slot): GrubEnvChange[] => [
+      [`${s}_OK`, "0"],
+      [`${s}_TRY`, "0"],
+    ];
+    switch (op.kind) {
+      case "invalidate":
+      case "markBad":
+        return bad(op.slot);
+      case "markGood":
+        return good(op.slot);
+      case "setTrialBoot":
+        return [...good(op.slot), ...good(otherSlot(op.slot)), ["ORDER", `${op.slot} ${otherSlot(op.slot)}`]];
+      case "forceSlot":
+        return [...good(op.slot), ["ORDER", `${op.slot} ${otherSlot(op.slot)}`]];
+      case "markGoodAndBad":
+        return [...good(op.good), ...bad(op.bad)];
+    }
+  }
+
+  protected apply(op: BootOp): Promise<void> {
+    return this.env.update(GrubBootControl.changesFor(op));
+  }
+}
+
+/** Applies one loader boot to a block (used by the simulated firmware). */
+export function grubBootBlock(block: GrubEnvBlock): { choice: Slot | "rescue"; block: GrubEnvBlock } {
+  const { choice, changes } = grubBootChanges(block.toRecord());
+  return { choice, block: applyGrubEnvChanges(block, changes) };
+}

@@ -1,0 +1,93 @@
+/**
+ * The real GRUB (grub-emu 2.06) running our shipped grub.cfg is the oracle for the simulated firmware
+ * (reference/ab-boot.md §7): before every boot the same grubenv bytes go to both; they must choose the same
+ * menu entry and leave byte-identical grubenv files. Between boots our GrubBootControl plays the agent.
+ */
+import { readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { GrubRaucFirmware } from "../../../device/boot/firmware.ts";
+import { GrubBootControl } from "../../../device/boot/grub.ts";
+import { GrubEnvBlock } from "../../../device/boot/grubenv.ts";
+import { grubEmuBoot, tempDir } from "./helpers.ts";
+
+const MENU = ["rescue", "A", "B"] as const;
+
+let dir: string;
+let cleanup: () => Promise<void>;
+beforeAll(async () => {
+  ({ dir, cleanup } = await tempDir("keel-grub-emu-"));
+});
+afterAll(() => cleanup());
+
+/** One boot by both loaders from the current bytes of `envFile`; asserts they agree and returns the choice. */
+async function bootBoth(envFile: string, work: string): Promise<string> {
+  const before = await readFile(envFile);
+  const real = await grubEmuBoot(work, before);
+  const simulated = await new GrubRaucFirmware(envFile).boot();
+  expect(simulated).toBe(MENU[real.selected]);
+  expect((await readFile(envFile)).toString("latin1")).toBe(real.grubenv.toString("latin1"));
+  return simulated;
+}
+
+async function committedA(
+  name: string,
+): Promise<{ envFile: string; control: GrubBootControl; work: string }> {
+  const envFile = join(dir, `${name}.grubenv`);
+  await writeFile(envFile, GrubEnvBlock.create().bytes());
+  const control = new GrubBootControl(envFile);
+  await control.forceSlot("A");
+  return { envFile, control, work: join(dir, `${name}.work`) };
+}
+
+describe("simulated GRUB firmware vs grub-emu running device/boot/grub.cfg", () => {
+  it("trial → B, then committed B stays B", async () => {
+    const { envFile, control, work } = await committedA("commit");
+    expect(await bootBoth(envFile, work)).toBe("A");
+    await control.markGood("A");
+    await control.invalidate("B");
+    await control.setTrialBoot("B");
+    expect(await bootBoth(envFile, work)).toBe("B");
+    await control.markGood("B");
+    for (let i = 0; i < 2; i++) {
+      expect(await bootBoth(envFile, work)).toBe("B");
+      await control.markGood("B");
+    }
+  });
+
+  it("no mark-good after the trial: the next boot falls back to A, and A stays once marked", async () => {
+    const { envFile, control, work } = await committedA("fallback");
+    await control.invalidate("B");
+    await control.setTrialBoot("B");
+    expect(await bootBoth(envFile, work)).toBe("B");
+    // B unhealthy or power cut: nobody writes.
+    expect(await bootBoth(envFile, work)).toBe("A");
+    await control.markGoodAndBad("A", "B");
+    expect(await bootBoth(envFile, work)).toBe("A");
+    await control.markGood("A");
+    expect(await bootBoth(envFile, work)).toBe("A");
+  });
+
+  it('reproduces the §1 trace: ORDER="B A", both OK, nobody marks → B, A, rescue, B', async () => {
+    const envFile = join(dir, "trace.grubenv");
+    const block = GrubEnvBlock.create();
+    for (const [n, v] of [
+      ["ORDER", "B A"],
+      ["A_OK", "1"],
+      ["B_OK", "1"],
+      ["A_TRY", "0"],
+      ["B_TRY", "0"],
+    ] as const)
+      block.set(n, v);
+    await writeFile(envFile, block.bytes());
+    const seen: string[] = [];
+    for (let i = 0; i < 4; i++) seen.push(await bootBoth(envFile, join(dir, "trace.work")));
+    expect(seen).toEqual(["B", "A", "rescue", "B"]);
+  });
+
+  it("a fresh, empty environment boots rescue in both (provision it with forceSlot A)", async () => {
+    const envFile = join(dir, "empty.grubenv");
+    await writeFile(envFile, GrubEnvBlock.create().bytes());
+    expect(await bootBoth(envFile, join(dir, "empty.work"))).toBe("rescue");
+  });
+});
