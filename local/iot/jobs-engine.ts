@@ -1,0 +1,1068 @@
+/**
+ * The jobs engine: jobs, executions, the execution state machine (reference §2), rollout pacing, abort,
+ * timeouts, retries, notifications (§1.3) and events (§5). Every change is synchronous, so a change is
+ * atomic; what it publishes (responses, notify, notify-next) is handed to the sink in order, per thing.
+ * Per-operation cost is O(jobs of that thing) or O(things of that job), never O(all executions).
+ */
+import type { Clock, IotEvent } from "../contracts.ts";
+import { type ArnContext, parseTargetArn, thingArn } from "./arns.ts";
+import { type ExecutionStateWire, IotServiceError, JobsRejection, RejectCode } from "./errors.ts";
+import { executionEvent, type JobOperation, jobEvent } from "./events.ts";
+import {
+  type AbortConfig,
+  type EventConfig,
+  type Execution,
+  type ExecutionStatus,
+  emptyCounters,
+  getOrCreate,
+  isPending,
+  type Job,
+  type PresignedUrlConfig,
+  type RetryConfig,
+  type RolloutConfig,
+  TERMINAL,
+} from "./model.ts";
+import { DEFAULT_PRESIGN_EXPIRY_SEC, type Presigner } from "./presign.ts";
+import type { Registry } from "./registry.ts";
+
+/** One MQTT message the service publishes; rendered just before sending (presigned URLs are fresh). */
+export interface Outgoing {
+  topic: string;
+  render: () => Promise<Record<string, unknown>>;
+}
+
+export interface EngineSink {
+  /** Messages for one thing, to be published in this order after everything queued before for it. */
+  publish(thingName: string, messages: Outgoing[]): void;
+  event(e: IotEvent): void;
+}
+
+/** AWS limits (reference §1.2, §1.3, §3). */
+export const MAX_PENDING_LISTED = 10;
+export const MAX_TARGETS = 100;
+export const MAX_DOCUMENT_BYTES = 32 * 1024;
+const MINUTE_MS = 60_000;
+const DEFAULT_MAX_PER_MINUTE = 1000;
+
+export interface CreateJobInput {
+  jobId: string;
+  targets: string[];
+  document: string;
+  description?: string;
+  targetSelection?: "SNAPSHOT" | "CONTINUOUS";
+  rolloutConfig?: RolloutConfig;
+  abortConfig?: AbortConfig;
+  timeoutConfig?: { inProgressTimeoutInMinutes?: number };
+  retryConfig?: RetryConfig;
+  presignedUrlConfig?: PresignedUrlConfig;
+}
+
+export interface UpdateJobInput {
+  description?: string;
+  rolloutConfig?: RolloutConfig;
+  abortConfig?: AbortConfig;
+  timeoutConfig?: { inProgressTimeoutInMinutes?: number };
+  retryConfig?: RetryConfig;
+  presignedUrlConfig?: PresignedUrlConfig;
+}
+
+export interface UpdateRequest {
+  status: ExecutionStatus;
+  statusDetails?: Record<string, string>;
+  expectedVersion?: number;
+  executionNumber?: number;
+  includeJobExecutionState?: boolean;
+  includeJobDocument?: boolean;
+  stepTimeoutInMinutes?: number;
+  clientToken?: string;
+}
+
+/** Statuses a device may send (§2); the others are set by the service only. */
+const DEVICE_STATUSES: ReadonlySet<ExecutionStatus> = new Set([
+  "IN_PROGRESS",
+  "SUCCEEDED",
+  "FAILED",
+  "REJECTED",
+]);
+
+const sec = (ms: number): number => Math.floor(ms / 1000);
+const thingsTopic = (thing: string): string => `$aws/things/${thing}/jobs`;
+
+export class JobsEngine {
+  readonly jobs = new Map<string, Job>();
+  /** thing → jobId → executions of that job on that thing, by executionNumber (last = latest). */
+  private readonly execs = new Map<string, Map<string, Execution[]>>();
+  /** jobId → things that have an execution of it, in creation order. */
+  private readonly jobThings = new Map<string, Set<string>>();
+  private readonly timers = new Map<string, { cancel(): void }>();
+  private readonly rolloutTimers = new Map<string, { cancel(): void }>();
+  private readonly deferred: Array<() => void> = [];
+  /** CONTINUOUS jobs that may still be IN_PROGRESS: membership changes look only at these. */
+  private readonly continuous = new Set<string>();
+  private depth = 0;
+  private runningDeferred = false;
+  eventConfig: EventConfig = { JOB: false, JOB_EXECUTION: false };
+
+  constructor(
+    private readonly ctx: ArnContext,
+    private readonly clock: Clock,
+    private readonly registry: Registry,
+    private readonly presign: Presigner,
+    private readonly sink: EngineSink,
+    private readonly dirty: () => void,
+    state?: { jobs: Job[]; executions: Execution[]; eventConfig: EventConfig },
+  ) {
+    for (const j of state?.jobs ?? []) {
+      this.jobs.set(j.jobId, j);
+      if (j.targetSelection === "CONTINUOUS" && j.status === "IN_PROGRESS") this.continuous.add(j.jobId);
+    }
+    for (const e of state?.executions ?? []) {
+      this.execList(e.thingName, e.jobId).push(e);
+      this.jobThingSet(e.jobId).add(e.thingName);
+    }
+    for (const list of this.allExecutionLists()) list.sort((a, b) => a.executionNumber - b.executionNumber);
+    if (state) this.eventConfig = state.eventConfig;
+    registry.hooks.membershipChanged = (t) => this.onMembershipChanged(t);
+    registry.hooks.thingDeleted = (t) => this.onThingDeleted(t);
+  }
+
+  /** Re-arms every timer after a restart: execution timeouts and rollout pacing. */
+  resumeTimers(): void {
+    for (const list of this.allExecutionLists()) {
+      const e = list[list.length - 1];
+      if (e) this.armTimeout(e);
+    }
+    for (const job of this.jobs.values()) {
+      if (job.status === "IN_PROGRESS" && job.pendingRollout.length > 0) this.scheduleRollout(job);
+    }
+    // Jobs whose last execution ended just before the stop may still need to complete.
+    for (const job of this.jobs.values()) this.checkCompletion(job);
+  }
+
+  stopTimers(): void {
+    for (const t of this.timers.values()) t.cancel();
+    for (const t of this.rolloutTimers.values()) t.cancel();
+    this.timers.clear();
+    this.rolloutTimers.clear();
+  }
+
+  snapshot(): { jobs: Job[]; executions: Execution[] } {
+    const executions: Execution[] = [];
+    for (const list of this.allExecutionLists()) executions.push(...list);
+    return { jobs: [...this.jobs.values()], executions };
+  }
+
+  // ================= control plane: jobs =================
+
+  job(jobId: string): Job {
+    const j = this.jobs.get(jobId);
+    if (!j) throw new IotServiceError("ResourceNotFoundException", `Job ${jobId} does not exist`);
+    return j;
+  }
+
+  createJob(input: CreateJobInput): Job {
+    if (this.jobs.has(input.jobId)) {
+      throw new IotServiceError(
+        "ResourceAlreadyExistsException",
+        `Job with id ${input.jobId} already exists`,
+      );
+    }
+    const size = Buffer.byteLength(input.document);
+    if (size > MAX_DOCUMENT_BYTES) {
+      throw new IotServiceError(
+        "InvalidRequestException",
+        `The job document is ${size} bytes; the maximum is ${MAX_DOCUMENT_BYTES} bytes`,
+      );
+    }
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(input.document);
+    } catch {
+      throw new IotServiceError("InvalidRequestException", "The job document is not valid JSON");
+    }
+    if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) {
+      throw new IotServiceError("InvalidRequestException", "The job document must be a JSON object");
+    }
+    if (input.targets.length > MAX_TARGETS) {
+      throw new IotServiceError(
+        "LimitExceededException",
+        `A job can have at most ${MAX_TARGETS} targets; ${input.targets.length} were given`,
+      );
+    }
+    const things = this.resolveTargets(input.targets);
+    const now = this.clock.now();
+    const job: Job = {
+      jobId: input.jobId,
+      description: input.description,
+      document: input.document,
+      targets: [...input.targets],
+      targetSelection: input.targetSelection ?? "SNAPSHOT",
+      status: "IN_PROGRESS",
+      forceCanceled: false,
+      createdAt: now,
+      lastUpdatedAt: now,
+      rolloutConfig: input.rolloutConfig,
+      abortConfig: input.abortConfig,
+      timeoutConfig: input.timeoutConfig,
+      retryConfig: input.retryConfig,
+      presignedUrlConfig: input.presignedUrlConfig,
+      pendingRollout: things,
+      notified: 0,
+      releasedInWindow: 0,
+      counters: emptyCounters(),
+      tally: { SUCCEEDED: 0, FAILED: 0, REJECTED: 0, TIMED_OUT: 0 },
+    };
+    this.jobs.set(job.jobId, job);
+    if (job.targetSelection === "CONTINUOUS") this.continuous.add(job.jobId);
+    this.jobThingSet(job.jobId);
+    this.dirty();
+    this.releaseRollout(job);
+    this.checkCompletion(job);
+    return job;
+  }
+
+  /** Every target must exist (§3); returns the things they reach, de-duplicated, in target order. */
+  private resolveTargets(targets: string[]): string[] {
+    const out = new Set<string>();
+    for (const arn of targets) {
+      const t = parseTargetArn(this.ctx, arn);
+      if (!t) {
+        throw new IotServiceError(
+          "InvalidRequestException",
+          `Target ${arn} is not a thing or thing group ARN of ${this.ctx.region}/${this.ctx.account}`,
+        );
+      }
+      if (t.kind === "thing") {
+        this.registry.thing(t.name);
+        out.add(t.name);
+      } else {
+        for (const name of this.registry.thingsInGroup(t.name, true)) out.add(name);
+      }
+    }
+    return [...out];
+  }
+
+  /** AssociateTargetsWithJob (§3): IN_PROGRESS CONTINUOUS jobs only, at most 100 targets in all. */
+  associateTargets(jobId: string, targets: string[], comment?: string): Job {
+    const job = this.job(jobId);
+    if (job.targetSelection !== "CONTINUOUS" || job.status !== "IN_PROGRESS") {
+      throw new IotServiceError(
+        "InvalidRequestException",
+        `Targets can be added only to IN_PROGRESS CONTINUOUS jobs; job ${jobId} is ${job.status} ${job.targetSelection}`,
+      );
+    }
+    const added = targets.filter((t) => !job.targets.includes(t));
+    if (job.targets.length + added.length > MAX_TARGETS) {
+      throw new IotServiceError(
+        "LimitExceededException",
+        `A job can have at most ${MAX_TARGETS} targets; job ${jobId} would have ${job.targets.length + added.length}`,
+      );
+    }
+    const things = this.resolveTargets(added);
+    job.targets.push(...added);
+    if (comment !== undefined) job.comment = comment;
+    job.lastUpdatedAt = this.clock.now();
+    // Like later joiners of a CONTINUOUS job, the new things get their executions at once.
+    for (const thing of things) {
+      const e = this.latest(thing, jobId);
+      if (!e || e.status === "REMOVED") this.mutateThing(thing, () => this.createExecution(job, thing));
+    }
+    this.dirty();
+    return job;
+  }
+
+  listJobs(filter: { status?: string; targetSelection?: string; thingGroupName?: string }): Job[] {
+    let groupArnSuffix: string | undefined;
+    if (filter.thingGroupName !== undefined) groupArnSuffix = `:thinggroup/${filter.thingGroupName}`;
+    return [...this.jobs.values()]
+      .filter((j) => filter.status === undefined || j.status === filter.status)
+      .filter((j) => filter.targetSelection === undefined || j.targetSelection === filter.targetSelection)
+      .filter((j) => groupArnSuffix === undefined || j.targets.some((t) => t.endsWith(groupArnSuffix)))
+      .sort((a, b) => b.createdAt - a.createdAt || a.jobId.localeCompare(b.jobId));
+  }
+
+  updateJob(jobId: string, patch: UpdateJobInput): void {
+    const job = this.job(jobId);
+    if (job.status === "DELETION_IN_PROGRESS") {
+      throw new IotServiceError("InvalidStateTransitionException", `Job ${jobId} is being deleted`);
+    }
+    if (
+      patch.timeoutConfig !== undefined &&
+      [...this.executionsOfJob(job)].some((e) => e.startedAt !== undefined)
+    ) {
+      // §2: the in-progress timeout can change only before executions start.
+      throw new IotServiceError(
+        "InvalidRequestException",
+        `timeoutConfig of job ${jobId} cannot change after executions have started`,
+      );
+    }
+    if (patch.retryConfig?.criteriaList.some((c) => c.numberOfRetries !== 0)) {
+      // §2: after creation, UpdateJob can only set the retry counts to 0.
+      throw new IotServiceError(
+        "InvalidRequestException",
+        "After creation numberOfRetries can only be set to 0",
+      );
+    }
+    if (patch.description !== undefined) job.description = patch.description;
+    if (patch.rolloutConfig !== undefined) job.rolloutConfig = patch.rolloutConfig;
+    if (patch.abortConfig !== undefined) job.abortConfig = patch.abortConfig;
+    if (patch.timeoutConfig !== undefined) job.timeoutConfig = patch.timeoutConfig;
+    if (patch.retryConfig !== undefined) job.retryConfig = patch.retryConfig;
+    if (patch.presignedUrlConfig !== undefined) job.presignedUrlConfig = patch.presignedUrlConfig;
+    job.lastUpdatedAt = this.clock.now();
+    this.dirty();
+  }
+
+  cancelJob(jobId: string, opts: { force: boolean; reasonCode?: string; comment?: string }): Job {
+    const job = this.job(jobId);
+    if (job.status === "COMPLETED" || job.status === "DELETION_IN_PROGRESS") {
+      throw new IotServiceError(
+        "InvalidStateTransitionException",
+        `Job ${jobId} is ${job.status} and cannot be canceled`,
+      );
+    }
+    // A repeated cancel is accepted and changes nothing, unless it upgrades to force (rollout retries
+    // call CancelJob again; idempotence is the safer reading).
+    if (job.status === "CANCELED" && (!opts.force || job.forceCanceled)) return job;
+    this.emitJobEvent(job, "cancellation_in_progress");
+    job.status = "CANCELED";
+    job.forceCanceled = job.forceCanceled || opts.force;
+    if (opts.reasonCode !== undefined) job.reasonCode = opts.reasonCode;
+    if (opts.comment !== undefined) job.comment = opts.comment;
+    job.lastUpdatedAt = this.clock.now();
+    job.pendingRollout = [];
+    this.rolloutTimers.get(jobId)?.cancel();
+    this.rolloutTimers.delete(jobId);
+    for (const thing of this.jobThingSet(jobId)) {
+      const e = this.latest(thing, jobId);
+      if (!e || !(e.status === "QUEUED" || (opts.force && e.status === "IN_PROGRESS"))) continue;
+      this.mutateThing(thing, () => {
+        if (e.status === "IN_PROGRESS") e.forceCanceled = true;
+        this.finish(job, e, "CANCELED");
+      });
+    }
+    this.emitJobEvent(job, "canceled");
+    this.dirty();
+    return job;
+  }
+
+  deleteJob(jobId: string, force: boolean): void {
+    const job = this.job(jobId);
+    if (job.status === "DELETION_IN_PROGRESS") {
+      throw new IotServiceError("InvalidStateTransitionException", `Job ${jobId} is already being deleted`);
+    }
+    if (!force && job.status !== "COMPLETED" && job.status !== "CANCELED") {
+      throw new IotServiceError(
+        "InvalidStateTransitionException",
+        `Job ${jobId} is ${job.status}; only COMPLETED or CANCELED jobs can be deleted without force`,
+      );
+    }
+    job.status = "DELETION_IN_PROGRESS";
+    job.lastUpdatedAt = this.clock.now();
+    this.emitJobEvent(job, "deletion_in_progress");
+    this.rolloutTimers.get(jobId)?.cancel();
+    this.rolloutTimers.delete(jobId);
+    for (const thing of this.jobThingSet(jobId)) {
+      this.mutateThing(thing, () => {
+        for (const e of this.execList(thing, jobId)) {
+          this.clearTimeout(e);
+          this.emitExecutionEvent(e, true);
+        }
+        this.execs.get(thing)?.delete(jobId);
+      });
+    }
+    this.jobThings.delete(jobId);
+    this.jobs.delete(jobId);
+    this.emitJobEvent(job, "deleted");
+    this.dirty();
+  }
+
+  /** DescribeJob's jobProcessDetails (§3). */
+  processDetails(job: Job): Record<string, unknown> {
+    const c = job.counters;
+    const details: Record<string, unknown> = {
+      numberOfQueuedThings: c.QUEUED,
+      numberOfInProgressThings: c.IN_PROGRESS,
+      numberOfSucceededThings: c.SUCCEEDED,
+      numberOfFailedThings: c.FAILED,
+      numberOfRejectedThings: c.REJECTED,
+      numberOfCanceledThings: c.CANCELED,
+      numberOfTimedOutThings: c.TIMED_OUT,
+      numberOfRemovedThings: c.REMOVED,
+    };
+    if (job.pendingRollout.length > 0) details.processingTargets = job.targets;
+    return details;
+  }
+
+  isConcurrent(job: Job): boolean {
+    return job.status === "IN_PROGRESS" && job.pendingRollout.length > 0;
+  }
+
+  // ================= control plane: executions =================
+
+  /** Latest execution of each thing of the job, in creation order. */
+  *executionsOfJob(job: Job): Generator<Execution> {
+    for (const thing of this.jobThingSet(job.jobId)) {
+      const e = this.latest(thing, job.jobId);
+      if (e) yield e;
+    }
+  }
+
+  /** Latest execution of each job on the thing. */
+  executionsOfThing(thing: string): Execution[] {
+    const out: Execution[] = [];
+    for (const list of this.execs.get(thing)?.values() ?? []) {
+      const e = list[list.length - 1];
+      if (e) out.push(e);
+    }
+    return out;
+  }
+
+  execution(thing: string, jobId: string, executionNumber?: number): Execution | undefined {
+    const list = this.execs.get(thing)?.get(jobId);
+    if (!list) return undefined;
+    if (executionNumber === undefined) return list[list.length - 1];
+    return list.find((e) => e.executionNumber === executionNumber);
+  }
+
+  describeExecution(thing: string, jobId: string, executionNumber?: number): Execution {
+    const e = this.execution(thing, jobId, executionNumber);
+    if (!e) {
+      throw new IotServiceError(
+        "ResourceNotFoundException",
+        `Job execution for job ${jobId} on thing ${thing}${executionNumber === undefined ? "" : ` (executionNumber ${executionNumber})`} does not exist`,
+      );
+    }
+    return e;
+  }
+
+  approximateSecondsBeforeTimedOut(e: Execution): number | undefined {
+    const deadline = this.deadline(e);
+    if (deadline === undefined || TERMINAL.has(e.status)) return undefined;
+    return Math.max(0, Math.ceil((deadline - this.clock.now()) / 1000));
+  }
+
+  cancelExecution(
+    thing: string,
+    jobId: string,
+    opts: { force: boolean; expectedVersion?: number; statusDetails?: Record<string, string> },
+  ): void {
+    const job = this.job(jobId);
+    const e = this.describeExecution(thing, jobId);
+    if (opts.expectedVersion !== undefined && opts.expectedVersion !== e.versionNumber) {
+      throw new IotServiceError(
+        "VersionConflictException",
+        `Expected version ${opts.expectedVersion} does not match the execution's version ${e.versionNumber}`,
+      );
+    }
+    if (TERMINAL.has(e.status)) {
+      throw new IotServiceError(
+        "InvalidStateTransitionException",
+        `Job execution ${jobId} on ${thing} is already ${e.status}`,
+      );
+    }
+    if (e.status === "IN_PROGRESS" && !opts.force) {
+      throw new IotServiceError(
+        "InvalidStateTransitionException",
+        `Job execution ${jobId} on ${thing} is IN_PROGRESS; cancel it with force`,
+      );
+    }
+    this.mutateThing(thing, () => {
+      if (opts.statusDetails !== undefined) e.statusDetails = { ...opts.statusDetails };
+      if (e.status === "IN_PROGRESS") e.forceCanceled = true;
+      this.finish(job, e, "CANCELED");
+    });
+  }
+
+  deleteExecution(thing: string, jobId: string, executionNumber: number, force: boolean): void {
+    const e = this.describeExecution(thing, jobId, executionNumber);
+    if (!TERMINAL.has(e.status) && !force) {
+      throw new IotServiceError(
+        "InvalidStateTransitionException",
+        `Job execution ${jobId} #${executionNumber} on ${thing} is ${e.status}; delete it with force`,
+      );
+    }
+    const job = this.jobs.get(jobId);
+    this.mutateThing(thing, () => {
+      const list = this.execList(thing, jobId);
+      const wasLatest = list[list.length - 1] === e;
+      this.clearTimeout(e);
+      list.splice(list.indexOf(e), 1);
+      if (job && wasLatest) {
+        job.counters[e.status]--;
+        const next = list[list.length - 1];
+        if (next) job.counters[next.status]++;
+      }
+      if (list.length === 0) {
+        this.execs.get(thing)?.delete(jobId);
+        this.jobThings.get(jobId)?.delete(thing);
+      }
+      this.emitExecutionEvent(e, true);
+      if (job) this.defer(() => this.checkCompletion(job));
+    });
+  }
+
+  // ================= data plane (MQTT requests, §1.2) =================
+
+  getPending(thing: string, clientToken?: string): void {
+    const pending = this.pendingOf(thing).slice(0, MAX_PENDING_LISTED);
+    const now = this.clock.now();
+    const payload = {
+      inProgressJobs: pending.filter((e) => e.status === "IN_PROGRESS").map(summary),
+      queuedJobs: pending.filter((e) => e.status === "QUEUED").map(summary),
+      timestamp: sec(now),
+      clientToken,
+    };
+    this.sink.publish(thing, [{ topic: `${thingsTopic(thing)}/get/accepted`, render: async () => payload }]);
+  }
+
+  startNext(
+    thing: string,
+    req: { statusDetails?: Record<string, string>; stepTimeoutInMinutes?: number; clientToken?: string },
+  ): void {
+    this.mutateThing(
+      thing,
+      () => {
+        const head = this.pendingOf(thing)[0];
+        // §1.2: on a QUEUED head it starts; on an IN_PROGRESS head it changes nothing.
+        if (head?.status === "QUEUED") {
+          const job = this.job(head.jobId);
+          const now = this.clock.now();
+          head.status = "IN_PROGRESS";
+          head.startedAt = now;
+          head.lastUpdatedAt = now;
+          head.versionNumber++;
+          if (req.statusDetails !== undefined) head.statusDetails = { ...req.statusDetails };
+          this.adjustCounters(job, head, "QUEUED");
+          this.startTimers(job, head, req.stepTimeoutInMinutes);
+        }
+        return head;
+      },
+      (head) => [
+        this.executionResponse(`${thingsTopic(thing)}/start-next/accepted`, head, true, req.clientToken),
+      ],
+    );
+  }
+
+  describe(
+    thing: string,
+    jobId: string,
+    req: { executionNumber?: number; includeJobDocument?: boolean; clientToken?: string },
+  ): void {
+    const topic = `${thingsTopic(thing)}/${jobId}/get`;
+    let e: Execution | undefined;
+    if (jobId === "$next") {
+      e = this.pendingOf(thing)[0];
+    } else {
+      e = this.execution(thing, jobId, req.executionNumber);
+      if (!e) {
+        throw new JobsRejection(
+          RejectCode.ResourceNotFound,
+          `No job execution for job ${jobId} on thing ${thing}${req.executionNumber === undefined ? "" : ` with executionNumber ${req.executionNumber}`}`,
+        );
+      }
+      // [unconfirmed] TerminalStateReached's trigger is not documented precisely; the safer reading is to
+      // keep answering describes of terminal executions (agents re-sync from them), so it is never sent.
+    }
+    this.sink.publish(thing, [
+      this.executionResponse(`${topic}/accepted`, e, req.includeJobDocument ?? true, req.clientToken),
+    ]);
+  }
+
+  update(thing: string, jobId: string, req: UpdateRequest): void {
+    if (!DEVICE_STATUSES.has(req.status)) {
+      // [unconfirmed] code for a device-sent service-only status; InvalidRequest per the reference (§2).
+      throw new JobsRejection(
+        RejectCode.InvalidRequest,
+        `Status ${req.status} cannot be set by a device; use IN_PROGRESS, SUCCEEDED, FAILED or REJECTED`,
+      );
+    }
+    const e = this.execution(thing, jobId, req.executionNumber);
+    const job = this.jobs.get(jobId);
+    if (!e || !job) {
+      throw new JobsRejection(
+        RejectCode.ResourceNotFound,
+        `No job execution for job ${jobId} on thing ${thing}${req.executionNumber === undefined ? "" : ` with executionNumber ${req.executionNumber}`}`,
+      );
+    }
+    if (req.expectedVersion !== undefined && req.expectedVersion !== e.versionNumber) {
+      throw new JobsRejection(
+        RejectCode.VersionMismatch,
+        `expectedVersion ${req.expectedVersion} does not match the current versionNumber ${e.versionNumber}`,
+        executionState(e),
+      );
+    }
+    if (TERMINAL.has(e.status)) {
+      throw new JobsRejection(
+        RejectCode.InvalidStateTransition,
+        `Job execution ${jobId} on ${thing} is ${e.status}${e.forceCanceled ? " (force canceled)" : ""}; it cannot become ${req.status}`,
+        executionState(e),
+      );
+    }
+    this.mutateThing(
+      thing,
+      () => {
+        const now = this.clock.now();
+        const from = e.status;
+        if (req.statusDetails !== undefined) e.statusDetails = { ...req.statusDetails };
+        e.lastUpdatedAt = now;
+        if (req.status === "IN_PROGRESS") {
+          e.status = "IN_PROGRESS";
+          e.versionNumber++;
+          if (from === "QUEUED") {
+            e.startedAt = now;
+            this.adjustCounters(job, e, from);
+            this.startTimers(job, e, req.stepTimeoutInMinutes);
+          } else if (req.stepTimeoutInMinutes !== undefined) {
+            this.setStepTimeout(e, req.stepTimeoutInMinutes);
+          }
+        } else {
+          this.finish(job, e, req.status);
+        }
+        // The state this update left, before any retry re-queues a new execution.
+        return { state: executionState(e), document: job.document, presign: job.presignedUrlConfig };
+      },
+      (r) => [
+        {
+          topic: `${thingsTopic(thing)}/${jobId}/update/accepted`,
+          render: async () => ({
+            ...(req.includeJobExecutionState ? { executionState: r.state } : {}),
+            ...(req.includeJobDocument
+              ? { jobDocument: await this.renderDocument(r.document, r.presign) }
+              : {}),
+            timestamp: sec(this.clock.now()),
+            clientToken: req.clientToken,
+          }),
+        },
+      ],
+    );
+  }
+
+  /** The `/rejected` message for a refused request (§1.4). */
+  rejected(thing: string, requestTopic: string, r: JobsRejection, clientToken?: string): void {
+    const payload = {
+      code: r.code,
+      message: r.message,
+      clientToken,
+      timestamp: sec(this.clock.now()),
+      ...(r.executionState ? { executionState: r.executionState } : {}),
+    };
+    this.sink.publish(thing, [{ topic: `${requestTopic}/rejected`, render: async () => payload }]);
+  }
+
+  // ================= state machine internals =================
+
+  /** Moves an execution to a terminal status and does everything that follows (§2, §3, §5). */
+  private finish(job: Job, e: Execution, status: ExecutionStatus): void {
+    const from = e.status;
+    e.status = status;
+    e.versionNumber++; // [unconfirmed] service transitions bump the version too: the safe choice (§2).
+    e.lastUpdatedAt = this.clock.now();
+    e.inProgressDeadline = undefined;
+    e.stepDeadline = undefined;
+    this.clearTimeout(e);
+    this.adjustCounters(job, e, from);
+    if (status === "SUCCEEDED" || status === "FAILED" || status === "REJECTED" || status === "TIMED_OUT") {
+      job.tally[status]++;
+    }
+    this.emitExecutionEvent(e);
+    if ((status === "FAILED" || status === "TIMED_OUT") && job.status === "IN_PROGRESS")
+      this.maybeRetry(job, e, status);
+    this.defer(() => this.checkAbort(job));
+    this.defer(() => this.checkCompletion(job));
+  }
+
+  /** §2 retry: re-queue as executionNumber+1 while the matching criterion has retries left [inferred]. */
+  private maybeRetry(job: Job, e: Execution, failure: "FAILED" | "TIMED_OUT"): void {
+    const criteria = job.retryConfig?.criteriaList ?? [];
+    const exact = criteria.find((c) => c.failureType === failure);
+    const all = criteria.find((c) => c.failureType === "ALL");
+    let allowed = false;
+    if (exact && e.retriesUsed[failure] < exact.numberOfRetries) allowed = true;
+    else if (!exact && all && e.retriesUsed.FAILED + e.retriesUsed.TIMED_OUT < all.numberOfRetries)
+      allowed = true;
+    if (!allowed) return;
+    const used = { ...e.retriesUsed, [failure]: e.retriesUsed[failure] + 1 };
+    this.createExecution(job, e.thingName, { retryAttempt: e.retryAttempt + 1, retriesUsed: used });
+  }
+
+  private checkAbort(job: Job): void {
+    if (job.status !== "IN_PROGRESS" || !job.abortConfig) return;
+    const t = job.tally;
+    const executed = t.SUCCEEDED + t.FAILED + t.REJECTED + t.TIMED_OUT;
+    for (const c of job.abortConfig.criteriaList) {
+      if (executed < c.minNumberOfExecutedThings) continue;
+      const failures = c.failureType === "ALL" ? t.FAILED + t.REJECTED + t.TIMED_OUT : t[c.failureType];
+      if ((failures * 100) / executed >= c.thresholdPercentage) {
+        // §3: abort cancels only QUEUED executions; IN_PROGRESS ones keep running.
+        this.cancelJob(job.jobId, {
+          force: false,
+          reasonCode: `${c.failureType}_THRESHOLD_EXCEEDED`,
+          comment: `Job canceled by abortConfig: ${failures} of ${executed} executed things ${c.failureType === "ALL" ? "failed" : `are ${c.failureType}`} (threshold ${c.thresholdPercentage}%)`,
+        });
+        return;
+      }
+    }
+  }
+
+  private checkCompletion(job: Job): void {
+    if (job.status !== "IN_PROGRESS" || job.targetSelection !== "SNAPSHOT") return;
+    if (job.pendingRollout.length > 0 || job.counters.QUEUED > 0 || job.counters.IN_PROGRESS > 0) return;
+    const now = this.clock.now();
+    job.status = "COMPLETED";
+    job.completedAt = now;
+    job.lastUpdatedAt = now;
+    this.emitJobEvent(job, "completed");
+    this.dirty();
+  }
+
+  private createExecution(
+    job: Job,
+    thing: string,
+    carry: { retryAttempt: number; retriesUsed: Execution["retriesUsed"] } = {
+      retryAttempt: 0,
+      retriesUsed: { FAILED: 0, TIMED_OUT: 0 },
+    },
+  ): Execution {
+    const list = this.execList(thing, job.jobId);
+    const prev = list[list.length - 1];
+    const now = this.clock.now();
+    const e: Execution = {
+      jobId: job.jobId,
+      thingName: thing,
+      executionNumber: (prev?.executionNumber ?? 0) + 1,
+      status: "QUEUED",
+      statusDetails: {},
+      queuedAt: now,
+      lastUpdatedAt: now,
+      versionNumber: 1,
+      forceCanceled: false,
+      retryAttempt: carry.retryAttempt,
+      retriesUsed: carry.retriesUsed,
+    };
+    list.push(e);
+    this.jobThingSet(job.jobId).add(thing);
+    if (prev) job.counters[prev.status]--;
+    job.counters.QUEUED++;
+    this.dirty();
+    return e;
+  }
+
+  /** Keeps numberOf…Things in step when the latest execution of a thing changes status. */
+  private adjustCounters(job: Job, e: Execution, from: ExecutionStatus): void {
+    if (this.latest(e.thingName, e.jobId) !== e) return;
+    job.counters[from]--;
+    job.counters[e.status]++;
+  }
+
+  // ---- timers (§2) ----
+
+  private startTimers(job: Job, e: Execution, stepMinutes?: number): void {
+    const minutes = job.timeoutConfig?.inProgressTimeoutInMinutes;
+    e.inProgressDeadline = minutes === undefined ? undefined : this.clock.now() + minutes * MINUTE_MS;
+    if (stepMinutes !== undefined) this.setStepTimeout(e, stepMinutes);
+    else this.armTimeout(e);
+  }
+
+  /** A new step timer replaces the old one, never outlasts the in-progress deadline; -1 cancels it. */
+  private setStepTimeout(e: Execution, minutes: number): void {
+    if (minutes === -1) e.stepDeadline = undefined;
+    else {
+      const step = this.clock.now() + minutes * MINUTE_MS;
+      e.stepDeadline = e.inProgressDeadline === undefined ? step : Math.min(step, e.inProgressDeadline);
+    }
+    this.armTimeout(e);
+  }
+
+  private deadline(e: Execution): number | undefined {
+    const ds = [e.inProgressDeadline, e.stepDeadline].filter((d): d is number => d !== undefined);
+    return ds.length ? Math.min(...ds) : undefined;
+  }
+
+  private armTimeout(e: Execution): void {
+    this.clearTimeout(e);
+    const deadline = this.deadline(e);
+    if (e.status !== "IN_PROGRESS" || deadline === undefined) return;
+    const key = execKey(e);
+    this.timers.set(
+      key,
+      this.clock.setTimeout(
+        () => {
+          this.timers.delete(key);
+          const job = this.jobs.get(e.jobId);
+          const d = this.deadline(e);
+          if (!job || e.status !== "IN_PROGRESS" || d === undefined) return;
+          if (d > this.clock.now()) {
+            this.armTimeout(e);
+            return;
+          }
+          this.mutateThing(e.thingName, () => this.finish(job, e, "TIMED_OUT"));
+        },
+        Math.max(0, deadline - this.clock.now()),
+      ),
+    );
+  }
+
+  private clearTimeout(e: Execution): void {
+    const key = execKey(e);
+    this.timers.get(key)?.cancel();
+    this.timers.delete(key);
+  }
+
+  // ---- rollout (§3 jobExecutionsRolloutConfig) ----
+
+  /** Executions the rollout may create per minute now: maximumPerMinute, or the exponential rate. */
+  private ratePerMinute(job: Job): number {
+    const cfg = job.rolloutConfig;
+    const max = cfg?.maximumPerMinute ?? DEFAULT_MAX_PER_MINUTE;
+    const exp = cfg?.exponentialRate;
+    if (!exp) return max;
+    const c = exp.rateIncreaseCriteria;
+    const steps =
+      c.numberOfNotifiedThings !== undefined
+        ? Math.floor(job.notified / c.numberOfNotifiedThings)
+        : Math.floor(job.tally.SUCCEEDED / (c.numberOfSucceededThings ?? 1));
+    return Math.max(1, Math.min(max, Math.floor(exp.baseRatePerMinute * exp.incrementFactor ** steps)));
+  }
+
+  /** Creates as many executions as this minute's window allows, and schedules the next window. */
+  private releaseRollout(job: Job): void {
+    this.rolloutTimers.delete(job.jobId);
+    if (job.status !== "IN_PROGRESS" || job.pendingRollout.length === 0) return;
+    const now = this.clock.now();
+    if (job.rolloutWindowStart === undefined || now >= job.rolloutWindowStart + MINUTE_MS) {
+      job.rolloutWindowStart = now;
+      job.releasedInWindow = 0;
+    }
+    const n = Math.min(
+      Math.max(0, this.ratePerMinute(job) - job.releasedInWindow),
+      job.pendingRollout.length,
+    );
+    const batch = job.pendingRollout.splice(0, n);
+    job.releasedInWindow += n;
+    for (const thing of batch) {
+      job.notified++;
+      this.mutateThing(thing, () => this.createExecution(job, thing));
+    }
+    this.dirty();
+    this.scheduleRollout(job);
+  }
+
+  private scheduleRollout(job: Job): void {
+    if (job.pendingRollout.length === 0 || this.rolloutTimers.has(job.jobId)) return;
+    const next = (job.rolloutWindowStart ?? this.clock.now()) + MINUTE_MS;
+    this.rolloutTimers.set(
+      job.jobId,
+      this.clock.setTimeout(() => this.releaseRollout(job), Math.max(0, next - this.clock.now())),
+    );
+  }
+
+  // ---- registry hooks: CONTINUOUS jobs (§3) and deleted things (§2 REMOVED) ----
+
+  private isTargeted(job: Job, thing: string): boolean {
+    const groups = this.registry.effectiveGroups(thing);
+    return job.targets.some((arn) => {
+      const t = parseTargetArn(this.ctx, arn);
+      return t !== undefined && (t.kind === "thing" ? t.name === thing : groups.has(t.name));
+    });
+  }
+
+  private onMembershipChanged(thing: string): void {
+    for (const jobId of this.continuous) {
+      const job = this.jobs.get(jobId);
+      if (job?.status !== "IN_PROGRESS") {
+        this.continuous.delete(jobId);
+        continue;
+      }
+      const targeted = this.isTargeted(job, thing);
+      const e = this.latest(thing, job.jobId);
+      this.mutateThing(thing, () => {
+        if (targeted && (!e || e.status === "REMOVED")) {
+          // Joiners get their execution at once, outside the rollout pacing; the retry count restarts.
+          job.pendingRollout = job.pendingRollout.filter((t) => t !== thing);
+          this.createExecution(job, thing);
+        } else if (!targeted && e && isPending(e.status)) {
+          this.finish(job, e, "REMOVED");
+        } else if (!targeted) {
+          job.pendingRollout = job.pendingRollout.filter((t) => t !== thing);
+        }
+      });
+    }
+  }
+
+  private onThingDeleted(thing: string): void {
+    for (const e of this.executionsOfThing(thing)) {
+      const job = this.jobs.get(e.jobId);
+      if (job && isPending(e.status)) this.mutateThing(thing, () => this.finish(job, e, "REMOVED"));
+    }
+    for (const job of this.jobs.values()) {
+      if (job.pendingRollout.includes(thing))
+        job.pendingRollout = job.pendingRollout.filter((t) => t !== thing);
+      this.defer(() => this.checkCompletion(job));
+    }
+    this.runDeferred();
+  }
+
+  // ---- notifications (§1.3) ----
+
+  /** Pending executions of a thing: IN_PROGRESS first, then QUEUED, each in creation order. */
+  private pendingOf(thing: string): Execution[] {
+    const pending = this.executionsOfThing(thing).filter((e) => isPending(e.status));
+    const rank = (e: Execution): number => (e.status === "IN_PROGRESS" ? 0 : 1);
+    return pending.sort((a, b) => rank(a) - rank(b) || a.queuedAt - b.queuedAt);
+  }
+
+  /**
+   * Runs a change for one thing and publishes what it caused, after `lead` (the response): notify when
+   * the pending set changed, notify-next when its head changed (§1.3).
+   */
+  private mutateThing<T>(thing: string, fn: () => T, lead?: (result: T) => Outgoing[]): T {
+    this.depth++;
+    try {
+      const before = this.pendingSignature(thing);
+      const result = fn();
+      const after = this.pendingSignature(thing);
+      const out = lead ? lead(result) : [];
+      if (before.all !== after.all) out.push(this.notifyMessage(thing));
+      if (before.head !== after.head) out.push(this.notifyNextMessage(thing));
+      if (out.length > 0) this.sink.publish(thing, out);
+      this.dirty();
+      return result;
+    } finally {
+      this.depth--;
+      if (this.depth === 0) this.runDeferred();
+    }
+  }
+
+  private pendingSignature(thing: string): { all: string; head: string } {
+    const keys = this.pendingOf(thing).map((e) => `${e.jobId}#${e.executionNumber}`);
+    return { all: [...keys].sort().join(","), head: keys[0] ?? "" };
+  }
+
+  private notifyMessage(thing: string): Outgoing {
+    const pending = this.pendingOf(thing).slice(0, MAX_PENDING_LISTED);
+    const jobs: Record<string, unknown> = {};
+    const inProgress = pending.filter((e) => e.status === "IN_PROGRESS").map(summary);
+    const queued = pending.filter((e) => e.status === "QUEUED").map(summary);
+    // Empty lists are left out, so an empty queue gives "jobs": {} (§1.3).
+    if (inProgress.length) jobs.IN_PROGRESS = inProgress;
+    if (queued.length) jobs.QUEUED = queued;
+    const payload = { timestamp: sec(this.clock.now()), jobs };
+    return { topic: `${thingsTopic(thing)}/notify`, render: async () => payload };
+  }
+
+  private notifyNextMessage(thing: string): Outgoing {
+    const head = this.pendingOf(thing)[0];
+    const msg = this.executionResponse(`${thingsTopic(thing)}/notify-next`, head, true, undefined);
+    return msg;
+  }
+
+  /** `{execution?, timestamp, clientToken?}` with the execution captured now and its document presigned at send time. */
+  private executionResponse(
+    topic: string,
+    e: Execution | undefined,
+    includeDocument: boolean,
+    clientToken: string | undefined,
+  ): Outgoing {
+    if (!e) {
+      return { topic, render: async () => ({ timestamp: sec(this.clock.now()), clientToken }) };
+    }
+    const job = this.job(e.jobId);
+    const snap = { ...e, statusDetails: { ...e.statusDetails } };
+    const doc = job.document;
+    const presign = job.presignedUrlConfig;
+    return {
+      topic,
+      render: async () => ({
+        execution: {
+          jobId: snap.jobId,
+          thingName: snap.thingName,
+          ...(includeDocument ? { jobDocument: await this.renderDocument(doc, presign) } : {}),
+          status: snap.status,
+          statusDetails: snap.statusDetails,
+          queuedAt: sec(snap.queuedAt),
+          ...(snap.startedAt === undefined ? {} : { startedAt: sec(snap.startedAt) }),
+          lastUpdatedAt: sec(snap.lastUpdatedAt),
+          versionNumber: snap.versionNumber,
+          executionNumber: snap.executionNumber,
+        },
+        timestamp: sec(this.clock.now()),
+        clientToken,
+      }),
+    };
+  }
+
+  /** The document as a device sees it: placeholders replaced by fresh presigned URLs when configured (§3). */
+  private async renderDocument(doc: string, presign: PresignedUrlConfig | undefined): Promise<unknown> {
+    const text = presign ? await this.presign(doc, presign.expiresInSec ?? DEFAULT_PRESIGN_EXPIRY_SEC) : doc;
+    return JSON.parse(text);
+  }
+
+  // ---- events (§5) ----
+
+  private emitJobEvent(job: Job, op: JobOperation): void {
+    const e = jobEvent(job, op, this.clock.now(), op === "completed" ? this.processDetails(job) : undefined);
+    this.sink.event(e);
+  }
+
+  private emitExecutionEvent(e: Execution, deleted = false): void {
+    this.sink.event(executionEvent(e, thingArn(this.ctx, e.thingName), this.clock.now(), deleted));
+  }
+
+  // ---- plumbing ----
+
+  private defer(fn: () => void): void {
+    this.deferred.push(fn);
+    if (this.depth === 0) this.runDeferred();
+  }
+
+  private runDeferred(): void {
+    if (this.runningDeferred) return;
+    this.runningDeferred = true;
+    try {
+      for (let fn = this.deferred.shift(); fn; fn = this.deferred.shift()) fn();
+    } finally {
+      this.runningDeferred = false;
+    }
+  }
+
+  private latest(thing: string, jobId: string): Execution | undefined {
+    const list = this.execs.get(thing)?.get(jobId);
+    return list?.[list.length - 1];
+  }
+
+  private execList(thing: string, jobId: string): Execution[] {
+    return getOrCreate(
+      getOrCreate(this.execs, thing, () => new Map<string, Execution[]>()),
+      jobId,
+      () => [],
+    );
+  }
+
+  private jobThingSet(jobId: string): Set<string> {
+    return getOrCreate(this.jobThings, jobId, () => new Set<string>());
+  }
+
+  private *allExecutionLists(): Generator<Execution[]> {
+    for (const byJob of this.execs.values()) yield* byJob.values();
+  }
+}
+
+function execKey(e: Execution): string {
+  return `${e.thingName}\u0000${e.jobId}`;
+}
+
+function summary(e: Execution): Record<string, unknown> {
+  return {
+    jobId: e.jobId,
+    queuedAt: sec(e.queuedAt),
+    ...(e.startedAt === undefined ? {} : { startedAt: sec(e.startedAt) }),
+    lastUpdatedAt: sec(e.lastUpdatedAt),
+    versionNumber: e.versionNumber,
+    executionNumber: e.executionNumber,
+  };
+}
+
+function executionState(e: Execution): ExecutionStateWire {
+  return { status: e.status, statusDetails: { ...e.statusDetails }, versionNumber: e.versionNumber };
+}
