@@ -34,20 +34,29 @@ export class DeviceAccess extends Construct {
     this.presignRole = new iam.Role(this, "PresignRole", {
       assumedBy: new iam.ServicePrincipal("iot.amazonaws.com"),
       description:
-        "AWS IoT presigns job-document URLs with this role: it can read signed releases, nothing else",
+        "AWS IoT presigns job-document URLs with this role: it can read signed releases and trust roots, nothing else",
     });
     // Hand-written rather than bucket.grantRead: grantRead would add s3:List* and s3:GetBucket*, and a
-    // presigned URL needs only GetObject on the release objects (not trust/, not the logs bucket).
+    // presigned URL needs only GetObject on the release objects and the trust roots a job points devices
+    // to (job documents carry rootUrls so devices can walk root N → N+1; roots are signed public metadata).
     this.presignRole.addToPolicy(
       new iam.PolicyStatement({
         actions: ["s3:GetObject"],
-        resources: [props.bucket.arnForObjects(`${RELEASES_PREFIX}*`)],
+        resources: [
+          props.bucket.arnForObjects(`${RELEASES_PREFIX}*`),
+          props.bucket.arnForObjects("trust/root.*.json"),
+        ],
       }),
     );
     acknowledge(
       this.presignRole,
       arnFinding(props.bucket.node.defaultChild as CfnResource, `/${RELEASES_PREFIX}*`),
-      "Presigned URLs are for the release objects, named by version under releases/; the role can read nothing else.",
+      "Presigned URLs are for the release objects, named by version under releases/, and the signed trust roots; the role can read nothing else.",
+    );
+    acknowledge(
+      this.presignRole,
+      arnFinding(props.bucket.node.defaultChild as CfnResource, "/trust/root.*.json"),
+      "Job documents point devices at newer signed trust roots (trust/root.<n>.json) to walk the chain forward; the pattern matches only those files.",
     );
 
     const stack = Stack.of(this);

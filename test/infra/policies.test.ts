@@ -43,7 +43,7 @@ describe("presign role", () => {
     expect(role?.Properties).not.toHaveProperty("ManagedPolicyArns");
   });
 
-  it("allows s3:GetObject on releases/* of the release bucket and nothing else", () => {
+  it("allows s3:GetObject on releases/* and trust/root.*.json of the release bucket and nothing else", () => {
     // WHEN every statement attached to the role is collected
     const statements = roleStatements(keel.json, logicalId(keel.stack.deviceAccess.presignRole));
     // THEN there is exactly one, for the release objects
@@ -51,9 +51,12 @@ describe("presign role", () => {
       {
         Effect: "Allow",
         Action: "s3:GetObject",
-        Resource: {
-          "Fn::Join": ["", [{ "Fn::GetAtt": [logicalId(keel.stack.bucket), "Arn"] }, "/releases/*"]],
-        },
+        Resource: [
+          { "Fn::Join": ["", [{ "Fn::GetAtt": [logicalId(keel.stack.bucket), "Arn"] }, "/releases/*"]] },
+          {
+            "Fn::Join": ["", [{ "Fn::GetAtt": [logicalId(keel.stack.bucket), "Arn"] }, "/trust/root.*.json"]],
+          },
+        ],
       },
     ]);
   });
