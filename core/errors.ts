@@ -28,6 +28,7 @@ export class SchemaError extends KeelError {
 /** Not enough valid signatures from the keys a role trusts. */
 export class ThresholdError extends KeelError {
   override name = "ThresholdError";
+  /** `role` is the label verifyRole builds, e.g. "release role (root v2)"; it already says "role". */
   constructor(
     readonly role: string,
     readonly have: number,
@@ -35,7 +36,7 @@ export class ThresholdError extends KeelError {
     readonly details: ReadonlyArray<string>,
   ) {
     super(
-      `${role} role: ${have} valid signature(s) of ${need} needed${details.length ? ` (${details.join("; ")})` : ""}`,
+      `${role}: ${have} valid signature(s) of ${need} needed${details.length ? ` (${details.join("; ")})` : ""}`,
     );
   }
 }

@@ -1,0 +1,39 @@
+/** Runs the real `keel` CLI (bin/keel.mjs) in a temp directory, as an operator would. */
+import { execFile } from "node:child_process";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { afterAll } from "vitest";
+import { type KeyPair, keyPairFromSeed, publicKeyFileText, secretKeyFileText } from "../../core/keys.ts";
+
+const KEEL = resolve(import.meta.dirname, "../../bin/keel.mjs");
+
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export function keel(cwd: string, ...args: string[]): Promise<RunResult> {
+  return new Promise((res) => {
+    execFile(process.execPath, [KEEL, ...args], { cwd, encoding: "utf8" }, (err, stdout, stderr) => {
+      const code = err ? (typeof err.code === "number" ? err.code : 1) : 0;
+      res({ code, stdout, stderr });
+    });
+  });
+}
+
+/** A fresh temp dir removed after the file's tests. */
+export async function tempDir(prefix: string): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), `keel-${prefix}-`));
+  afterAll(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** Writes NAME.key / NAME.pub for a deterministic key (seed byte n) into dir; returns the key pair. */
+export async function writeKey(dir: string, name: string, n: number): Promise<KeyPair> {
+  const k = keyPairFromSeed(new Uint8Array(32).fill(n));
+  await writeFile(join(dir, `${name}.key`), secretKeyFileText(k), { mode: 0o600 });
+  await writeFile(join(dir, `${name}.pub`), publicKeyFileText(k));
+  return k;
+}
