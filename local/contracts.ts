@@ -47,6 +47,11 @@ export interface RunningBroker {
   readonly url: string;
   /** TLS options (cert, key, ca) for the privileged service client the stand-in uses. */
   readonly serviceClient: { cert: string; key: string; ca: string; clientId: string };
+  /**
+   * Resolves once every registry change made so far is enforced for new connections. aedes asks the registry
+   * on each CONNECT (nothing to wait for); mosquitto reloads a generated ACL file and CRL after each change.
+   */
+  settled?(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -54,4 +59,70 @@ export interface RunningBroker {
 export interface Clock {
   now(): number; // epoch milliseconds, scaled
   setTimeout(fn: () => void, ms: number): { cancel(): void }; // ms in scaled time
+}
+
+/** Dummy credentials every local client uses; the local services accept any signature made with them. */
+export const LOCAL_CREDENTIALS = { accessKeyId: "KEELLOCAL", secretAccessKey: "keel-local-secret" } as const;
+export const LOCAL_REGION = "us-east-1";
+export const LOCAL_ACCOUNT = "000000000000";
+
+/** Job and job-execution events, the same payloads AWS publishes on `$aws/events/...` (reference §5). */
+export interface IotEvent {
+  topic: string;
+  payload: Record<string, unknown>;
+}
+
+export interface IotStandInOptions {
+  /** Where the registry, certificates records, jobs and executions persist (survive a restart). */
+  dataDir: string;
+  region: string;
+  account: string;
+  clock: Clock;
+  ca: CertificateAuthority;
+  /** The local S3 that presigned-URL placeholders are presigned against. */
+  s3: { endpoint: string; region: string; credentials: { accessKeyId: string; secretAccessKey: string } };
+}
+
+export interface IotStandInStats {
+  /** Control-plane calls per operation name (CreateJob, DescribeJob, …). */
+  apiCalls: Record<string, number>;
+  mqttMessagesIn: number;
+  mqttMessagesOut: number;
+}
+
+/** The AWS IoT Jobs stand-in: registry + jobs engine + control plane (HTTP) + data plane (MQTT). */
+export interface IotStandIn {
+  /** Ready before start(): the brokers need it to authorize devices. */
+  readonly authority: DeviceAuthority;
+  /** Connects to the broker as the service and serves the control plane; returns its http://127.0.0.1:PORT. */
+  start(broker: RunningBroker, options?: { port?: number }): Promise<{ endpoint: string }>;
+  /** In-process subscription to job / job-execution events (also published on MQTT once enabled). */
+  onEvent(listener: (e: IotEvent) => void): () => void;
+  stats(): IotStandInStats;
+  stop(): Promise<void>;
+}
+
+/** `.keel/local.json` */
+export interface LocalCloudInfo {
+  region: string;
+  account: string;
+  s3: string;
+  dynamodb: string;
+  iot: string;
+  mqtt: string;
+  caFile: string;
+  api: string;
+  bucket: string;
+  table: string;
+}
+
+export interface LocalCloud {
+  readonly info: LocalCloudInfo;
+  readonly ca: CertificateAuthority;
+  readonly clock: Clock;
+  readonly iot: IotStandIn;
+  readonly broker: RunningBroker;
+  /** s3rver ObjectCreated notifications (the trigger for register-release). */
+  onObjectCreated(listener: (e: { bucket: string; key: string; size: number }) => void): () => void;
+  stop(): Promise<void>;
 }

@@ -1,0 +1,291 @@
+/**
+ * `--broker mosquitto`: a real mosquitto child process with a generated config under the data dir, enforcing
+ * the same rules as the aedes broker (DESIGN.md, device IoT policy) with what mosquitto 2.0 offers without a
+ * custom plugin:
+ * - TLS listener with require_certificate against the local CA: no certificate, or one from another CA, is
+ *   refused at the handshake.
+ * - A CRL (crlfile) revoking every device certificate the local CA issued that is not ACTIVE in the registry:
+ *   unknown and INACTIVE certificates are refused at the handshake.
+ * - use_identity_as_username (each device certificate has a unique CN) and an ACL file giving each
+ *   certificate read/write on `$aws/things/<thing>/jobs/#` of the things it is attached to only; the service
+ *   certificate gets everything. Messages outside those topics are neither accepted nor delivered.
+ * - mosquitto does not consult plugins or ACLs at CONNECT when the identity comes from the certificate, so a
+ *   certificate connecting with a client id that is not a thing it is attached to cannot be refused before
+ *   CONNACK. The broker's own log names every new client (client id and certificate CN); such a connection is
+ *   closed at once by taking its client id over with the service identity. Until then the ACL above already
+ *   confines it to its own things' topics. Connections whose certificate is deactivated or detached later
+ *   are closed the same way after the reload.
+ * Registry changes rewrite the ACL file and CRL and send SIGHUP, which makes mosquitto reload both.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdir, rename, writeFile } from "node:fs/promises";
+import { userInfo } from "node:os";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import mqtt, { type MqttClient } from "mqtt";
+import { type LocalCertificateAuthority, serviceClientOf } from "./ca.ts";
+import type { DeviceAuthority, RunningBroker } from "./contracts.ts";
+import { LocalServiceError } from "./errors.ts";
+import { freePort, LOOPBACK } from "./ports.ts";
+
+export interface MosquittoOptions {
+  ca: LocalCertificateAuthority;
+  authority: DeviceAuthority;
+  /** Config, ACL, CRL and mosquitto's persistence live here. */
+  dir: string;
+  port?: number;
+  /** Executable; default `mosquitto` on PATH. */
+  command?: string;
+}
+
+/** `New client connected from 127.0.0.1:40000 as thing-1 (p2, c1, k60, u'keel-device-…').` */
+const NEW_CLIENT = /New client connected from \S+ as (\S+) \(.*u'([^']*)'\)/;
+const RELOADED = /Reloading config/;
+/** `Client thing-1 disconnected.` / `Client thing-1 closed its connection.` */
+const CLIENT_GONE = /^Client (\S+) (?:disconnected|closed its connection)/;
+const PROBE_CLIENT_ID = "keel-broker-probe";
+const PROBE_TOPIC = "keel/broker/probe";
+/** Logged once the listeners are open. */
+const RUNNING = /mosquitto version \S+ running/;
+
+export async function startMosquittoBroker(options: MosquittoOptions): Promise<RunningBroker> {
+  const { ca, authority, dir } = options;
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const port = options.port ?? (await freePort());
+  const files = {
+    conf: join(dir, "mosquitto.conf"),
+    acl: join(dir, "acl"),
+    crl: join(dir, "crl.pem"),
+    cert: join(dir, "server.cert.pem"),
+    key: join(dir, "server.key.pem"),
+  };
+  // Registry changes: coalesce bursts (1,000 registrations) into few reloads, one in flight at a time.
+  // Subscribed before the first policy is written so no change is missed; reloads wait until mosquitto runs.
+  let dirty = false;
+  let stopped = false;
+  let markReady: () => void = () => {};
+  let running = new Promise<void>((resolve) => {
+    markReady = resolve;
+  });
+  const unsubscribe = authority.onChange(() => {
+    if (dirty || stopped) return;
+    dirty = true;
+    running = running.then(async () => {
+      if (stopped) return;
+      dirty = false;
+      try {
+        await reload();
+      } catch (err) {
+        // Stopping interrupts a reload in flight; nothing to report then.
+        if (stopped) return;
+        // Keep later changes flowing; this one is retried with the next change.
+        process.stderr.write(
+          `${JSON.stringify({ level: "error", component: "mosquitto", msg: "policy reload failed", error: String(err) })}\n`,
+        );
+      }
+    });
+  });
+
+  await writeAtomic(files.cert, ca.server.cert);
+  await writeAtomic(files.key, ca.server.key);
+  await writePolicy();
+  await writeAtomic(files.conf, config());
+
+  const serviceClient = serviceClientOf(ca);
+  const url = `mqtts://${LOOPBACK}:${port}`;
+  /** Connected clients as mosquitto reports them: client id → certificate CN. */
+  const connected = new Map<string, string>();
+
+  const child = spawn(options.command ?? "mosquitto", ["-c", files.conf], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  // Never leave a broker behind when this process ends without calling stop().
+  const killOnExit = () => child.kill("SIGTERM");
+  process.once("exit", killOnExit);
+  child.once("exit", () => process.off("exit", killOnExit));
+  const log: string[] = [];
+  let pendingReloads: Array<() => void> = [];
+  let started: (() => void) | undefined;
+  const onLine = (line: string) => {
+    if (process.env.KEEL_MOSQUITTO_LOG) process.stderr.write(`mosquitto[${port}]: ${line}\n`);
+    log.push(line);
+    if (log.length > 200) log.shift();
+    if (RUNNING.test(line)) started?.();
+    if (RELOADED.test(line)) pendingReloads.shift()?.();
+    const m = NEW_CLIENT.exec(line);
+    if (m?.[1] && m[2] !== undefined) {
+      connected.set(m[1], m[2]);
+      if (!allowed(m[1], m[2])) kick(m[1]);
+    }
+    const gone = CLIENT_GONE.exec(line);
+    if (gone?.[1]) connected.delete(gone[1]);
+  };
+  for (const stream of [child.stdout, child.stderr]) createInterface({ input: stream }).on("line", onLine);
+
+  let probe: MqttClient;
+  try {
+    await waitForStart(
+      child,
+      () => log.join("\n"),
+      (resolve) => (started = resolve),
+    );
+    // Our own service connection, to learn when a reload is over (see reload()).
+    probe = await mqtt.connectAsync(url, {
+      ...serviceClient,
+      clientId: PROBE_CLIENT_ID,
+      reconnectPeriod: 500,
+    });
+  } catch (err) {
+    stopped = true;
+    unsubscribe();
+    await stopChild(child);
+    if (err instanceof LocalServiceError) throw err;
+    throw new LocalServiceError("mosquitto", `started but refused the service client\n${log.join("\n")}`, {
+      cause: err,
+    });
+  }
+  markReady();
+
+  /**
+   * mosquitto logs "Reloading config." when it starts a reload and clears its reload flag only when done, so
+   * a SIGHUP that arrives during a reload is lost. A QoS 1 round trip after the log line is answered by the
+   * same single-threaded loop, so once it returns the reload is over: new connections see the new files and
+   * the next SIGHUP cannot be lost.
+   */
+  async function reload(): Promise<void> {
+    await writePolicy();
+    await new Promise<void>((resolve) => {
+      pendingReloads.push(resolve);
+      child.kill("SIGHUP");
+    });
+    await probe.publishAsync(PROBE_TOPIC, "", { qos: 1 });
+    // A certificate made inactive or detached stops working at once, as with aedes: the CRL and ACL now
+    // refuse it for new connections; existing ones are closed here.
+    for (const [clientId, commonName] of connected) {
+      if (!allowed(clientId, commonName)) kick(clientId);
+    }
+  }
+
+  function allowed(clientId: string, commonName: string): boolean {
+    if (commonName === ca.serviceClient.commonName) return true;
+    const certificateId = certificateIdByCommonName().get(commonName);
+    return certificateId !== undefined && authority.checkConnect(certificateId, clientId) === null;
+  }
+
+  /** Takes the client id over with the service identity: mosquitto closes the offending connection. */
+  function kick(clientId: string): void {
+    const takeover = mqtt.connect(url, { ...serviceClient, clientId, reconnectPeriod: 0, clean: true });
+    takeover.once("connect", () => takeover.end(true));
+    takeover.once("error", () => takeover.end(true));
+  }
+
+  function certificateIdByCommonName(): Map<string, string> {
+    const byName = new Map<string, string>();
+    for (const id of ca.issuedCertificateIds()) {
+      const name = ca.commonNameOf(id);
+      if (name) byName.set(name, id);
+    }
+    return byName;
+  }
+
+  async function writePolicy(): Promise<void> {
+    const active = authority.listActiveCertificates();
+    const activeIds = new Set(active.map((c) => c.certificateId));
+    const lines = [
+      "# Generated by keel from the IoT registry; rewritten on every registry change.",
+      `user ${ca.serviceClient.commonName}`,
+      "topic readwrite #",
+      "topic readwrite $aws/#",
+    ];
+    for (const { certificateId, things } of active) {
+      const name = ca.commonNameOf(certificateId);
+      if (!name || things.length === 0) continue;
+      lines.push("", `user ${name}`, ...things.map((t) => `topic readwrite $aws/things/${t}/jobs/#`));
+    }
+    await writeAtomic(files.acl, `${lines.join("\n")}\n`);
+    const revoked = ca.issuedCertificateIds().filter((id) => !activeIds.has(id));
+    await writeAtomic(files.crl, ca.revocationList(revoked));
+  }
+
+  function config(): string {
+    return [
+      "# Generated by keel (local/broker-mosquitto.ts); rewritten on every start.",
+      // Run as root, mosquitto would switch to the `mosquitto` user, which cannot read our 0700 data dir.
+      ...(userInfo().uid === 0 ? ["user root"] : []),
+      "per_listener_settings false",
+      "allow_anonymous false",
+      `acl_file ${files.acl}`,
+      "persistence true",
+      `persistence_location ${dir}/`,
+      "log_dest stderr", // unbuffered: we read it line by line
+      "log_type error",
+      "log_type warning",
+      "log_type notice",
+      "log_type information",
+      "log_timestamp false",
+      "connection_messages true",
+      `listener ${port} ${LOOPBACK}`,
+      `cafile ${ca.caFile}`,
+      `crlfile ${files.crl}`,
+      `certfile ${files.cert}`,
+      `keyfile ${files.key}`,
+      "require_certificate true",
+      "use_identity_as_username true",
+      "",
+    ].join("\n");
+  }
+
+  return {
+    kind: "mosquitto",
+    url,
+    serviceClient,
+    async settled() {
+      await running;
+    },
+    async stop() {
+      // No waiting for a reload in flight: stopping must not depend on mosquitto answering.
+      stopped = true;
+      unsubscribe();
+      for (const resolve of pendingReloads) resolve();
+      pendingReloads = [];
+      await probe.endAsync(true).catch(() => {});
+      await stopChild(child);
+    },
+  };
+}
+
+function waitForStart(
+  child: ChildProcess,
+  output: () => string,
+  onStarted: (resolve: () => void) => void,
+): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const fail = (message: string, cause?: unknown) =>
+      reject(new LocalServiceError("mosquitto", `${message}\n${output()}`, { cause }));
+    child.once("error", (err) => fail("cannot start (is mosquitto installed?)", err));
+    // A port taken between freePort() and mosquitto's bind shows up here as an exit with "Address in use".
+    child.once("exit", (code, signal) => fail(`exited during start (code ${code}, signal ${signal})`));
+    onStarted(() => {
+      child.removeAllListeners("exit");
+      child.removeAllListeners("error");
+      // Later failures surface as refused connections; keep them from crashing the process.
+      child.on("error", () => {});
+      resolve();
+    });
+  });
+}
+
+function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    child.once("exit", () => resolve());
+    // SIGTERM lets mosquitto save its persistence file before exiting.
+    child.kill("SIGTERM");
+  });
+}
+
+async function writeAtomic(path: string, content: string): Promise<void> {
+  const tmp = `${path}.tmp`;
+  await writeFile(tmp, content, { mode: 0o600 });
+  await rename(tmp, path);
+}
