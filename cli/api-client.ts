@@ -1,0 +1,214 @@
+/**
+ * The rollout API client: every request is SigV4-signed (service `lambda`, as a Function URL with AWS_IAM
+ * auth expects). Against AWS it uses the default credential chain and the stack's outputs; with `--local`
+ * it reads `.keel/local.json` and signs with LOCAL_CREDENTIALS.
+ */
+import { request as httpRequest } from "node:http";
+import { request as httpsRequest } from "node:https";
+import { join } from "node:path";
+import { Sha256 } from "@aws-crypto/sha256-js";
+import { CloudFormationClient, DescribeStacksCommand } from "@aws-sdk/client-cloudformation";
+import { fromNodeProviderChain } from "@aws-sdk/credential-providers";
+import { SignatureV4 } from "@smithy/signature-v4";
+import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from "@smithy/types";
+import { z } from "zod";
+import { KeelError } from "../core/errors.ts";
+import { parseWith } from "../core/parse.ts";
+import { LOCAL_CREDENTIALS } from "../local/contracts.ts";
+import { CliUsageError } from "./errors.ts";
+import { readJsonFile } from "./inputs.ts";
+
+// Keel supports Node 20 (package.json engines); the SDK's notice about its own future Node 22 requirement
+// would be printed on every cloud command's stderr and tells the operator nothing actionable here.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
+
+/** `.keel/local.json` as the local cloud writes it (local/contracts.ts LocalCloudInfo). */
+export const LocalInfoSchema = z.object({
+  region: z.string(),
+  account: z.string(),
+  s3: z.url(),
+  dynamodb: z.url(),
+  iot: z.url(),
+  mqtt: z.string(),
+  caFile: z.string(),
+  api: z.url(),
+  bucket: z.string(),
+  table: z.string(),
+});
+export type LocalInfo = z.infer<typeof LocalInfoSchema>;
+
+export interface CloudTarget {
+  kind: "aws" | "local";
+  apiUrl: string;
+  region: string;
+  bucket: string;
+  credentials: AwsCredentialIdentity | AwsCredentialIdentityProvider;
+  /** Local only: S3 endpoint, broker URL and CA file for device configs. */
+  local?: LocalInfo;
+}
+
+export interface TargetFlags {
+  local?: boolean | undefined;
+  stack?: string | undefined;
+  region?: string | undefined;
+  /** Folder holding local.json (default `.keel` in the working directory). */
+  keelDir?: string | undefined;
+}
+
+export const DEFAULT_STACK = "Keel";
+
+/** The stack outputs the CLI reads (infra/keel-stack.ts OUTPUTS). */
+const OutputsSchema = z.object({
+  ApiUrl: z.url(),
+  BucketName: z.string().min(1),
+  Region: z.string().optional(),
+});
+
+export async function resolveTarget(flags: TargetFlags): Promise<CloudTarget> {
+  if (flags.local) {
+    const file = join(flags.keelDir ?? ".keel", "local.json");
+    const info = parseWith(LocalInfoSchema, await readJsonFile(file, "local cloud info"), file);
+    return {
+      kind: "local",
+      apiUrl: info.api,
+      region: info.region,
+      bucket: info.bucket,
+      credentials: LOCAL_CREDENTIALS,
+      local: info,
+    };
+  }
+  const region = flags.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION;
+  if (!region) throw new CliUsageError("no AWS region: pass --region or set AWS_REGION (or use --local)");
+  const credentials = fromNodeProviderChain();
+  const stack = flags.stack ?? DEFAULT_STACK;
+  const cfn = new CloudFormationClient({ region, credentials });
+  try {
+    const r = await cfn.send(new DescribeStacksCommand({ StackName: stack }));
+    const outputs = Object.fromEntries(
+      (r.Stacks?.[0]?.Outputs ?? []).map((o) => [o.OutputKey ?? "", o.OutputValue ?? ""]),
+    );
+    const o = parseWith(OutputsSchema, outputs, `outputs of stack ${stack}`);
+    return { kind: "aws", apiUrl: o.ApiUrl, region: o.Region ?? region, bucket: o.BucketName, credentials };
+  } catch (err) {
+    if (err instanceof KeelError) throw err;
+    throw new CliUsageError(
+      `cannot read stack ${stack} in ${region}: ${(err as Error).message} (deployed? see \`npx cdk deploy\`)`,
+      { cause: err },
+    );
+  } finally {
+    cfn.destroy();
+  }
+}
+
+/** A non-2xx answer from the API; `issues` carries the field paths of a 400. */
+export class ApiError extends KeelError {
+  override name = "ApiError";
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly issues: ReadonlyArray<{ path: string; message: string }> = [],
+  ) {
+    super(message);
+  }
+}
+
+const ErrorBodySchema = z.object({
+  error: z.string().optional(),
+  Message: z.string().optional(),
+  issues: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
+});
+
+export class ApiClient {
+  private readonly signer: SignatureV4;
+  private readonly base: URL;
+
+  constructor(readonly target: Pick<CloudTarget, "apiUrl" | "region" | "credentials">) {
+    this.base = new URL(target.apiUrl);
+    this.signer = new SignatureV4({
+      credentials: target.credentials,
+      region: target.region,
+      service: "lambda",
+      sha256: Sha256,
+    });
+  }
+
+  async request(method: "GET" | "POST", path: string, body?: unknown): Promise<unknown> {
+    const url = new URL(
+      path.replace(/^\//, ""),
+      this.base.href.endsWith("/") ? this.base : `${this.base.href}/`,
+    );
+    const text = body === undefined ? "" : JSON.stringify(body);
+    const signed = await this.signer.sign({
+      method,
+      protocol: url.protocol,
+      hostname: url.hostname,
+      ...(url.port ? { port: Number(url.port) } : {}),
+      path: url.pathname,
+      query: Object.fromEntries(url.searchParams),
+      headers: { host: url.host, ...(text ? { "content-type": "application/json" } : {}) },
+      ...(text ? { body: text } : {}),
+    });
+    const { status, payload } = await send(url, method, signed.headers, text);
+    let parsed: unknown = null;
+    try {
+      parsed = payload ? JSON.parse(payload) : null;
+    } catch {
+      parsed = null;
+    }
+    if (status >= 200 && status < 300) return parsed;
+    const e = ErrorBodySchema.safeParse(parsed);
+    const message = (e.success && (e.data.error ?? e.data.Message)) || payload || `HTTP ${status}`;
+    throw new ApiError(
+      status,
+      `API ${method} ${url.pathname}: ${status} ${message}`,
+      e.success ? (e.data.issues ?? []) : [],
+    );
+  }
+
+  get(path: string): Promise<unknown> {
+    return this.request("GET", path);
+  }
+
+  post(path: string, body?: unknown): Promise<unknown> {
+    return this.request("POST", path, body);
+  }
+}
+
+/** node:http rather than fetch: the signed `host` header must go out exactly as signed. */
+function send(
+  url: URL,
+  method: string,
+  headers: Record<string, string>,
+  body: string,
+): Promise<{ status: number; payload: string }> {
+  const fn = url.protocol === "https:" ? httpsRequest : httpRequest;
+  return new Promise((resolve, reject) => {
+    const req = fn(
+      url,
+      {
+        method,
+        headers: { ...headers, ...(body ? { "content-length": String(Buffer.byteLength(body)) } : {}) },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("end", () =>
+          resolve({ status: res.statusCode ?? 0, payload: Buffer.concat(chunks).toString("utf8") }),
+        );
+        res.on("error", reject);
+      },
+    );
+    req.on("error", (err) =>
+      reject(new KeelError(`cannot reach the rollout API at ${url.origin}: ${err.message}`, { cause: err })),
+    );
+    req.end(body || undefined);
+  });
+}
+
+/** Common target options for every cloud command. */
+export function addTargetOptions<T extends { option(flags: string, description: string): T }>(cmd: T): T {
+  return cmd
+    .option("--local", "use the local cloud (reads .keel/local.json)")
+    .option("--stack <name>", `CloudFormation stack to read outputs from (default ${DEFAULT_STACK})`)
+    .option("--region <region>", "AWS region (default: AWS_REGION)");
+}

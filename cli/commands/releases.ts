@@ -1,0 +1,40 @@
+/** `keel releases`: what register-release recorded for each published release (VERIFIED or REJECTED, why). */
+import type { Command } from "commander";
+import { z } from "zod";
+import { parseWith } from "../../core/parse.ts";
+import { type ReleaseRecord, ReleaseRecordSchema } from "../../functions/store.ts";
+import { ApiClient, addTargetOptions, resolveTarget, type TargetFlags } from "../api-client.ts";
+
+export const ReleasesAnswerSchema = z.object({ releases: z.array(ReleaseRecordSchema) });
+
+export function renderReleases(releases: ReleaseRecord[]): string {
+  if (releases.length === 0) return "no releases published yet\n";
+  const rows = releases.map((r) => [
+    r.version,
+    r.status,
+    r.releaseCounter === undefined ? "-" : String(r.releaseCounter),
+    r.imageSize === undefined ? "-" : String(r.imageSize),
+    r.registeredAt,
+    r.reason ?? "",
+  ]);
+  const head = ["VERSION", "STATUS", "COUNTER", "SIZE", "REGISTERED", "REASON"];
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] ?? "").length)));
+  const fmt = (row: string[]) =>
+    row
+      .map((c, i) => c.padEnd(widths[i] ?? 0))
+      .join("  ")
+      .trimEnd();
+  return `${[fmt(head), ...rows.map(fmt)].join("\n")}\n`;
+}
+
+export async function listReleases(api: ApiClient): Promise<ReleaseRecord[]> {
+  return parseWith(ReleasesAnswerSchema, await api.get("/releases"), "API answer").releases;
+}
+
+export function register(program: Command): void {
+  addTargetOptions(
+    program.command("releases").description("list published releases: VERIFIED, or REJECTED and why"),
+  ).action(async (flags: TargetFlags) => {
+    process.stdout.write(renderReleases(await listReleases(new ApiClient(await resolveTarget(flags)))));
+  });
+}

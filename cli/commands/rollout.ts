@@ -1,0 +1,287 @@
+/**
+ * `keel rollout start|list|status|pause|resume|abort`: staged rollouts through the rollout API
+ * (DESIGN.md "Cloud"). Waves are given as a compact spec (`canary:t1+t2,10,50,100`) or as JSON.
+ */
+import { type Command, InvalidArgumentError } from "commander";
+import { z } from "zod";
+import { parseJsonText, parseWith } from "../../core/parse.ts";
+import {
+  type Rollout,
+  RolloutSchema,
+  type RolloutView,
+  RolloutViewSchema,
+  type WaveInput,
+  WaveInputSchema,
+} from "../../functions/rollout/model.ts";
+import { ApiClient, addTargetOptions, resolveTarget, type TargetFlags } from "../api-client.ts";
+import { CliUsageError } from "../errors.ts";
+import { collectList, durationOption, intOption } from "../inputs.ts";
+
+export interface WaveDefaults {
+  /** Bake after every wave but the last, in seconds. */
+  bakeSeconds?: number | undefined;
+  failureThresholdPercent?: number | undefined;
+  successThresholdPercent?: number | undefined;
+}
+
+/**
+ * `canary:t1+t2,10,50,100` → waves. Items are comma-separated; `canary:` names things joined by `+`;
+ * a number is a cumulative percent of the fleet. A JSON array is taken as the API's wave objects.
+ * Defaults fill only what a wave does not say; the last wave gets no bake (nothing comes after it).
+ */
+export function parseWavesSpec(spec: string, defaults: WaveDefaults = {}): WaveInput[] {
+  const text = spec.trim();
+  let raw: unknown[];
+  if (text.startsWith("[")) {
+    raw = parseWith(z.array(z.unknown()), parseJsonText(text, "--waves"), "--waves");
+  } else {
+    raw = text.split(",").map((item, i) => {
+      const t = item.trim();
+      if (t.startsWith("canary:")) return { canary: t.slice("canary:".length).split("+").filter(Boolean) };
+      if (/^\d+(\.\d+)?%?$/.test(t)) return { percent: Number(t.replace("%", "")) };
+      throw new CliUsageError(
+        `--waves item ${i + 1} "${t}": expected a percent (25) or canary:thing1+thing2`,
+      );
+    });
+  }
+  return raw.map((w, i) => {
+    const last = i === raw.length - 1;
+    const obj = typeof w === "object" && w !== null ? (w as Record<string, unknown>) : {};
+    const withDefaults = {
+      ...(defaults.bakeSeconds !== undefined && !last && obj.bakeMinutes === undefined
+        ? { bakeSeconds: defaults.bakeSeconds }
+        : {}),
+      ...(defaults.failureThresholdPercent !== undefined
+        ? { failureThresholdPercent: defaults.failureThresholdPercent }
+        : {}),
+      ...(defaults.successThresholdPercent !== undefined
+        ? { successThresholdPercent: defaults.successThresholdPercent }
+        : {}),
+      ...obj,
+    };
+    return parseWith(WaveInputSchema, withDefaults, `--waves item ${i + 1}`);
+  });
+}
+
+/** Like durationOption, but 0 is a valid bake ("advance as soon as the threshold is met"). */
+const bakeOption = (v: string): number => (/^0+(\.0+)?[smhdw]?$/.test(v.trim()) ? 0 : durationOption(v));
+
+const percentOption = (v: string): number => {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0 || n > 100) throw new InvalidArgumentError("expected a percent 0–100");
+  return n;
+};
+
+const BAR_WIDTH = 30;
+
+/** A text bar: succeeded as #, failed as !, in progress as ~, queued and the rest as '.'. */
+function bar(c: NonNullable<Rollout["waves"][number]["counts"]>): string {
+  const total = Object.values(c).reduce((a, b) => a + b, 0);
+  if (total === 0) return `[${" ".repeat(BAR_WIDTH)}]`;
+  const cells = (n: number) => Math.round((n / total) * BAR_WIDTH);
+  const ok = cells(c.succeeded);
+  const bad = cells(c.failed + c.rejected + c.timedOut);
+  const run = cells(c.inProgress);
+  const rest = Math.max(0, BAR_WIDTH - ok - bad - run);
+  return `[${"#".repeat(ok)}${"!".repeat(bad)}${"~".repeat(run)}${".".repeat(rest)}]`.slice(0, BAR_WIDTH + 2);
+}
+
+/** The status screen: header, one progress line per wave, the device table, the latest timeline. */
+export function renderRollout(r: RolloutView): string {
+  const lines: string[] = [];
+  const target = r.fleets.length > 0 ? `fleet ${r.fleets.join(", ")}` : `groups ${r.thingGroups.join(", ")}`;
+  lines.push(
+    `rollout ${r.id}: release ${r.release} to ${target} — ${r.status}${r.reason ? ` (${r.reason})` : ""}`,
+  );
+  lines.push(`created ${r.createdAt} by ${r.createdBy}${r.forced ? " (forced)" : ""}`);
+  lines.push("");
+  r.waves.forEach((w, i) => {
+    const what = w.kind === "canary" ? `canary ${(w.things ?? []).join("+")}` : `${w.percent}%`;
+    const marker = i === r.current && r.status !== "SUCCEEDED" ? ">" : " ";
+    const c = w.counts;
+    const state = w.completedAt
+      ? "done"
+      : w.thresholdMetAt
+        ? `baking ${w.bakeSeconds}s`
+        : w.jobCreatedAt
+          ? "running"
+          : "pending";
+    const nums = c
+      ? `${c.succeeded} ok, ${c.failed + c.rejected + c.timedOut} failed, ${c.inProgress} in progress, ${c.queued} queued`
+      : "";
+    lines.push(
+      `${marker} wave ${i + 1} ${what.padEnd(12)} ${c ? bar(c) : `[${" ".repeat(BAR_WIDTH)}]`} ${state}${nums ? `  ${nums}` : ""}`,
+    );
+  });
+  if (r.devices.length > 0) {
+    lines.push("");
+    const width = Math.max(6, ...r.devices.map((d) => d.thingName.length));
+    lines.push(`${"DEVICE".padEnd(width)}  WAVE  STATUS      DETAILS`);
+    for (const d of [...r.devices].sort(
+      (a, b) => a.wave - b.wave || a.thingName.localeCompare(b.thingName),
+    )) {
+      const details = Object.entries(d.statusDetails ?? {})
+        .map(([k, v]) => `${k}=${v}`)
+        .join(" ");
+      lines.push(
+        `${d.thingName.padEnd(width)}  ${String(d.wave).padEnd(4)}  ${d.status.padEnd(10)}  ${details}`,
+      );
+    }
+  }
+  const recent = r.timeline.slice(-5);
+  lines.push("");
+  for (const t of recent)
+    lines.push(`${t.at}  ${t.event}${t.detail ? `: ${t.detail}` : ""}${t.by ? ` (${t.by})` : ""}`);
+  return `${lines.join("\n")}\n`;
+}
+
+export function renderRolloutList(rollouts: Rollout[]): string {
+  if (rollouts.length === 0) return "no rollouts\n";
+  const rows = rollouts.map((r) => [
+    r.id,
+    r.release,
+    r.fleets.join(",") || r.thingGroups.join(","),
+    r.status,
+    `${r.current + 1}/${r.waves.length}`,
+    r.createdAt,
+  ]);
+  const head = ["ID", "RELEASE", "TARGET", "STATUS", "WAVE", "CREATED"];
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] ?? "").length)));
+  const fmt = (row: string[]) =>
+    row
+      .map((c, i) => c.padEnd(widths[i] ?? 0))
+      .join("  ")
+      .trimEnd();
+  return `${[fmt(head), ...rows.map(fmt)].join("\n")}\n`;
+}
+
+async function client(flags: TargetFlags): Promise<ApiClient> {
+  return new ApiClient(await resolveTarget(flags));
+}
+
+const TERMINAL = new Set(["SUCCEEDED", "ABORTED"]);
+
+interface StartFlags extends TargetFlags {
+  release: string;
+  fleet?: string[];
+  thingGroup?: string[];
+  waves: string;
+  bake?: number;
+  failureThreshold?: number;
+  successThreshold?: number;
+  rate?: number;
+  timeout?: number;
+  healthDeadline?: number;
+  force?: boolean;
+}
+
+export function register(program: Command): void {
+  const rollout = program
+    .command("rollout")
+    .description("start, watch, pause, resume and abort staged rollouts");
+
+  addTargetOptions(
+    rollout
+      .command("start")
+      .description("start a rollout of a VERIFIED release in waves")
+      .requiredOption("--release <version>", "release version to roll out")
+      .option("--fleet <names>", "fleet(s) to roll out to (comma-separate or repeat)", collectList)
+      .option("--thing-group <names>", "existing thing group(s) instead of fleets", collectList)
+      .requiredOption("--waves <spec>", 'waves: "canary:t1+t2,10,50,100" or a JSON array of wave objects')
+      .option("--bake <duration>", "bake time after each wave but the last, e.g. 30s, 10m", bakeOption)
+      .option(
+        "--failure-threshold <percent>",
+        "abort when more than this % of a wave fails (default 10)",
+        percentOption,
+      )
+      .option(
+        "--success-threshold <percent>",
+        "advance once this % of a wave succeeded (default 90)",
+        percentOption,
+      )
+      .option("--rate <n>", "devices notified per minute (default 1000)", intOption(1))
+      .option(
+        "--timeout <duration>",
+        "in-progress timeout per device, e.g. 60m (whole minutes)",
+        durationOption,
+      )
+      .option("--health-deadline <duration>", "device health-check deadline, e.g. 300s", durationOption)
+      .option("--force", "start even if the fleet already has a rollout running"),
+  ).action(async (flags: StartFlags) => {
+    const body = {
+      release: flags.release,
+      ...(flags.fleet ? { fleets: flags.fleet } : {}),
+      ...(flags.thingGroup ? { thingGroups: flags.thingGroup } : {}),
+      waves: parseWavesSpec(flags.waves, {
+        bakeSeconds: flags.bake,
+        failureThresholdPercent: flags.failureThreshold,
+        successThresholdPercent: flags.successThreshold,
+      }),
+      ...(flags.rate ? { rolloutRate: { maximumPerMinute: flags.rate } } : {}),
+      ...(flags.timeout ? { inProgressTimeoutMinutes: Math.max(1, Math.round(flags.timeout / 60)) } : {}),
+      ...(flags.healthDeadline ? { healthDeadlineSeconds: Math.round(flags.healthDeadline) } : {}),
+      ...(flags.force ? { force: true } : {}),
+    };
+    const r = parseWith(RolloutSchema, await (await client(flags)).post("/rollouts", body), "API answer");
+    process.stdout.write(
+      `started rollout ${r.id} (${r.waves.length} wave(s)); follow it with: keel rollout status ${r.id} --watch${flags.local ? " --local" : ""}\n`,
+    );
+  });
+
+  addTargetOptions(rollout.command("list").description("list rollouts, newest first")).action(
+    async (flags: TargetFlags) => {
+      const out = parseWith(
+        z.object({ rollouts: z.array(RolloutSchema) }),
+        await (await client(flags)).get("/rollouts"),
+        "API answer",
+      );
+      process.stdout.write(renderRolloutList(out.rollouts));
+    },
+  );
+
+  addTargetOptions(
+    rollout
+      .command("status")
+      .description("per-wave progress and the device table")
+      .argument("<id>", "rollout id")
+      .option("--watch", "refresh until the rollout finishes")
+      .option("--interval <duration>", "refresh period for --watch (default 2s)", durationOption),
+  ).action(async (id: string, flags: TargetFlags & { watch?: boolean; interval?: number }) => {
+    const api = await client(flags);
+    const tty = process.stdout.isTTY;
+    for (;;) {
+      const view = parseWith(
+        RolloutViewSchema,
+        await api.get(`/rollouts/${encodeURIComponent(id)}`),
+        "API answer",
+      );
+      // On a terminal, redraw in place; in a pipe, print each frame once it changed.
+      process.stdout.write(`${tty && flags.watch ? "\x1b[2J\x1b[H" : ""}${renderRollout(view)}`);
+      if (!flags.watch || TERMINAL.has(view.status)) return;
+      await new Promise((r) => setTimeout(r, (flags.interval ?? 2) * 1000));
+    }
+  });
+
+  for (const action of ["pause", "resume", "abort"] as const) {
+    const cmd = rollout
+      .command(action)
+      .description(
+        action === "pause"
+          ? "stop advancing to new waves (the current wave's devices carry on)"
+          : action === "resume"
+            ? "continue a paused rollout"
+            : "abort: cancel the current wave's queued devices and stop",
+      )
+      .argument("<id>", "rollout id");
+    if (action === "abort") cmd.option("--reason <text>", "why, for the timeline and the audit log");
+    addTargetOptions(cmd).action(async (id: string, flags: TargetFlags & { reason?: string }) => {
+      const body = flags.reason ? { reason: flags.reason } : undefined;
+      const r = parseWith(
+        RolloutSchema,
+        await (await client(flags)).post(`/rollouts/${encodeURIComponent(id)}/${action}`, body),
+        "API answer",
+      );
+      process.stdout.write(`rollout ${r.id} is ${r.status}${r.reason ? `: ${r.reason}` : ""}\n`);
+    });
+  }
+}

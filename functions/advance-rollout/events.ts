@@ -1,0 +1,72 @@
+/**
+ * Job and job-execution events (reference/aws-iot-jobs.md §5) as they reach advance-rollout through the
+ * IoT rule, and what we keep of them: the device's outcome, then a gate run for that rollout only.
+ */
+import { z } from "zod";
+import { parseWith } from "../../core/parse.ts";
+import { type AdvanceDeps, advanceRollout } from "../rollout/advance.ts";
+import { parseJobId } from "../rollout/engine.ts";
+
+const StatusDetailsSchema = z.record(z.string(), z.unknown()).transform((m) => {
+  // The control plane wraps details as {detailsMap}; events and MQTT send the flat map.
+  const flat =
+    typeof m.detailsMap === "object" && m.detailsMap !== null ? (m.detailsMap as Record<string, unknown>) : m;
+  return Object.fromEntries(
+    Object.entries(flat).map(([k, v]) => [k, typeof v === "string" ? v : JSON.stringify(v)]),
+  );
+});
+
+export const JobExecutionEventSchema = z.object({
+  eventType: z.literal("JOB_EXECUTION"),
+  jobId: z.string(),
+  thingArn: z.string(),
+  status: z.string(),
+  statusDetails: StatusDetailsSchema.optional(),
+  timestamp: z.number().optional(),
+});
+export const JobEventSchema = z.object({ eventType: z.literal("JOB"), jobId: z.string() });
+export const IotEventSchema = z.discriminatedUnion("eventType", [JobExecutionEventSchema, JobEventSchema]);
+export type IotJobEvent = z.infer<typeof IotEventSchema>;
+
+export function isIotEvent(event: unknown): boolean {
+  return typeof event === "object" && event !== null && "eventType" in event;
+}
+
+/** Epoch seconds (10 digits) or milliseconds (13 digits): AWS documents both (§5, units unconfirmed). */
+const toMs = (t: number) => (t < 1e11 ? t * 1000 : t);
+
+export async function handleIotEvent(deps: AdvanceDeps, raw: unknown): Promise<void> {
+  const e = parseWith(IotEventSchema, raw, "IoT job event");
+  const ref = parseJobId(e.jobId);
+  if (!ref) {
+    deps.log.debug("event for a job that is not ours", { jobId: e.jobId });
+    return;
+  }
+  if (e.eventType === "JOB_EXECUTION") {
+    const thingName = e.thingArn.slice(e.thingArn.lastIndexOf("/") + 1);
+    const at = toMs(e.timestamp ?? deps.now());
+    await deps.store.recordDeviceOutcome(ref.rolloutId, {
+      thingName,
+      wave: ref.waveIndex + 1,
+      status: e.status,
+      ...(e.statusDetails ? { statusDetails: e.statusDetails } : {}),
+      at,
+    });
+    const rollout = await deps.store.getRollout(ref.rolloutId);
+    if (rollout) {
+      await deps.store.updateThingOutcome(
+        thingName,
+        e.status,
+        rollout.id,
+        e.status === "SUCCEEDED" ? rollout.release : undefined,
+        new Date(at).toISOString(),
+      );
+    }
+    // Only a failure needs the gate now (to abort early). Successes are counted by the job's own
+    // `completed` event and the schedule, so DescribeJob calls do not grow with the number of devices.
+    if (!FAILURE_STATUSES.has(e.status)) return;
+  }
+  await advanceRollout(deps, ref.rolloutId);
+}
+
+const FAILURE_STATUSES: ReadonlySet<string> = new Set(["FAILED", "REJECTED", "TIMED_OUT"]);

@@ -1,0 +1,36 @@
+/**
+ * Named errors for functions/. Handlers map them to HTTP statuses (rollout API) or log them; `cause` is
+ * always kept so logs show the SDK error under ours.
+ */
+import { KeelError } from "../core/errors.ts";
+
+/** The thing asked for does not exist (404). */
+export class NotFoundError extends KeelError {
+  override name = "NotFoundError";
+}
+
+/** A state change that does not apply to the current state, or a refused request (409). */
+export class ConflictError extends KeelError {
+  override name = "ConflictError";
+}
+
+/** A rollout that the rules refuse: release not VERIFIED, downgrade, fleet busy (409 with the reason). */
+export class RolloutRefusedError extends ConflictError {
+  override name = "RolloutRefusedError";
+}
+
+/** Another writer changed the item first; callers re-read and decide again. */
+export class StaleStateError extends KeelError {
+  override name = "StaleStateError";
+}
+
+/** An AWS call that failed for a reason we do not handle; keeps the SDK error. */
+export class CloudCallError extends KeelError {
+  override name = "CloudCallError";
+}
+
+/** The AWS SDK error name (`ResourceAlreadyExistsException`, …) of an unknown thrown value. */
+export function awsErrorName(err: unknown): string | undefined {
+  if (err instanceof Error) return err.name;
+  return undefined;
+}

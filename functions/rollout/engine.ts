@@ -1,0 +1,328 @@
+/**
+ * The rollout engine: plain functions over plain data (DESIGN.md "Cloud", advance-rollout). State comes
+ * in, observed job counters come in, a new state comes out; the handlers do the I/O. Every state change
+ * is written before its side effect runs, and side effects are idempotent, so a crash or a duplicate
+ * invocation at any point converges on the same result.
+ */
+import { SchemaError } from "../../core/errors.ts";
+import { bucketGroupName, waveBuckets } from "../../core/waves.ts";
+import { ConflictError } from "../errors.ts";
+import {
+  type CreateRolloutBody,
+  DEFAULT_FAILURE_THRESHOLD_PERCENT,
+  DEFAULT_SUCCESS_THRESHOLD_PERCENT,
+  MAX_JOB_TARGETS,
+  type Rollout,
+  RolloutStatus,
+  TERMINAL_STATUSES,
+  type Wave,
+  type WaveCounts,
+} from "./model.ts";
+
+const iso = (ms: number) => new Date(ms).toISOString();
+
+/** Derived job ids make a retried CreateJob hit "already exists" instead of creating a second job. */
+export function jobIdFor(rolloutId: string, waveIndex: number): string {
+  return `keel-${rolloutId}-w${waveIndex + 1}`;
+}
+
+export function parseJobId(jobId: string): { rolloutId: string; waveIndex: number } | null {
+  const m = /^keel-([a-z0-9][a-z0-9-]*)-w(\d+)$/.exec(jobId);
+  if (!m?.[1] || !m[2]) return null;
+  return { rolloutId: m[1], waveIndex: Number(m[2]) - 1 };
+}
+
+export interface ReleaseRef {
+  version: string;
+  releaseCounter: number;
+  manifestKey: string;
+  imageKey: string;
+}
+
+/** Turns a validated API body into the initial rollout: waves resolved to bucket groups or things. */
+export function planRollout(input: {
+  id: string;
+  body: CreateRolloutBody;
+  release: ReleaseRef;
+  now: number;
+  by: string;
+}): Rollout {
+  const { body, release, now } = input;
+  const issues: Array<{ path: string; message: string }> = [];
+  let previousPercent = 0;
+  const waves: Wave[] = body.waves.map((w, i) => {
+    const bakeSeconds = w.bakeSeconds ?? (w.bakeMinutes ?? 0) * 60;
+    const gate = {
+      bakeSeconds,
+      failureThresholdPercent: w.failureThresholdPercent ?? DEFAULT_FAILURE_THRESHOLD_PERCENT,
+      successThresholdPercent: w.successThresholdPercent ?? DEFAULT_SUCCESS_THRESHOLD_PERCENT,
+      jobId: jobIdFor(input.id, i),
+    };
+    if ("canary" in w) return { kind: "canary" as const, things: [...new Set(w.canary)], ...gate };
+    let groups: string[];
+    if (body.fleets) {
+      const buckets = waveBuckets(previousPercent, w.percent);
+      if (buckets.length === 0) {
+        issues.push({
+          path: `waves[${i}].percent`,
+          message: `${w.percent}% adds no bucket beyond the previous wave's ${previousPercent}%`,
+        });
+      }
+      groups = body.fleets.flatMap((f) => buckets.map((b) => bucketGroupName(f, b)));
+    } else {
+      // Thing groups cannot be split by percent: the whole groups go in the first percent wave that
+      // reaches 100, which the schema requires to be the last.
+      groups = w.percent === 100 ? [...(body.thingGroups ?? [])] : [];
+      if (w.percent !== 100) {
+        issues.push({
+          path: `waves[${i}].percent`,
+          message: "with thingGroups, only canary waves and a final {percent: 100} wave are possible",
+        });
+      }
+    }
+    if (groups.length > MAX_JOB_TARGETS) {
+      issues.push({
+        path: `waves[${i}].percent`,
+        message: `targets ${groups.length} bucket groups; a job takes at most ${MAX_JOB_TARGETS} (use smaller steps or fewer fleets)`,
+      });
+    }
+    previousPercent = w.percent;
+    return { kind: "percent" as const, percent: w.percent, groups, ...gate };
+  });
+  if (issues.length > 0) throw new SchemaError("rollout request", issues);
+  const first = waves[0];
+  if (first) first.startedAt = iso(now);
+  return {
+    id: input.id,
+    release: release.version,
+    releaseCounter: release.releaseCounter,
+    manifestKey: release.manifestKey,
+    imageKey: release.imageKey,
+    fleets: body.fleets ?? [],
+    thingGroups: body.thingGroups ?? [],
+    waves,
+    current: 0,
+    status: RolloutStatus.Running,
+    maximumPerMinute: body.rolloutRate.maximumPerMinute,
+    inProgressTimeoutMinutes: body.inProgressTimeoutMinutes,
+    healthDeadlineSeconds: body.healthDeadlineSeconds,
+    forced: body.force,
+    createdAt: iso(now),
+    createdBy: input.by,
+    updatedAt: iso(now),
+    timeline: [
+      {
+        at: iso(now),
+        event: "created",
+        detail: `release ${release.version}, ${waves.length} wave(s)${body.force ? ", forced" : ""}`,
+        by: input.by,
+      },
+    ],
+    version: 1,
+  };
+}
+
+export function isTerminal(r: Rollout): boolean {
+  return TERMINAL_STATUSES.includes(r.status);
+}
+
+/** What DescribeJob tells the gate: counters, never per-device data. */
+export interface Observation {
+  jobStatus: string;
+  counts: WaveCounts;
+  /** Targets the job is still resolving into executions (rollout rate); success waits for them. */
+  processing: boolean;
+  reasonCode?: string | undefined;
+  comment?: string | undefined;
+}
+
+export function countsFrom(d: Partial<Record<string, unknown>> | undefined): WaveCounts {
+  const n = (k: string) => {
+    const v = d?.[k];
+    return typeof v === "number" && Number.isFinite(v) ? v : 0;
+  };
+  return {
+    queued: n("numberOfQueuedThings"),
+    inProgress: n("numberOfInProgressThings"),
+    succeeded: n("numberOfSucceededThings"),
+    failed: n("numberOfFailedThings"),
+    rejected: n("numberOfRejectedThings"),
+    canceled: n("numberOfCanceledThings"),
+    timedOut: n("numberOfTimedOutThings"),
+    removed: n("numberOfRemovedThings"),
+  };
+}
+
+export function totalOf(c: WaveCounts): number {
+  return c.queued + c.inProgress + c.succeeded + c.failed + c.rejected + c.canceled + c.timedOut + c.removed;
+}
+
+/** Devices that tried and did not succeed: FAILED (incl. rolled back), REJECTED, TIMED_OUT. */
+export function failuresOf(c: WaveCounts): number {
+  return c.failed + c.rejected + c.timedOut;
+}
+
+const pct = (part: number, total: number) => (total === 0 ? 0 : (part / total) * 100);
+const fmt = (p: number) => `${Math.round(p * 10) / 10}%`;
+
+function sameCounts(a: WaveCounts | undefined, b: WaveCounts): boolean {
+  return a !== undefined && (Object.keys(b) as Array<keyof WaveCounts>).every((k) => a[k] === b[k]);
+}
+
+function withEntry(r: Rollout, now: number, event: string, detail?: string, by?: string): Rollout {
+  return {
+    ...r,
+    updatedAt: iso(now),
+    timeline: [...r.timeline, { at: iso(now), event, ...(detail ? { detail } : {}), ...(by ? { by } : {}) }],
+  };
+}
+
+function replaceWave(r: Rollout, index: number, patch: Partial<Wave>): Rollout {
+  return { ...r, waves: r.waves.map((w, i) => (i === index ? { ...w, ...patch } : w)) };
+}
+
+/**
+ * The wave gate. Returns the new state, or null when nothing changed (so the caller skips the write).
+ * Order matters: a wave whose failures pass its threshold aborts even while baking; a paused rollout
+ * still records counters, success and bake, and still aborts; it only never advances.
+ */
+export function gate(r: Rollout, obs: Observation, now: number): Rollout | null {
+  if (isTerminal(r)) return null;
+  const wave = r.waves[r.current];
+  if (!wave?.jobCreatedAt) return null;
+  const n = r.current + 1;
+  let next: Rollout = r;
+  let changed = false;
+  if (!sameCounts(wave.counts, obs.counts)) {
+    next = replaceWave(next, r.current, { counts: obs.counts });
+    changed = true;
+  }
+  const total = totalOf(obs.counts);
+  const failures = failuresOf(obs.counts);
+  const failurePct = pct(failures, total);
+  if (obs.jobStatus === "CANCELED") {
+    const why = [obs.reasonCode, obs.comment].filter(Boolean).join(": ");
+    return withEntry(
+      {
+        ...next,
+        status: RolloutStatus.Aborted,
+        reason: `wave ${n} job was canceled${why ? ` (${why})` : ""}`,
+        cancelDone: true,
+      },
+      now,
+      "aborted",
+      `wave ${n} job ${wave.jobId} was canceled outside the engine${why ? `: ${why}` : ""}`,
+    );
+  }
+  if (failures > 0 && failurePct > wave.failureThresholdPercent) {
+    const reason = `wave ${n}: ${failures} of ${total} device(s) failed (${fmt(failurePct)} > threshold ${wave.failureThresholdPercent}%)`;
+    return withEntry(
+      { ...next, status: RolloutStatus.Aborted, reason, cancelDone: false },
+      now,
+      "aborted",
+      reason,
+    );
+  }
+  // An empty wave (bucket groups with no devices yet) has nothing to wait for once the job has resolved
+  // its targets; otherwise the share of succeeded devices must reach the threshold.
+  const successMet =
+    !obs.processing &&
+    (total === 0 ? true : pct(obs.counts.succeeded, total) >= wave.successThresholdPercent);
+  let w = next.waves[r.current] ?? wave;
+  if (successMet && !w.thresholdMetAt) {
+    next = withEntry(
+      replaceWave(next, r.current, { thresholdMetAt: iso(now) }),
+      now,
+      "wave-succeeded",
+      `wave ${n}: ${obs.counts.succeeded} of ${total} succeeded${w.bakeSeconds > 0 ? `; baking ${w.bakeSeconds}s` : ""}`,
+    );
+    changed = true;
+    w = next.waves[r.current] ?? w;
+  }
+  // Paused: the wave's success and bake are still tracked (pausing does not restart a bake), but no wave
+  // starts and the rollout does not finish until it is resumed.
+  if (r.status !== RolloutStatus.Running) return changed ? { ...next, updatedAt: iso(now) } : null;
+  if (w.thresholdMetAt && now >= Date.parse(w.thresholdMetAt) + w.bakeSeconds * 1000) {
+    next = replaceWave(next, r.current, { completedAt: iso(now) });
+    if (r.current === r.waves.length - 1) {
+      return withEntry(
+        { ...next, status: RolloutStatus.Succeeded },
+        now,
+        "succeeded",
+        `all ${r.waves.length} wave(s) done`,
+      );
+    }
+    next = replaceWave({ ...next, current: r.current + 1 }, r.current + 1, { startedAt: iso(now) });
+    return withEntry(next, now, "wave-started", `wave ${n + 1} of ${r.waves.length}`);
+  }
+  return changed ? { ...next, updatedAt: iso(now) } : null;
+}
+
+export function pause(r: Rollout, now: number, by: string): Rollout {
+  if (r.status !== RolloutStatus.Running) {
+    throw new ConflictError(`rollout ${r.id} is ${r.status}; only a RUNNING rollout can be paused`);
+  }
+  return withEntry({ ...r, status: RolloutStatus.Paused }, now, "paused", undefined, by);
+}
+
+export function resume(r: Rollout, now: number, by: string): Rollout {
+  if (r.status !== RolloutStatus.Paused) {
+    throw new ConflictError(`rollout ${r.id} is ${r.status}; only a PAUSED rollout can be resumed`);
+  }
+  return withEntry({ ...r, status: RolloutStatus.Running }, now, "resumed", undefined, by);
+}
+
+export function abort(r: Rollout, now: number, by: string, reason?: string): Rollout {
+  if (isTerminal(r)) {
+    throw new ConflictError(`rollout ${r.id} is already ${r.status}; it cannot be aborted`);
+  }
+  const why = reason ? `aborted by ${by}: ${reason}` : `aborted by ${by}`;
+  return withEntry(
+    { ...r, status: RolloutStatus.Aborted, reason: why, cancelDone: false },
+    now,
+    "aborted",
+    reason,
+    by,
+  );
+}
+
+/** Side effects a state asks for, one at a time; each is idempotent and marked done afterwards. */
+export type Effect =
+  | { kind: "create-job"; waveIndex: number }
+  | { kind: "cancel-job"; waveIndex: number }
+  | { kind: "release-locks" };
+
+export function nextEffect(r: Rollout): Effect | null {
+  if (r.status === RolloutStatus.Running || r.status === RolloutStatus.Paused) {
+    // A paused rollout keeps its current wave's job: pausing stops advancing, it does not stop devices.
+    const w = r.waves[r.current];
+    if (w && !w.jobCreatedAt && r.status === RolloutStatus.Running)
+      return { kind: "create-job", waveIndex: r.current };
+    return null;
+  }
+  if (r.status === RolloutStatus.Aborted && r.cancelDone === false)
+    return { kind: "cancel-job", waveIndex: r.current };
+  if (!r.locksReleased) return { kind: "release-locks" };
+  return null;
+}
+
+export function markEffectDone(r: Rollout, e: Effect, now: number): Rollout {
+  switch (e.kind) {
+    case "create-job":
+      return withEntry(
+        replaceWave(r, e.waveIndex, { jobCreatedAt: iso(now) }),
+        now,
+        "job-created",
+        r.waves[e.waveIndex]?.jobId,
+      );
+    case "cancel-job":
+      return withEntry({ ...r, cancelDone: true }, now, "job-canceled", r.waves[e.waveIndex]?.jobId);
+    case "release-locks":
+      return { ...r, locksReleased: true, updatedAt: iso(now) };
+  }
+}
+
+/** Still needs the advance function: running, paused, or terminal with follow-up work left. */
+export function isActive(r: Rollout): boolean {
+  return !isTerminal(r) || nextEffect(r) !== null;
+}

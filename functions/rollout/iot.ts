@@ -1,0 +1,169 @@
+/**
+ * The IoT Jobs side effects of the engine, each idempotent: creating a wave's job (derived id, so a
+ * repeat hits ResourceAlreadyExists), canceling it, and reading its counters. Calls grow with waves and
+ * their ≤100 targets, never with devices.
+ */
+
+import {
+  CancelJobCommand,
+  CreateJobCommand,
+  CreateThingGroupCommand,
+  DescribeJobCommand,
+  DescribeThingCommand,
+  DescribeThingGroupCommand,
+  type IoTClient,
+} from "@aws-sdk/client-iot";
+import { ListObjectsV2Command, type S3Client } from "@aws-sdk/client-s3";
+import { buildJobDocument } from "../../core/job-document.ts";
+import { awsErrorName, CloudCallError } from "../errors.ts";
+import { countsFrom, type Observation } from "./engine.ts";
+import type { Rollout } from "./model.ts";
+
+export interface JobsConfig {
+  iot: IoTClient;
+  s3: S3Client;
+  bucket: string;
+  region: string;
+  presignRoleArn: string;
+}
+
+/** Ensures the group exists (idempotent: an identical CreateThingGroup returns the existing one). */
+export async function ensureThingGroup(iot: IoTClient, name: string): Promise<string> {
+  const r = await iot.send(new CreateThingGroupCommand({ thingGroupName: name }));
+  if (!r.thingGroupArn) throw new CloudCallError(`CreateThingGroup ${name} returned no ARN`);
+  return r.thingGroupArn;
+}
+
+/** The ARN of an existing thing, or undefined when there is no such thing. */
+export async function thingArn(iot: IoTClient, name: string): Promise<string | undefined> {
+  try {
+    const r = await iot.send(new DescribeThingCommand({ thingName: name }));
+    return r.thingArn;
+  } catch (err) {
+    if (awsErrorName(err) === "ResourceNotFoundException") return undefined;
+    throw err;
+  }
+}
+
+/** The ARN of an existing thing group, or undefined when there is no such group. */
+export async function thingGroupArn(iot: IoTClient, name: string): Promise<string | undefined> {
+  try {
+    const r = await iot.send(new DescribeThingGroupCommand({ thingGroupName: name }));
+    return r.thingGroupArn;
+  } catch (err) {
+    if (awsErrorName(err) === "ResourceNotFoundException") return undefined;
+    throw err;
+  }
+}
+
+async function must(arn: Promise<string | undefined>, what: string): Promise<string> {
+  const a = await arn;
+  if (!a) throw new CloudCallError(`${what} does not exist`);
+  return a;
+}
+
+/** Trust roots newer than root 1, for devices to walk forward before verifying (job document rootUrls). */
+async function newerRootKeys(s3: S3Client, bucket: string): Promise<string[]> {
+  const r = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: "trust/root." }));
+  return (r.Contents ?? [])
+    .map((o) => ({ key: o.Key ?? "", n: Number(/^trust\/root\.(\d+)\.json$/.exec(o.Key ?? "")?.[1] ?? 0) }))
+    .filter((x) => x.n >= 2)
+    .sort((a, b) => a.n - b.n)
+    .slice(-16)
+    .map((x) => x.key);
+}
+
+/** IoT registry APIs have low per-account rates; up to 100 targets go a few at a time, in order. */
+const TARGET_CONCURRENCY = 8;
+
+async function mapLimited<T, R>(items: readonly T[], fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array(items.length);
+  let next = 0;
+  const worker = async () => {
+    for (let i = next++; i < items.length; i = next++) out[i] = await fn(items[i] as T);
+  };
+  await Promise.all(Array.from({ length: Math.min(TARGET_CONCURRENCY, items.length) }, worker));
+  return out;
+}
+
+export async function createWaveJob(cfg: JobsConfig, r: Rollout, waveIndex: number): Promise<void> {
+  const wave = r.waves[waveIndex];
+  if (!wave) throw new RangeError(`rollout ${r.id} has no wave ${waveIndex + 1}`);
+  // Bucket groups are created lazily at registration; a wave may reach buckets no device joined yet, so
+  // they are ensured here. Named thing groups and canary things must exist (the API checked them).
+  const targets =
+    wave.kind === "canary"
+      ? await mapLimited(wave.things ?? [], (t) => must(thingArn(cfg.iot, t), `thing ${t}`))
+      : r.thingGroups.length > 0
+        ? await mapLimited(wave.groups ?? [], (g) => must(thingGroupArn(cfg.iot, g), `thing group ${g}`))
+        : await mapLimited(wave.groups ?? [], (g) => ensureThingGroup(cfg.iot, g));
+  const document = buildJobDocument({
+    rolloutId: r.id,
+    version: r.release,
+    region: cfg.region,
+    bucket: cfg.bucket,
+    manifestKey: r.manifestKey,
+    imageKey: r.imageKey,
+    rootKeys: await newerRootKeys(cfg.s3, cfg.bucket),
+    policy: { healthDeadlineSeconds: r.healthDeadlineSeconds },
+  });
+  try {
+    await cfg.iot.send(
+      new CreateJobCommand({
+        jobId: wave.jobId,
+        targets,
+        document: JSON.stringify(document),
+        description: `Keel rollout ${r.id}: ${r.release}, wave ${waveIndex + 1} of ${r.waves.length}`,
+        targetSelection: "SNAPSHOT",
+        jobExecutionsRolloutConfig: { maximumPerMinute: r.maximumPerMinute },
+        // The native net behind our gate: IoT cancels queued executions itself if failures spike.
+        ...(wave.failureThresholdPercent > 0
+          ? {
+              abortConfig: {
+                criteriaList: [
+                  {
+                    failureType: "ALL",
+                    action: "CANCEL",
+                    thresholdPercentage: wave.failureThresholdPercent,
+                    minNumberOfExecutedThings: wave.kind === "canary" ? 1 : 10,
+                  },
+                ],
+              },
+            }
+          : {}),
+        timeoutConfig: { inProgressTimeoutInMinutes: r.inProgressTimeoutMinutes },
+        presignedUrlConfig: { roleArn: cfg.presignRoleArn, expiresInSec: 3600 },
+      }),
+    );
+  } catch (err) {
+    if (awsErrorName(err) === "ResourceAlreadyExistsException") return; // a repeat: the job is there
+    throw new CloudCallError(`CreateJob ${wave.jobId} failed: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+export async function cancelWaveJob(iot: IoTClient, jobId: string, reason: string): Promise<void> {
+  try {
+    await iot.send(
+      new CancelJobCommand({ jobId, reasonCode: "KEEL_ROLLOUT_ABORTED", comment: reason.slice(0, 2000) }),
+    );
+  } catch (err) {
+    const name = awsErrorName(err);
+    // Never created, or already canceled / completed: nothing left to cancel.
+    if (name === "ResourceNotFoundException" || name === "InvalidStateTransitionException") return;
+    throw new CloudCallError(`CancelJob ${jobId} failed: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+export async function observeWave(iot: IoTClient, jobId: string): Promise<Observation> {
+  const r = await iot.send(new DescribeJobCommand({ jobId }));
+  const job = r.job;
+  if (!job) throw new CloudCallError(`DescribeJob ${jobId} returned no job`);
+  const details = job.jobProcessDetails as Record<string, unknown> | undefined;
+  return {
+    jobStatus: job.status ?? "IN_PROGRESS",
+    counts: countsFrom(details),
+    processing: (job.jobProcessDetails?.processingTargets?.length ?? 0) > 0,
+    reasonCode: job.reasonCode,
+    comment: job.comment,
+  };
+}

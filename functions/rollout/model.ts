@@ -1,0 +1,190 @@
+/**
+ * Rollout data: the API request body and the stored rollout state. Both are zod schemas so the API
+ * parses bodies and the store parses items with the same rules; the engine works on the inferred types.
+ */
+import { z } from "zod";
+import { RolloutIdSchema } from "../../core/job-document.ts";
+import { SemverSchema } from "../../core/version.ts";
+
+/** IoT thing names: 1–128 of `[a-zA-Z0-9:_-]` (reference/aws-iot-jobs.md §3). */
+export const ThingNameSchema = z
+  .string()
+  .min(1)
+  .max(128)
+  .regex(/^[a-zA-Z0-9:_-]+$/, "may contain only letters, digits and : _ -");
+/** A fleet name leaves room for the `-bNN` bucket group suffix inside IoT's 128-character group names. */
+export const FleetNameSchema = z
+  .string()
+  .min(1)
+  .max(100)
+  .regex(/^[a-zA-Z0-9_-]+$/, "may contain only letters, digits, _ and -");
+export const GroupNameSchema = ThingNameSchema;
+
+export const MAX_WAVES = 20;
+/** A job has at most 100 targets (bucket groups or things) — reference §3, DESIGN.md "Waves". */
+export const MAX_JOB_TARGETS = 100;
+
+const gateFields = {
+  /** Bake time after the success threshold is met, before the next wave starts. */
+  bakeMinutes: z.number().min(0).max(10080).optional(),
+  /** Same in seconds, so demos can bake for a few seconds without special cases. */
+  bakeSeconds: z.number().min(0).max(604800).optional(),
+  /** Abort the rollout when more than this share of the wave's devices failed, rejected or timed out. */
+  failureThresholdPercent: z.number().min(0).max(100).optional(),
+  /** Start baking once at least this share of the wave's devices succeeded. */
+  successThresholdPercent: z.number().min(0).max(100).optional(),
+};
+
+export const PercentWaveInputSchema = z.strictObject({
+  percent: z.number().gt(0).max(100),
+  ...gateFields,
+});
+export const CanaryWaveInputSchema = z.strictObject({
+  canary: z.array(ThingNameSchema).min(1).max(MAX_JOB_TARGETS),
+  ...gateFields,
+});
+export const WaveInputSchema = z.union([PercentWaveInputSchema, CanaryWaveInputSchema]);
+export type WaveInput = z.infer<typeof WaveInputSchema>;
+
+export const DEFAULT_FAILURE_THRESHOLD_PERCENT = 10;
+export const DEFAULT_SUCCESS_THRESHOLD_PERCENT = 90;
+
+export const CreateRolloutBodySchema = z
+  .strictObject({
+    release: SemverSchema,
+    fleets: z.array(FleetNameSchema).min(1).max(MAX_JOB_TARGETS).optional(),
+    thingGroups: z.array(GroupNameSchema).min(1).max(MAX_JOB_TARGETS).optional(),
+    waves: z.array(WaveInputSchema).min(1).max(MAX_WAVES),
+    rolloutRate: z
+      .strictObject({ maximumPerMinute: z.int().min(1).max(1000) })
+      .default({ maximumPerMinute: 1000 }),
+    inProgressTimeoutMinutes: z.int().min(1).max(10080).default(60),
+    healthDeadlineSeconds: z.int().min(5).max(86400).default(300),
+    force: z.boolean().default(false),
+  })
+  .superRefine((b, ctx) => {
+    if ((b.fleets === undefined) === (b.thingGroups === undefined)) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["fleets"],
+        message: "give exactly one of fleets or thingGroups",
+      });
+    }
+    let previous = 0;
+    b.waves.forEach((w, i) => {
+      if (w.bakeMinutes !== undefined && w.bakeSeconds !== undefined) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["waves", i, "bakeSeconds"],
+          message: "give bakeMinutes or bakeSeconds, not both",
+        });
+      }
+      if (!("percent" in w)) return;
+      if (w.percent <= previous) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["waves", i, "percent"],
+          message: `must be more than the previous wave's ${previous}`,
+        });
+      }
+      previous = w.percent;
+    });
+    const last = b.waves[b.waves.length - 1];
+    if (last && !("percent" in last && last.percent === 100)) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["waves", b.waves.length - 1],
+        message: "the last wave must be {percent: 100} so the rollout reaches the whole fleet",
+      });
+    }
+  });
+export type CreateRolloutBody = z.infer<typeof CreateRolloutBodySchema>;
+
+export const RolloutStatus = {
+  Running: "RUNNING",
+  Paused: "PAUSED",
+  Succeeded: "SUCCEEDED",
+  Aborted: "ABORTED",
+} as const;
+export type RolloutStatus = (typeof RolloutStatus)[keyof typeof RolloutStatus];
+export const TERMINAL_STATUSES: readonly RolloutStatus[] = [RolloutStatus.Succeeded, RolloutStatus.Aborted];
+
+export const WaveCountsSchema = z.object({
+  queued: z.number(),
+  inProgress: z.number(),
+  succeeded: z.number(),
+  failed: z.number(),
+  rejected: z.number(),
+  canceled: z.number(),
+  timedOut: z.number(),
+  removed: z.number(),
+});
+export type WaveCounts = z.infer<typeof WaveCountsSchema>;
+
+export const WaveSchema = z.object({
+  /** What the wave targets: bucket groups (already resolved) or named things. */
+  kind: z.enum(["percent", "canary"]),
+  percent: z.number().optional(),
+  things: z.array(z.string()).optional(),
+  groups: z.array(z.string()).optional(),
+  bakeSeconds: z.number(),
+  failureThresholdPercent: z.number(),
+  successThresholdPercent: z.number(),
+  jobId: z.string(),
+  startedAt: z.string().optional(),
+  jobCreatedAt: z.string().optional(),
+  counts: WaveCountsSchema.optional(),
+  thresholdMetAt: z.string().optional(),
+  completedAt: z.string().optional(),
+});
+export type Wave = z.infer<typeof WaveSchema>;
+
+export const TimelineEntrySchema = z.object({
+  at: z.string(),
+  event: z.string(),
+  detail: z.string().optional(),
+  by: z.string().optional(),
+});
+export type TimelineEntry = z.infer<typeof TimelineEntrySchema>;
+
+export const RolloutSchema = z.object({
+  id: RolloutIdSchema,
+  release: z.string(),
+  releaseCounter: z.number(),
+  manifestKey: z.string(),
+  imageKey: z.string(),
+  fleets: z.array(z.string()),
+  thingGroups: z.array(z.string()),
+  waves: z.array(WaveSchema).min(1),
+  current: z.int().min(0),
+  status: z.enum(["RUNNING", "PAUSED", "SUCCEEDED", "ABORTED"]),
+  reason: z.string().optional(),
+  maximumPerMinute: z.number(),
+  inProgressTimeoutMinutes: z.number(),
+  healthDeadlineSeconds: z.number(),
+  forced: z.boolean(),
+  createdAt: z.string(),
+  createdBy: z.string(),
+  updatedAt: z.string(),
+  /** Follow-up work a state change left: the current wave's job canceled, fleet locks released. */
+  cancelDone: z.boolean().optional(),
+  locksReleased: z.boolean().optional(),
+  timeline: z.array(TimelineEntrySchema),
+  /** Optimistic-lock counter: every write is conditional on the version it read. */
+  version: z.int().min(1),
+});
+export type Rollout = z.infer<typeof RolloutSchema>;
+
+/** The last job-execution outcome a device reported in a rollout (from job events). */
+export const DeviceOutcomeSchema = z.object({
+  thingName: z.string(),
+  wave: z.number(),
+  status: z.string(),
+  statusDetails: z.record(z.string(), z.string()).optional(),
+  at: z.number(),
+});
+export type DeviceOutcome = z.infer<typeof DeviceOutcomeSchema>;
+
+/** What GET /rollouts/{id} returns: the rollout and its devices' outcomes. */
+export const RolloutViewSchema = RolloutSchema.extend({ devices: z.array(DeviceOutcomeSchema).default([]) });
+export type RolloutView = z.infer<typeof RolloutViewSchema>;

@@ -1,0 +1,325 @@
+/**
+ * The operator's cloud commands end to end against the local cloud with the Lambda wiring: publish a
+ * signed release (and a bad one), register a device and connect it with the files the CLI wrote, start a
+ * canary rollout and watch it finish, pause and abort another; plus the pure parts (waves spec, rendering).
+ */
+import { readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { parseWavesSpec, renderRollout } from "../../cli/commands/rollout.ts";
+import { SchemaError } from "../../core/errors.ts";
+import type { RolloutView } from "../../functions/rollout/model.ts";
+import { startLocalCloud } from "../../local/cloud.ts";
+import type { LocalCloud } from "../../local/contracts.ts";
+import { type FunctionsWiring, startFunctionsWiring } from "../../local/functions-wiring.ts";
+import { SimDevice } from "../functions/devices.ts";
+import { keel, tempDir, writeKey } from "./helpers.ts";
+
+describe("parseWavesSpec", () => {
+  it("reads canaries, percents and fills defaults; the last wave gets no bake", () => {
+    expect(parseWavesSpec("canary:t1+t2,25,100", { bakeSeconds: 30, failureThresholdPercent: 5 })).toEqual([
+      { canary: ["t1", "t2"], bakeSeconds: 30, failureThresholdPercent: 5 },
+      { percent: 25, bakeSeconds: 30, failureThresholdPercent: 5 },
+      { percent: 100, failureThresholdPercent: 5 },
+    ]);
+  });
+
+  it("takes a JSON array of API wave objects; their own fields win over defaults", () => {
+    expect(
+      parseWavesSpec('[{"percent": 10, "bakeMinutes": 5}, {"percent": 100}]', { bakeSeconds: 30 }),
+    ).toEqual([{ percent: 10, bakeMinutes: 5 }, { percent: 100 }]);
+  });
+
+  it("names the bad item", () => {
+    expect(() => parseWavesSpec("10,half,100")).toThrow(/--waves item 2 "half"/);
+    expect(() => parseWavesSpec("canary:bad name,100")).toThrow(SchemaError);
+    expect(() => parseWavesSpec('[{"percent": 10, "bake": 1}]')).toThrow(/--waves item 1/);
+  });
+});
+
+describe("renderRollout", () => {
+  it("draws one bar per wave and a device table", () => {
+    const counts = {
+      queued: 1,
+      inProgress: 1,
+      succeeded: 6,
+      failed: 2,
+      rejected: 0,
+      canceled: 0,
+      timedOut: 0,
+      removed: 0,
+    };
+    const view: RolloutView = {
+      id: "r1",
+      release: "1.2.0",
+      releaseCounter: 3,
+      manifestKey: "m",
+      imageKey: "i",
+      fleets: ["edge"],
+      thingGroups: [],
+      waves: [
+        {
+          kind: "canary",
+          things: ["t1"],
+          bakeSeconds: 0,
+          failureThresholdPercent: 10,
+          successThresholdPercent: 90,
+          jobId: "keel-r1-w1",
+          jobCreatedAt: "x",
+          completedAt: "y",
+          counts: { ...counts, queued: 0, inProgress: 0, succeeded: 1, failed: 0 },
+        },
+        {
+          kind: "percent",
+          percent: 100,
+          groups: [],
+          bakeSeconds: 0,
+          failureThresholdPercent: 30,
+          successThresholdPercent: 90,
+          jobId: "keel-r1-w2",
+          jobCreatedAt: "x",
+          counts,
+        },
+      ],
+      current: 1,
+      status: "RUNNING",
+      maximumPerMinute: 1000,
+      inProgressTimeoutMinutes: 60,
+      healthDeadlineSeconds: 300,
+      forced: false,
+      createdAt: "2026-01-01T00:00:00.000Z",
+      createdBy: "op",
+      updatedAt: "2026-01-01T00:00:00.000Z",
+      timeline: [{ at: "2026-01-01T00:00:00.000Z", event: "created" }],
+      version: 3,
+      devices: [
+        { thingName: "t1", wave: 1, status: "SUCCEEDED", statusDetails: { version: "1.2.0" }, at: 1 },
+      ],
+    };
+    const text = renderRollout(view);
+    expect(text).toContain("rollout r1: release 1.2.0 to fleet edge — RUNNING");
+    expect(text).toMatch(/ {2}wave 1 canary t1 +\[#{30}\] done/);
+    // 6 of 10 succeeded = 18 cells, 2 failed = 6, 1 in progress = 3, 1 queued = 3.
+    expect(text).toMatch(
+      /> wave 2 100% +\[#{18}!{6}~{3}\.{3}\] running {2}6 ok, 2 failed, 1 in progress, 1 queued/,
+    );
+    expect(text).toMatch(/t1 +1 +SUCCEEDED +version=1\.2\.0/);
+  });
+});
+
+// Each test runs several CLI processes (each loads the AWS SDK): give them room on a busy machine.
+describe("keel release publish / releases / fleet / rollout against the local cloud", {
+  timeout: 180_000,
+}, () => {
+  let dir: string;
+  let cloud: LocalCloud;
+  let wiring: FunctionsWiring;
+  const devices: SimDevice[] = [];
+  const run = (...args: string[]) => keel(dir, ...args);
+
+  beforeAll(async () => {
+    dir = await tempDir("rollout-cli");
+    cloud = await startLocalCloud({ dir: join(dir, ".keel") });
+    wiring = await startFunctionsWiring(cloud, {
+      tickSeconds: 1,
+      logLevel: "silent",
+      infoFile: join(dir, ".keel", "local.json"),
+    });
+    await writeKey(dir, "k", 7);
+    await writeKey(dir, "other", 8);
+    await writeFile(join(dir, "image.squashfs"), Buffer.alloc(300_000, 5));
+    const init = await run(
+      "root",
+      "init",
+      "--keys",
+      "k.pub",
+      "--threshold",
+      "1",
+      "--sign",
+      "k.key",
+      "--out",
+      "root.json",
+    );
+    expect(init.stderr).toBe("");
+    for (const [v, c, key] of [
+      ["1.0.0", "1", "k.key"],
+      ["1.1.0", "2", "k.key"],
+      ["6.6.6", "9", "other.key"],
+    ] as const) {
+      const s = await run(
+        "release",
+        "sign",
+        "image.squashfs",
+        "--version",
+        v,
+        "--counter",
+        c,
+        "--compatible",
+        "x86_64-sim",
+        "--key",
+        key,
+        "--out",
+        `release-${v}.json`,
+      );
+      expect(s.stderr).toBe("");
+    }
+  }, 180_000);
+
+  afterAll(async () => {
+    await Promise.all(devices.map((d) => d.stop()));
+    await wiring?.stop();
+    await cloud?.stop();
+  });
+
+  it("publishes a release with its trust root and waits for VERIFIED", async () => {
+    const r = await run(
+      "release",
+      "publish",
+      "image.squashfs",
+      "release-1.0.0.json",
+      "--root",
+      "root.json",
+      "--local",
+    );
+    expect(r.stderr).toBe("");
+    expect(r.stdout).toContain("uploaded trust/root.1.json");
+    expect(r.stdout).toContain("uploaded releases/1.0.0/image.squashfs (300000 bytes)");
+    expect(r.stdout).toMatch(/release 1.0.0 VERIFIED \(counter 1, signed by 1 key\(s\) under root v1\)/);
+    expect(r.code).toBe(0);
+    expect((await run("release", "publish", "image.squashfs", "release-1.1.0.json", "--local")).code).toBe(0);
+  });
+
+  it("prints why a release was REJECTED and exits non-zero", async () => {
+    const r = await run("release", "publish", "image.squashfs", "release-6.6.6.json", "--local");
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/release 6.6.6 was REJECTED: release role .*0 valid signature\(s\) of 1 needed/);
+    const list = await run("releases", "--local");
+    expect(list.stdout).toMatch(/1\.0\.0 +VERIFIED +1 +300000/);
+    expect(list.stdout).toMatch(/6\.6\.6 +REJECTED .*not trusted for release/);
+  });
+
+  it("refuses to upload an image that is not the one the manifest signs", async () => {
+    await writeFile(join(dir, "other.squashfs"), Buffer.alloc(10, 1));
+    const r = await run("release", "publish", "other.squashfs", "release-1.0.0.json", "--local");
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(
+      /other.squashfs: is not the image release-1.0.0.json signs: image size mismatch/,
+    );
+  });
+
+  it("registers a device whose written files connect to the broker, and rolls out to it", async () => {
+    const reg = await run(
+      "fleet",
+      "register",
+      "dev-1",
+      "--fleet",
+      "edge",
+      "--out",
+      "dev-1",
+      "--version",
+      "1.0.0",
+      "--local",
+    );
+    expect(reg.stderr).toBe("");
+    expect(reg.stdout).toMatch(/registered dev-1 in fleet edge \(bucket group edge-b\d\d\)/);
+    const snippet = JSON.parse(await readFile(join(dir, "dev-1", "agent.snippet.json"), "utf8"));
+    const info = JSON.parse(await readFile(join(dir, ".keel", "local.json"), "utf8"));
+    expect(snippet).toEqual({
+      thingName: "dev-1",
+      mqtt: { endpoint: info.mqtt, cert: "cert.pem", key: "key.pem", ca: "ca.pem" },
+    });
+    const read = (f: string) => readFile(join(dir, "dev-1", f), "utf8");
+    const device = new SimDevice(
+      { thingName: "dev-1", certificatePem: await read("cert.pem"), privateKey: await read("key.pem") },
+      snippet.mqtt.endpoint,
+      await read("ca.pem"),
+      "SUCCEEDED",
+    );
+    await device.connect();
+    devices.push(device);
+    expect(
+      (await run("fleet", "register", "dev-1", "--fleet", "edge", "--out", "dev-1b", "--local")).stderr,
+    ).toMatch(/409 thing dev-1 is already registered/);
+
+    const start = await run(
+      "rollout",
+      "start",
+      "--release",
+      "1.1.0",
+      "--fleet",
+      "edge",
+      "--waves",
+      "canary:dev-1,100",
+      "--bake",
+      "0s",
+      "--local",
+    );
+    expect(start.stderr).toBe("");
+    const id = /started rollout (\S+)/.exec(start.stdout)?.[1] ?? "";
+    const watch = await run("rollout", "status", id, "--watch", "--interval", "0.2", "--local");
+    expect(watch.stdout).toContain(`rollout ${id}: release 1.1.0 to fleet edge — SUCCEEDED`);
+    // The canary is also in its bucket group, so wave 2 reached it again; the table shows its latest outcome.
+    expect(watch.stdout).toMatch(/dev-1 +2 +SUCCEEDED +version=1\.1\.0/);
+    expect(watch.stdout).toMatch(/ {2}wave 1 canary dev-1 +\[#{30}\] done {2}1 ok/);
+    // The fleet's versions follow the device events and the rollout's last effect: allow them to land.
+    await vi.waitFor(
+      async () => {
+        const fleet = await run("fleet", "status", "edge", "--local");
+        expect(fleet.stdout).toContain("fleet edge: 1 device(s), reached 1.1.0");
+        expect(fleet.stdout).toMatch(/1\.1\.0 +1/);
+      },
+      { timeout: 20_000, interval: 200 },
+    );
+    expect((await run("rollout", "list", "--local")).stdout).toMatch(
+      new RegExp(`${id} +1\\.1\\.0 +edge +SUCCEEDED +2/2`),
+    );
+  });
+
+  it("pauses, resumes and aborts a rollout; a change that does not apply fails with the API's reason", async () => {
+    // lab-1 never connects, so its canary wave keeps the rollout running.
+    expect(
+      (await run("fleet", "register", "lab-1", "--fleet", "lab", "--out", "lab-1", "--local")).code,
+    ).toBe(0);
+    const start = await run(
+      "rollout",
+      "start",
+      "--release",
+      "1.1.0",
+      "--fleet",
+      "lab",
+      "--waves",
+      "canary:lab-1,50,100",
+      "--local",
+    );
+    const id = /started rollout (\S+)/.exec(start.stdout)?.[1] ?? "";
+    expect((await run("rollout", "pause", id, "--local")).stdout).toBe(`rollout ${id} is PAUSED\n`);
+    expect((await run("rollout", "resume", id, "--local")).stdout).toBe(`rollout ${id} is RUNNING\n`);
+    const abort = await run("rollout", "abort", id, "--reason", "wrong build", "--local");
+    expect(abort.stdout).toMatch(
+      new RegExp(
+        `rollout ${id} is ABORTED: aborted by arn:aws:iam::000000000000:user/keel-local: wrong build`,
+      ),
+    );
+    const again = await run("rollout", "abort", id, "--local");
+    expect(again.code).toBe(1);
+    expect(again.stderr).toMatch(/409 rollout .* is already ABORTED/);
+  });
+
+  it("reports a bad rollout request with the field the API named", async () => {
+    const r = await run(
+      "rollout",
+      "start",
+      "--release",
+      "1.1.0",
+      "--fleet",
+      "edge",
+      "--waves",
+      "50,20,100",
+      "--local",
+    );
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(
+      /400 invalid rollout request: waves\[1\]\.percent: must be more than the previous wave's 50/,
+    );
+  });
+});

@@ -1,0 +1,305 @@
+/**
+ * The rollout API through the local Function URL: SigV4 checks (403), every bad body a 400 naming the
+ * field, 404s, and the rollout rules (409 with the reason). Nothing is changed by a refused request.
+ */
+import { request } from "node:http";
+import { Sha256 } from "@aws-crypto/sha256-js";
+import { CreateThingGroupCommand, DescribeJobCommand } from "@aws-sdk/client-iot";
+import { SignatureV4 } from "@smithy/signature-v4";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { ApiClient, ApiError } from "../../cli/api-client.ts";
+import type { Rollout } from "../../functions/rollout/model.ts";
+import type { Store } from "../../functions/store.ts";
+import { LOCAL_CREDENTIALS } from "../../local/contracts.ts";
+import { type FunctionsWiring, startFunctionsWiring } from "../../local/functions-wiring.ts";
+import { startTestCloud, type TestCloud } from "./cloud.ts";
+import { makeRelease, makeTrust, putBytes, putJson } from "./fixtures.ts";
+
+let cloud: TestCloud;
+let wiring: FunctionsWiring;
+let api: ApiClient;
+let store: Store;
+const trust = makeTrust();
+const image = new Uint8Array(1024).fill(1);
+
+beforeAll(async () => {
+  cloud = await startTestCloud();
+  wiring = await startFunctionsWiring(cloud, {
+    tickSeconds: 3600,
+    logLevel: "silent",
+    fleets: ["edge", "lab"],
+  });
+  api = new ApiClient({ apiUrl: wiring.apiUrl, region: cloud.info.region, credentials: LOCAL_CREDENTIALS });
+  store = cloud.store;
+  await putJson(cloud.s3, cloud.info.bucket, "trust/root.1.json", trust.root1);
+  await putBytes(cloud.s3, cloud.info.bucket, "releases/2.0.0/image.squashfs", image);
+  await putJson(
+    cloud.s3,
+    cloud.info.bucket,
+    "releases/2.0.0/release.json",
+    makeRelease({ version: "2.0.0", counter: 2, image, key: trust.key }),
+  );
+  // 2.1.0 has no image: REJECTED.
+  await putJson(
+    cloud.s3,
+    cloud.info.bucket,
+    "releases/2.1.0/release.json",
+    makeRelease({ version: "2.1.0", counter: 3, image, key: trust.key }),
+  );
+  await vi.waitFor(
+    async () => {
+      expect((await store.getRelease("2.0.0"))?.status).toBe("VERIFIED");
+      expect((await store.getRelease("2.1.0"))?.status).toBe("REJECTED");
+    },
+    { timeout: 15_000, interval: 50 },
+  );
+});
+
+afterAll(async () => {
+  await wiring?.stop();
+  await cloud?.stop();
+});
+
+async function failure(p: Promise<unknown>): Promise<ApiError> {
+  const e = await p.then(
+    () => undefined,
+    (err: unknown) => err,
+  );
+  if (!(e instanceof ApiError)) throw new Error(`expected an ApiError, got ${String(e)}`);
+  return e;
+}
+
+function raw(method: string, path: string, headers: Record<string, string>, body = ""): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = request(new URL(path, wiring.apiUrl), { method, headers }, (res) => {
+      res.resume();
+      res.on("end", () => resolve(res.statusCode ?? 0));
+    });
+    req.on("error", reject);
+    req.end(body);
+  });
+}
+
+const good = { release: "2.0.0", fleets: ["edge"], waves: [{ percent: 10 }, { percent: 100 }] };
+
+describe("SigV4 on the Function URL", () => {
+  it("accepts a request signed with the local credentials", async () => {
+    expect(await api.get("/releases")).toMatchObject({ releases: expect.any(Array) });
+  });
+
+  it("answers 403 to an unsigned request", async () => {
+    expect(await raw("GET", "/releases", {})).toBe(403);
+  });
+
+  it("answers 403 to a request signed with another secret", async () => {
+    const other = new ApiClient({
+      apiUrl: wiring.apiUrl,
+      region: cloud.info.region,
+      credentials: { accessKeyId: LOCAL_CREDENTIALS.accessKeyId, secretAccessKey: "wrong" },
+    });
+    expect((await failure(other.get("/releases"))).status).toBe(403);
+  });
+
+  it("answers 403 when the body was changed after signing", async () => {
+    const url = new URL("/rollouts", wiring.apiUrl);
+    const signer = new SignatureV4({
+      credentials: LOCAL_CREDENTIALS,
+      region: cloud.info.region,
+      service: "lambda",
+      sha256: Sha256,
+    });
+    const body = JSON.stringify(good);
+    const signed = await signer.sign({
+      method: "POST",
+      protocol: "http:",
+      hostname: url.hostname,
+      port: Number(url.port),
+      path: url.pathname,
+      query: {},
+      headers: { host: url.host, "content-type": "application/json" },
+      body,
+    });
+    const tampered = body.replace("edge", "lab!");
+    expect(await raw("POST", "/rollouts", signed.headers, tampered)).toBe(403);
+    // Without the content hash header, the signature itself no longer matches.
+    const { "x-amz-content-sha256": _drop, ...noHash } = signed.headers;
+    expect(await raw("POST", "/rollouts", noHash, tampered)).toBe(403);
+    expect(await store.listRollouts("all")).toEqual([]);
+  });
+});
+
+describe("bad bodies get a 400 naming the field, and change nothing", () => {
+  const cases: Array<[string, unknown, string]> = [
+    ["missing release", { fleets: ["edge"], waves: [{ percent: 100 }] }, "release"],
+    ["release not semver", { ...good, release: "v2" }, "release"],
+    ["neither fleets nor thingGroups", { release: "2.0.0", waves: [{ percent: 100 }] }, "fleets"],
+    ["fleet name with a slash", { ...good, fleets: ["ed/ge"] }, "fleets[0]"],
+    ["fleet not in FLEETS", { ...good, fleets: ["prod"] }, "fleets[0]"],
+    ["no waves", { ...good, waves: [] }, "waves"],
+    ["percent above 100", { ...good, waves: [{ percent: 150 }] }, "waves[0].percent"],
+    [
+      "percents not increasing",
+      { ...good, waves: [{ percent: 50 }, { percent: 20 }, { percent: 100 }] },
+      "waves[1].percent",
+    ],
+    ["last wave short of 100", { ...good, waves: [{ percent: 50 }] }, "waves[0]"],
+    ["wave with an unknown field", { ...good, waves: [{ percent: 100, bake: 3 }] }, "waves[0]"],
+    [
+      "canary with a bad thing name",
+      { ...good, waves: [{ canary: ["a b"] }, { percent: 100 }] },
+      "waves[0].canary[0]",
+    ],
+    [
+      "both bake units",
+      { ...good, waves: [{ percent: 100, bakeMinutes: 1, bakeSeconds: 5 }] },
+      "waves[0].bakeSeconds",
+    ],
+    [
+      "negative threshold",
+      { ...good, waves: [{ percent: 100, failureThresholdPercent: -1 }] },
+      "waves[0].failureThresholdPercent",
+    ],
+    [
+      "rollout rate out of range",
+      { ...good, rolloutRate: { maximumPerMinute: 0 } },
+      "rolloutRate.maximumPerMinute",
+    ],
+    ["timeout out of range", { ...good, inProgressTimeoutMinutes: 0 }, "inProgressTimeoutMinutes"],
+    ["health deadline not an integer", { ...good, healthDeadlineSeconds: 1.5 }, "healthDeadlineSeconds"],
+    ["force not a boolean", { ...good, force: "yes" }, "force"],
+    ["unknown top-level field", { ...good, colour: "red" }, ""],
+    [
+      "a wave that adds no bucket",
+      { ...good, waves: [{ percent: 10.2 }, { percent: 10.5 }, { percent: 100 }] },
+      "waves[1].percent",
+    ],
+  ];
+  it.each(cases)("%s → 400 at %s", async (_name, body, path) => {
+    const e = await failure(api.post("/rollouts", body));
+    expect(e.status).toBe(400);
+    expect(e.issues.map((i) => i.path)).toContain(path);
+    expect(await store.listRollouts("all")).toEqual([]);
+  });
+
+  it("canary things and thing groups that do not exist → 400 naming them", async () => {
+    const e = await failure(
+      api.post("/rollouts", {
+        release: "2.0.0",
+        thingGroups: ["no-such-group"],
+        waves: [{ canary: ["ghost"] }, { percent: 100 }],
+      }),
+    );
+    expect(e.status).toBe(400);
+    expect(e.issues).toEqual([
+      { path: "thingGroups[0]", message: "thing group no-such-group does not exist" },
+      { path: "waves[0].canary[0]", message: "thing ghost does not exist" },
+    ]);
+    expect(await store.listRollouts("all")).toEqual([]);
+  });
+
+  it("a body that is not JSON → 400", async () => {
+    const url = new URL("/rollouts", wiring.apiUrl);
+    const signer = new SignatureV4({
+      credentials: LOCAL_CREDENTIALS,
+      region: cloud.info.region,
+      service: "lambda",
+      sha256: Sha256,
+    });
+    const signed = await signer.sign({
+      method: "POST",
+      protocol: "http:",
+      hostname: url.hostname,
+      port: Number(url.port),
+      path: url.pathname,
+      query: {},
+      headers: { host: url.host },
+      body: "{oops",
+    });
+    expect(await raw("POST", "/rollouts", signed.headers, "{oops")).toBe(400);
+  });
+
+  it("pause/abort bodies and thing registrations are checked too", async () => {
+    expect((await failure(api.post("/rollouts/nope/abort", { reason: 5 }))).issues[0]?.path).toBe("reason");
+    expect((await failure(api.post("/fleets/edge/things", { thingName: "bad name" }))).issues[0]?.path).toBe(
+      "thingName",
+    );
+    expect(
+      (await failure(api.post("/fleets/edge/things", { thingName: "ok", version: "one" }))).issues[0]?.path,
+    ).toBe("version");
+  });
+});
+
+describe("404 and 409", () => {
+  it("404 for an unknown rollout, route or fleet", async () => {
+    expect((await failure(api.get("/rollouts/r-unknown"))).status).toBe(404);
+    expect((await failure(api.post("/rollouts/r-unknown/pause"))).status).toBe(404);
+    expect((await failure(api.get("/nothing"))).status).toBe(404);
+    expect((await failure(api.get("/fleets/prod"))).status).toBe(404);
+  });
+
+  it("409 with the reason for a release that is REJECTED or unknown", async () => {
+    const rejected = await failure(api.post("/rollouts", { ...good, release: "2.1.0" }));
+    expect(rejected.status).toBe(409);
+    expect(rejected.message).toMatch(
+      /release 2.1.0 is REJECTED: image object releases\/2.1.0\/image.squashfs does not exist/,
+    );
+    expect((await failure(api.post("/rollouts", { ...good, release: "9.9.9" }))).message).toMatch(
+      /not registered/,
+    );
+  });
+
+  it("one rollout at a time per fleet unless forced", async () => {
+    // A device that never connects keeps the canary wave, and so the rollout, running.
+    await api.post("/fleets/edge/things", { thingName: "edge-offline" });
+    const first = (await api.post("/rollouts", {
+      ...good,
+      waves: [{ canary: ["edge-offline"] }, { percent: 100 }],
+    })) as Rollout;
+    expect(first.status).toBe("RUNNING");
+    const busy = await failure(api.post("/rollouts", good));
+    expect(busy.status).toBe(409);
+    expect(busy.message).toContain(`edge already has rollout ${first.id}`);
+    const forced = (await api.post("/rollouts", { ...good, force: true })) as Rollout;
+    expect(forced.forced).toBe(true);
+    // The other fleet is free (and, with no devices yet, its waves pass at once).
+    const lab = (await api.post("/rollouts", { ...good, fleets: ["lab"] })) as Rollout;
+    expect(lab.status).toBe("SUCCEEDED");
+    // Abort applies once; the second is a 409.
+    await api.post(`/rollouts/${first.id}/abort`, { reason: "superseded" });
+    const again = await failure(api.post(`/rollouts/${first.id}/abort`));
+    expect(again.status).toBe(409);
+    const view = (await api.get(`/rollouts/${first.id}`)) as Rollout;
+    expect(view.reason).toBe("aborted by arn:aws:iam::000000000000:user/keel-local: superseded");
+    const list = (await api.get("/rollouts")) as { rollouts: Rollout[] };
+    expect(list.rollouts.map((r) => r.id).sort()).toEqual([first.id, forced.id, lab.id].sort());
+  });
+
+  it("a rollout to an existing thing group targets the group itself", async () => {
+    await cloud.iotClient.send(new CreateThingGroupCommand({ thingGroupName: "lab-bench" }));
+    const r = (await api.post("/rollouts", {
+      release: "2.0.0",
+      thingGroups: ["lab-bench"],
+      waves: [{ percent: 100 }],
+    })) as Rollout;
+    const job = await cloud.iotClient.send(new DescribeJobCommand({ jobId: `keel-${r.id}-w1` }));
+    expect(job.job?.targets).toEqual([
+      `arn:aws:iot:${cloud.info.region}:${cloud.info.account}:thinggroup/lab-bench`,
+    ]);
+  });
+
+  it("registering a thing twice is a 409", async () => {
+    const t = (await api.post("/fleets/lab/things", { thingName: "lab-1", version: "2.0.0" })) as {
+      certificatePem: string;
+      privateKey: string;
+      group: string;
+      endpoint: string;
+    };
+    expect(t.certificatePem).toMatch(/BEGIN CERTIFICATE/);
+    expect(t.privateKey).toMatch(/PRIVATE KEY/);
+    expect(t.group).toMatch(/^lab-b\d\d$/);
+    expect(t.endpoint).toMatch(/^127\.0\.0\.1:\d+$/);
+    expect((await failure(api.post("/fleets/lab/things", { thingName: "lab-1" }))).status).toBe(409);
+    const fleet = (await api.get("/fleets/lab")) as { devices: number; versions: Record<string, number> };
+    expect(fleet).toMatchObject({ devices: 1, versions: { "2.0.0": 1 } });
+  });
+});

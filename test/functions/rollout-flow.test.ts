@@ -1,0 +1,335 @@
+/**
+ * The rollout engine end to end: the rollout API over signed HTTP (local wiring), advance-rollout driven
+ * by the IoT stand-in's job events and the schedule, devices as MQTT clients answering their jobs.
+ */
+import { DescribeJobCommand, ListJobsCommand } from "@aws-sdk/client-iot";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { ApiClient, ApiError } from "../../cli/api-client.ts";
+import { bucketOf } from "../../core/waves.ts";
+import { createAdvanceRolloutHandler } from "../../functions/advance-rollout/app.ts";
+import { parseEnv } from "../../functions/env.ts";
+import type { Rollout } from "../../functions/rollout/model.ts";
+import type { Store } from "../../functions/store.ts";
+import { LOCAL_CREDENTIALS } from "../../local/contracts.ts";
+import { type FunctionsWiring, startFunctionsWiring } from "../../local/functions-wiring.ts";
+import { startTestCloud, type TestCloud } from "./cloud.ts";
+import { type Credentials, type Outcome, SimDevice } from "./devices.ts";
+import { envFor, makeRelease, makeTrust, putBytes, putJson } from "./fixtures.ts";
+
+let cloud: TestCloud;
+let wiring: FunctionsWiring;
+let api: ApiClient;
+let store: Store;
+const devices: SimDevice[] = [];
+const trust = makeTrust();
+const image = new Uint8Array(2048).fill(3);
+
+async function publish(version: string, counter: number) {
+  await putBytes(cloud.s3, cloud.info.bucket, `releases/${version}/image.squashfs`, image);
+  await putJson(
+    cloud.s3,
+    cloud.info.bucket,
+    `releases/${version}/release.json`,
+    makeRelease({ version, counter, image, key: trust.key }),
+  );
+  // Registration runs from s3rver's ObjectCreated event through the wiring.
+  await vi.waitFor(async () => expect((await store.getRelease(version))?.status).toBe("VERIFIED"), {
+    timeout: 10_000,
+  });
+}
+
+async function registerDevice(fleet: string, name: string, outcome: Outcome): Promise<SimDevice> {
+  const creds = (await api.post(`/fleets/${fleet}/things`, {
+    thingName: name,
+    version: "1.0.0",
+  })) as Credentials;
+  const d = new SimDevice(creds, cloud.broker.url, cloud.ca.caCertPem, outcome);
+  await d.connect();
+  devices.push(d);
+  return d;
+}
+
+/** Names whose buckets fall below and above 50, so both halves of a 50 % wave have devices. */
+function namesAround(prefix: string, below: number, above: number): string[] {
+  const lo: string[] = [];
+  const hi: string[] = [];
+  for (let i = 0; lo.length < below || hi.length < above; i++) {
+    const n = `${prefix}-${i}`;
+    if (bucketOf(n) < 50 && lo.length < below) lo.push(n);
+    else if (bucketOf(n) >= 50 && hi.length < above) hi.push(n);
+  }
+  return [...lo, ...hi];
+}
+
+type RolloutView = Rollout & { devices: Array<{ thingName: string; status: string }> };
+const getRollout = async (id: string) =>
+  (await api.get(`/rollouts/${id}`)) as Rollout & { devices: Array<{ thingName: string; status: string }> };
+
+async function until(id: string, pred: (r: RolloutView) => boolean, what: string): Promise<RolloutView> {
+  let last: RolloutView | undefined;
+  await vi.waitFor(
+    async () => {
+      last = await getRollout(id);
+      if (!pred(last))
+        throw new Error(`waiting for ${what}; rollout is ${last.status} at wave ${last.current + 1}`);
+    },
+    { timeout: 15_000, interval: 50 },
+  );
+  return last as RolloutView;
+}
+
+beforeAll(async () => {
+  cloud = await startTestCloud();
+  // A long tick: the tests drive the schedule with wiring.tick() after moving the manual clock.
+  wiring = await startFunctionsWiring(cloud, { tickSeconds: 3600, logLevel: "silent" });
+  api = new ApiClient({ apiUrl: wiring.apiUrl, region: cloud.info.region, credentials: LOCAL_CREDENTIALS });
+  store = cloud.store;
+  await putJson(cloud.s3, cloud.info.bucket, "trust/root.1.json", trust.root1);
+  await publish("1.0.0", 1);
+  await publish("1.1.0", 2);
+});
+
+afterAll(async () => {
+  await Promise.all(devices.map((d) => d.stop()));
+  await wiring?.stop();
+  await cloud?.stop();
+});
+
+describe("a three-wave rollout", () => {
+  it("advances canary → 50 % (baking) → 100 % as devices succeed, then SUCCEEDED", async () => {
+    const names = namesAround("edge", 3, 3);
+    for (const n of names) await registerDevice("edge", n, "SUCCEEDED");
+    const canary = names[0] as string;
+    const created = (await api.post("/rollouts", {
+      release: "1.1.0",
+      fleets: ["edge"],
+      waves: [{ canary: [canary] }, { percent: 50, bakeSeconds: 120 }, { percent: 100 }],
+    })) as Rollout;
+    expect(created.waves[0]?.jobCreatedAt).toBeDefined(); // the API starts wave 1 at once
+
+    // Canary succeeds → job event → wave 2 job; 50 % succeeds → baking (clock has not moved).
+    let r = await until(
+      created.id,
+      (x) => x.current === 1 && x.waves[1]?.thresholdMetAt !== undefined,
+      "wave 2 to bake",
+    );
+    expect(r.waves[1]?.counts?.succeeded).toBe(3);
+    await wiring.tick();
+    expect((await getRollout(created.id)).current).toBe(1); // still baking
+
+    cloud.clock.advance(121_000);
+    await wiring.tick();
+    r = await until(created.id, (x) => x.status === "SUCCEEDED", "SUCCEEDED");
+    expect(r.waves.map((w) => w.counts?.succeeded)).toEqual([1, 3, 3]);
+    expect(r.timeline.map((t) => t.event)).toContain("succeeded");
+
+    // Outcomes are recorded from the execution events, which may land just after the job's own event.
+    const view = await until(created.id, (x) => x.devices.length === 6, "six device outcomes");
+    expect(view.devices.every((d) => d.status === "SUCCEEDED")).toBe(true);
+    const jobs = await cloud.iotClient.send(new ListJobsCommand({}));
+    expect(
+      jobs.jobs
+        ?.map((j) => j.jobId)
+        .filter((j) => j?.includes(created.id))
+        .sort(),
+    ).toEqual([1, 2, 3].map((n) => `keel-${created.id}-w${n}`));
+    // Devices got the job document with the placeholders presigned against the local S3.
+    const doc = devices[0]?.documents[0];
+    expect(doc).toMatchObject({ operation: "keel.update", version: "1.1.0", rolloutId: created.id });
+    expect(String(doc?.manifestUrl)).toMatch(
+      /^http:\/\/127\.0\.0\.1:\d+\/keel-releases\/releases\/1\.1\.0\/release\.json\?/,
+    );
+    // The fleet's versions follow the device events and the rollout's last effect: allow them to land.
+    await vi.waitFor(
+      async () => {
+        const fleet = (await api.get("/fleets/edge")) as {
+          versions: Record<string, number>;
+          highestVersion: string;
+        };
+        expect(fleet.versions).toEqual({ "1.1.0": 6 });
+        expect(fleet.highestVersion).toBe("1.1.0");
+      },
+      { timeout: 15_000, interval: 50 },
+    );
+  });
+
+  it("refuses a rollout that would downgrade the fleet", async () => {
+    const err = await api
+      .post("/rollouts", { release: "1.0.0", fleets: ["edge"], waves: [{ percent: 100 }] })
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ApiError);
+    expect((err as ApiError).status).toBe(409);
+    expect((err as ApiError).message).toMatch(/downgrade for fleet edge/);
+  });
+});
+
+describe("abort on the failure threshold", () => {
+  it("aborts, cancels the wave's job and records the reason when failures pass the threshold", async () => {
+    const names = namesAround("bad", 2, 2);
+    const outcomes: Outcome[] = ["FAILED", "SUCCEEDED", "FAILED", "SUCCEEDED"];
+    for (const [i, n] of names.entries()) await registerDevice("bad", n, outcomes[i] ?? "SUCCEEDED");
+    // One silent device keeps the job open, so the cancel has something queued to cancel.
+    await registerDevice("bad", namesAround("bad-silent", 1, 0)[0] as string, "SILENT");
+    const created = (await api.post("/rollouts", {
+      release: "1.1.0",
+      fleets: ["bad"],
+      waves: [{ percent: 100, failureThresholdPercent: 20 }],
+    })) as Rollout;
+    const r = await until(created.id, (x) => x.status === "ABORTED" && x.cancelDone === true, "ABORTED");
+    // 1 failure of 5 is 20 %, not more than 20 %; the second failure passes the threshold.
+    expect(r.reason).toBe("wave 1: 2 of 5 device(s) failed (40% > threshold 20%)");
+    expect(r.timeline.map((t) => t.event)).toEqual(expect.arrayContaining(["aborted", "job-canceled"]));
+    const job = await cloud.iotClient.send(new DescribeJobCommand({ jobId: `keel-${created.id}-w1` }));
+    expect(job.job?.status).toBe("CANCELED");
+    expect(job.job?.reasonCode).toBe("KEEL_ROLLOUT_ABORTED");
+    // The fleet is free again.
+    const fleet = (await api.get("/fleets/bad")) as { activeRollout?: unknown };
+    expect(fleet.activeRollout).toBeUndefined();
+  });
+});
+
+describe("pause and resume", () => {
+  it("a paused rollout records progress but does not advance until resumed", async () => {
+    const names = namesAround("pz", 2, 2);
+    for (const n of names) await registerDevice("pz", n, "SUCCEEDED");
+    const created = (await api.post("/rollouts", {
+      release: "1.1.0",
+      fleets: ["pz"],
+      // The bake keeps wave 1 open (the manual clock does not move) until the pause has landed.
+      waves: [{ percent: 50, bakeSeconds: 60 }, { percent: 100 }],
+    })) as Rollout;
+    const paused = (await api.post(`/rollouts/${created.id}/pause`)) as Rollout;
+    expect(paused.status).toBe("PAUSED");
+    await until(created.id, (x) => x.waves[0]?.counts?.succeeded === 2, "wave 1 devices to succeed");
+    cloud.clock.advance(61_000);
+    await wiring.tick();
+    let r = await getRollout(created.id);
+    expect(r.status).toBe("PAUSED");
+    expect(r.current).toBe(0);
+    expect(r.waves[1]?.jobCreatedAt).toBeUndefined();
+    const again = await api.post(`/rollouts/${created.id}/pause`).catch((e: unknown) => e);
+    expect((again as ApiError).status).toBe(409);
+
+    await api.post(`/rollouts/${created.id}/resume`); // the API runs the gate at once: bake is over
+    r = await until(created.id, (x) => x.status === "SUCCEEDED", "SUCCEEDED after resume");
+    expect(r.timeline.map((t) => t.event)).toEqual(
+      expect.arrayContaining(["paused", "resumed", "succeeded"]),
+    );
+    const audit = await store.listAudit();
+    // Entries written in the same (manual-clock) millisecond have no order between them.
+    expect(
+      audit
+        .filter((a) => a.target === created.id)
+        .map((a) => a.action)
+        .sort(),
+    ).toEqual(["rollout.create", "rollout.pause", "rollout.resume"]);
+    expect(audit.every((a) => a.who === "arn:aws:iam::000000000000:user/keel-local")).toBe(true);
+  });
+});
+
+describe("duplicate and concurrent advance invocations", () => {
+  it("advance each wave once and create its job once; a concurrent pause is not lost", async () => {
+    const names = namesAround("cc", 2, 2);
+    for (const n of names) await registerDevice("cc", n, "SUCCEEDED");
+    const created = (await api.post("/rollouts", {
+      release: "1.1.0",
+      fleets: ["cc"],
+      waves: [
+        { percent: 50, bakeSeconds: 60 },
+        { percent: 100, bakeSeconds: 600 },
+      ],
+    })) as Rollout;
+    await until(created.id, (x) => x.waves[0]?.thresholdMetAt !== undefined, "wave 1 to bake");
+    // Bake over: the next invocation will advance. Eight invocations race for it.
+    cloud.clock.advance(61_000);
+    const advance = createAdvanceRolloutHandler(
+      parseEnv(
+        envFor(cloud.info, {
+          IOT_ENDPOINT: cloud.info.iot,
+          PRESIGN_ROLE_ARN: "arn:aws:iam::000000000000:role/presign",
+        }),
+      ),
+      { now: () => cloud.clock.now() },
+    );
+    const tick = { source: "aws.events", "detail-type": "Scheduled Event" };
+    await Promise.all(Array.from({ length: 8 }, () => advance(tick)));
+    let r = await until(created.id, (x) => x.waves[1]?.counts?.succeeded === 2, "wave 2 devices to succeed");
+    let events = r.timeline.map((t) => t.event);
+    expect(events.filter((e) => e === "wave-started")).toHaveLength(1);
+    expect(events.filter((e) => e === "job-created")).toHaveLength(2);
+    const jobIds = (await cloud.iotClient.send(new ListJobsCommand({}))).jobs
+      ?.map((j) => j.jobId)
+      .filter((j) => j?.includes(created.id));
+    expect(jobIds?.sort()).toEqual([`keel-${created.id}-w1`, `keel-${created.id}-w2`]);
+
+    // The last wave's bake is over: invocations that would finish the rollout race with a pause. Either
+    // may win, but the loser must see the winner's write: pause accepted ⇒ PAUSED and not finished;
+    // pause refused (409) ⇒ SUCCEEDED and never paused. A lost update would break one of the two.
+    cloud.clock.advance(601_000);
+    const results = await Promise.allSettled([
+      ...Array.from({ length: 4 }, () => advance(tick)),
+      api.post(`/rollouts/${created.id}/pause`),
+      ...Array.from({ length: 4 }, () => advance(tick)),
+    ]);
+    const pauseResult = results[4];
+    const others = results.filter((_, i) => i !== 4);
+    expect(others.filter((x) => x.status === "rejected")).toEqual([]);
+    r = await getRollout(created.id);
+    events = r.timeline.map((t) => t.event);
+    if (!pauseResult) throw new Error("no result for the pause");
+    if (pauseResult.status === "fulfilled") {
+      expect(r.status).toBe("PAUSED");
+      expect(events.filter((e) => e === "paused")).toHaveLength(1);
+      expect(events).not.toContain("succeeded");
+    } else {
+      expect((pauseResult.reason as ApiError).status).toBe(409);
+      expect(r.status).toBe("SUCCEEDED");
+      expect(events).not.toContain("paused");
+    }
+
+    // A repeat with nothing new to see writes nothing.
+    const before = (await getRollout(created.id)).version;
+    await advance(tick);
+    expect((await getRollout(created.id)).version).toBe(before);
+  });
+
+  it("device successes cost no DescribeJob: a wave of 8 devices is read once at start and once at completion", async () => {
+    const names = namesAround("many", 4, 4);
+    for (const n of names) await registerDevice("many", n, "SUCCEEDED");
+    const before = cloud.iot.stats().apiCalls.DescribeJob ?? 0;
+    const created = (await api.post("/rollouts", {
+      release: "1.1.0",
+      fleets: ["many"],
+      waves: [{ percent: 100, bakeSeconds: 3600 }],
+    })) as Rollout;
+    await until(
+      created.id,
+      (x) => x.waves[0]?.counts?.succeeded === 8 && x.devices.length === 8,
+      "all 8 to succeed",
+    );
+    const calls = (cloud.iot.stats().apiCalls.DescribeJob ?? 0) - before;
+    // One when the API started the wave, one on the job's `completed` event; none per device event.
+    expect(calls).toBeLessThanOrEqual(2);
+  });
+
+  it("a schedule tick costs one DescribeJob per active rollout, whatever the number of devices", async () => {
+    // Devices that never answer keep this rollout active.
+    for (const n of namesAround("tk", 3, 3)) await registerDevice("tk", n, "SILENT");
+    await api.post("/rollouts", {
+      release: "1.1.0",
+      fleets: ["tk"],
+      waves: [{ percent: 50 }, { percent: 100 }],
+    });
+    const before = cloud.iot.stats().apiCalls;
+    await wiring.tick();
+    const after = cloud.iot.stats().apiCalls;
+    const delta = (op: string) => (after[op] ?? 0) - (before[op] ?? 0);
+    const active = (await api.get("/rollouts")) as { rollouts: Rollout[] };
+    const running = active.rollouts.filter((x) => x.status === "RUNNING" || x.status === "PAUSED").length;
+    expect(running).toBeGreaterThan(0);
+    expect(delta("DescribeJob")).toBe(running);
+    expect(
+      delta("DescribeJobExecution") + delta("ListJobExecutionsForJob") + delta("ListThingsInThingGroup"),
+    ).toBe(0);
+  });
+});
