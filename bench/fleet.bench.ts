@@ -1,0 +1,152 @@
+/**
+ * Fleet benchmark: a three-wave rollout (1 %, 10 %, 100 %) of a small image to a simulated fleet of real
+ * agents on the local cloud, at 1,000 nodes, printed beside the same run at 100 nodes (the baseline,
+ * measured in the same process). Figures: wall time of the rollout, IoT control-plane calls made while it
+ * ran (by the functions: nothing else calls IoT then), MQTT messages through the stand-in, peak RSS.
+ * Registration (thing, certificate, bucket group per device) is measured apart: it grows with the fleet by
+ * nature. Not part of `npm test`.
+ */
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { cliTooling } from "../cli/commands/dev.ts";
+import { RolloutSchema, RolloutViewSchema } from "../functions/rollout/model.ts";
+import { publishDemoReleases, startDevEnvironment } from "../local/fleet/environment.ts";
+
+interface Figures {
+  devices: number;
+  setupSeconds: number;
+  registrationCalls: number;
+  rolloutSeconds: number;
+  rolloutCalls: number;
+  callsByOp: Record<string, number>;
+  mqttIn: number;
+  mqttOut: number;
+  peakRssMiB: number;
+  status: string;
+}
+
+/** The IoT clock runs 10× so the stand-in's rollout rate (≤ 1000 devices/minute) does not dominate. */
+const TIME_SCALE = 10;
+
+function sum(o: Record<string, number>): number {
+  return Object.values(o).reduce((a, b) => a + b, 0);
+}
+
+function diff(after: Record<string, number>, before: Record<string, number>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(after)) {
+    const d = v - (before[k] ?? 0);
+    if (d > 0) out[k] = d;
+  }
+  return out;
+}
+
+async function measure(devices: number): Promise<Figures> {
+  const tmp = await mkdtemp(join(tmpdir(), `keel-bench-fleet-${devices}-`));
+  const dir = join(tmp, "keel");
+  let peak = process.memoryUsage().rss;
+  const sampler = setInterval(() => {
+    peak = Math.max(peak, process.memoryUsage().rss);
+  }, 100);
+  const t0 = performance.now();
+  const env = await startDevEnvironment({
+    dir,
+    fleet: "bench",
+    devices,
+    timeScale: TIME_SCALE,
+    tickSeconds: 10, // one schedule tick per real second
+    tooling: cliTooling(dir),
+  });
+  try {
+    await env.fleet.waitSettled(600_000);
+    const setupSeconds = (performance.now() - t0) / 1000;
+    const registrationCalls = sum(env.cloud.iot.stats().apiCalls);
+    await publishDemoReleases(env, () => {});
+    const before = env.cloud.iot.stats();
+    const api = env.tooling.api;
+    const t1 = performance.now();
+    const created = RolloutSchema.parse(
+      await api.post("/rollouts", {
+        release: "1.1.0",
+        fleets: ["bench"],
+        waves: [
+          { percent: 1, successThresholdPercent: 100 },
+          { percent: 10, successThresholdPercent: 100 },
+          { percent: 100, successThresholdPercent: 100 },
+        ],
+        healthDeadlineSeconds: 60,
+      }),
+    );
+    let status = created.status;
+    while (status !== "SUCCEEDED" && status !== "ABORTED") {
+      await new Promise((r) => setTimeout(r, 500));
+      status = RolloutViewSchema.parse(await api.get(`/rollouts/${created.id}`)).status;
+      if (performance.now() - t1 > 900_000) throw new Error(`rollout still ${status} after 15 minutes`);
+    }
+    await env.fleet.waitSettled(300_000);
+    const rolloutSeconds = (performance.now() - t1) / 1000;
+    const after = env.cloud.iot.stats();
+    const callsByOp = diff(after.apiCalls, before.apiCalls);
+    return {
+      devices,
+      setupSeconds,
+      registrationCalls,
+      rolloutSeconds,
+      rolloutCalls: sum(callsByOp),
+      callsByOp,
+      mqttIn: after.mqttMessagesIn - before.mqttMessagesIn,
+      mqttOut: after.mqttMessagesOut - before.mqttMessagesOut,
+      peakRssMiB: peak / 1024 / 1024,
+      status,
+    };
+  } finally {
+    clearInterval(sampler);
+    await env.stop();
+    await rm(tmp, { recursive: true, force: true });
+  }
+}
+
+function table(base: Figures, big: Figures): string {
+  const rows: Array<[string, (f: Figures) => number, number]> = [
+    ["setup: register + boot (s)", (f) => f.setupSeconds, 1],
+    ["IoT calls for registration", (f) => f.registrationCalls, 0],
+    ["rollout wall time (s)", (f) => f.rolloutSeconds, 1],
+    ["IoT calls during rollout", (f) => f.rolloutCalls, 0],
+    ["MQTT messages in", (f) => f.mqttIn, 0],
+    ["MQTT messages out", (f) => f.mqttOut, 0],
+    ["peak RSS (MiB)", (f) => f.peakRssMiB, 0],
+  ];
+  const lines = [
+    `${"".padEnd(28)}${`${base.devices} nodes`.padStart(12)}${`${big.devices} nodes`.padStart(13)}${"ratio".padStart(9)}`,
+  ];
+  for (const [name, get, digits] of rows) {
+    const a = get(base);
+    const b = get(big);
+    lines.push(
+      `${name.padEnd(28)}${a.toFixed(digits).padStart(12)}${b.toFixed(digits).padStart(13)}${(a === 0 ? "-" : `${(b / a).toFixed(2)}×`).padStart(9)}`,
+    );
+  }
+  const ops = [...new Set([...Object.keys(base.callsByOp), ...Object.keys(big.callsByOp)])].sort();
+  lines.push("", "IoT calls during the rollout, by operation:");
+  for (const op of ops) {
+    lines.push(
+      `  ${op.padEnd(26)}${String(base.callsByOp[op] ?? 0).padStart(12)}${String(big.callsByOp[op] ?? 0).padStart(13)}`,
+    );
+  }
+  return lines.join("\n");
+}
+
+export async function run(sizes: [number, number] = [100, 1000]): Promise<void> {
+  console.log(
+    `three-wave rollout (1 %, 10 %, 100 %) of a ~135 KB SquashFS image to real agents; IoT clock ×${TIME_SCALE}`,
+  );
+  const base = await measure(sizes[0]);
+  console.log(
+    `baseline done: ${sizes[0]} nodes, rollout ${base.status} in ${base.rolloutSeconds.toFixed(1)} s`,
+  );
+  const big = await measure(sizes[1]);
+  console.log(`done: ${sizes[1]} nodes, rollout ${big.status} in ${big.rolloutSeconds.toFixed(1)} s\n`);
+  console.log(table(base, big));
+  if (base.status !== "SUCCEEDED" || big.status !== "SUCCEEDED") process.exitCode = 1;
+}

@@ -1,0 +1,286 @@
+/**
+ * `keel dev --services-only`: the local cloud (S3, DynamoDB, MQTT broker with mutual TLS, AWS IoT Jobs
+ * stand-in) on 127.0.0.1 until SIGINT/SIGTERM, endpoints in `<dir>/local.json` (DESIGN.md "Local cloud").
+ *
+ * runServices() is the reusable part: the full `keel dev` (with the Lambda wiring) and `--demo` start the
+ * services the same way and add their own pieces on top.
+ *
+ * `keel dev` (default): the same cloud plus the Lambda wiring, demo keys and releases, and a simulated
+ * fleet, until Ctrl-C. `keel dev --demo` (`npm start`): all of that in `<dir>/demo/`, fresh each time,
+ * then the demo scenario (local/demo.ts); exits 0 only if the outcome is the promised one.
+ */
+import { rm } from "node:fs/promises";
+import { join } from "node:path";
+import type { Command } from "commander";
+import { z } from "zod";
+import { parseWith } from "../../core/parse.ts";
+import { type BrokerKind, LOCAL_INFO_FILE, startLocalCloud } from "../../local/cloud.ts";
+import { LOCAL_CREDENTIALS, type LocalCloud, type LocalCloudInfo } from "../../local/contracts.ts";
+import { runDemo } from "../../local/demo.ts";
+import {
+  type DevEnvironment,
+  type DevTooling,
+  imagePath,
+  manifestPath,
+  publishDemoReleases,
+  startDevEnvironment,
+} from "../../local/fleet/environment.ts";
+import { ApiClient } from "../api-client.ts";
+import { CliUsageError } from "../errors.ts";
+import { RegisteredThingSchema } from "./fleet.ts";
+import { keygen } from "./keys.ts";
+import { publishRelease } from "./publish.ts";
+import { buildImage, signRelease } from "./release.ts";
+import { rootInit } from "./root.ts";
+
+export interface ServicesOptions {
+  /** The `.keel` directory (CA, data, local.json). */
+  dir: string;
+  broker: BrokerKind;
+  timeScale: number;
+}
+
+const DevFlagsSchema = z.object({
+  servicesOnly: z.boolean().default(false),
+  demo: z.boolean().default(false),
+  broker: z.enum(["aedes", "mosquitto"]),
+  timeScale: z.coerce.number().positive("must be a positive number").finite(),
+  dir: z.string().min(1),
+  devices: z.coerce.number().int("must be a whole number").min(1).max(5000),
+  fleet: z
+    .string()
+    .regex(/^[a-zA-Z0-9_-]{1,60}$/, "letters, digits, _ and - (at most 60)")
+    .optional(),
+});
+
+/** Starts the local cloud and prints where everything is. */
+export async function runServices(
+  options: ServicesOptions,
+  out: NodeJS.WritableStream = process.stdout,
+): Promise<LocalCloud> {
+  const cloud = await startLocalCloud(options);
+  out.write(endpointTable(cloud.info, options));
+  return cloud;
+}
+
+/** The endpoints as a two-column table, as `keel dev` prints them. */
+export function endpointTable(info: LocalCloudInfo, options: ServicesOptions): string {
+  const rows: Array<[string, string]> = [
+    ["S3", `${info.s3}  (bucket ${info.bucket}, path-style)`],
+    ["DynamoDB", `${info.dynamodb}  (table ${info.table})`],
+    ["IoT control plane", info.iot],
+    ["MQTT (mutual TLS)", `${info.mqtt}  (${options.broker})`],
+    ["CA certificate", info.caFile],
+    ...(info.api ? [["Rollout API", info.api] as [string, string]] : []),
+    ["Region / account", `${info.region} / ${info.account}`],
+    ["Clock", options.timeScale === 1 ? "real time" : `${options.timeScale}x`],
+  ];
+  const width = Math.max(...rows.map(([name]) => name.length));
+  const lines = rows.map(([name, value]) => `  ${name.padEnd(width)}  ${value}`);
+  return `Keel local cloud is running\n${lines.join("\n")}\nEndpoints written to ${options.dir}/${LOCAL_INFO_FILE}. Press Ctrl-C to stop.\n`;
+}
+
+/** Resolves with the first SIGINT or SIGTERM. */
+export function untilStopSignal(): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    const on = (signal: NodeJS.Signals) => {
+      process.off("SIGINT", on);
+      process.off("SIGTERM", on);
+      resolve(signal);
+    };
+    process.on("SIGINT", on);
+    process.on("SIGTERM", on);
+  });
+}
+
+/** Runs until a stop signal, then stops the cloud; a second signal while stopping exits at once. */
+export async function serveUntilSignal(cloud: LocalCloud): Promise<void> {
+  const signal = await untilStopSignal();
+  process.stderr.write(`${signal}: stopping the local cloud…\n`);
+  const force = () => process.exit(130);
+  process.once("SIGINT", force);
+  process.once("SIGTERM", force);
+  await cloud.stop();
+  process.off("SIGINT", force);
+  process.off("SIGTERM", force);
+  process.stderr.write("local cloud stopped\n");
+}
+
+/**
+ * The CLI's own code paths (keygen, root init, release build/sign/publish, fleet registration) bound to a
+ * local cloud whose endpoints are in `<keelDir>/local.json`: what the dev environment and the demo run.
+ */
+export function cliTooling(keelDir: string): (info: LocalCloudInfo) => DevTooling {
+  return (info) => {
+    const api = new ApiClient({ apiUrl: info.api, region: info.region, credentials: LOCAL_CREDENTIALS });
+    return {
+      api,
+      async createTrust(keysDir, rootFile) {
+        const key = await keygen(keysDir, "release");
+        await rootInit({ keys: [key.pub], threshold: 1, sign: [key.secret], out: rootFile });
+      },
+      async buildImage(rootfs, out) {
+        await buildImage(rootfs, out);
+      },
+      async signRelease(image, r) {
+        await signRelease(image, {
+          version: r.version,
+          counter: r.counter,
+          compatible: r.compatible,
+          key: [r.key],
+          out: r.out,
+          os: "keelos",
+        });
+      },
+      async publish(image, manifest, root, log) {
+        await publishRelease(
+          image,
+          manifest,
+          { local: true, keelDir, ...(root ? { root: [root] } : {}) },
+          log,
+        );
+      },
+      async registerThing(fleet, thing, version) {
+        const t = parseWith(
+          RegisteredThingSchema,
+          await api.post(`/fleets/${encodeURIComponent(fleet)}/things`, { thingName: thing, version }),
+          "API answer",
+        );
+        return { certificatePem: t.certificatePem, privateKey: t.privateKey };
+      },
+    };
+  };
+}
+
+type DevFlags = z.infer<typeof DevFlagsSchema>;
+
+/**
+ * Runs `body` with the dev environment up; the first Ctrl-C aborts `signal` and everything is stopped
+ * cleanly, a second one exits at once. Resolves with the exit code.
+ */
+async function withEnvironment(
+  flags: DevFlags,
+  dir: string,
+  options: { fleet: string; reuse: boolean; linkInfoFile?: string },
+  body: (env: DevEnvironment, signal: AbortSignal) => Promise<number>,
+): Promise<number> {
+  const ac = new AbortController();
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (ac.signal.aborted) process.exit(130);
+    process.stderr.write(`\n${signal}: stopping the fleet and the local cloud…\n`);
+    ac.abort();
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  let env: DevEnvironment | undefined;
+  try {
+    env = await startDevEnvironment({
+      dir,
+      broker: flags.broker,
+      timeScale: flags.timeScale,
+      fleet: options.fleet,
+      devices: flags.devices,
+      tooling: cliTooling(dir),
+      reuse: options.reuse,
+      ...(options.linkInfoFile ? { linkInfoFile: options.linkInfoFile } : {}),
+      log: (l) => process.stdout.write(`${l}\n`),
+      signal: ac.signal,
+    });
+    if (ac.signal.aborted) return 130;
+    process.stdout.write(endpointTable(env.info, { dir, broker: flags.broker, timeScale: flags.timeScale }));
+    return await body(env, ac.signal);
+  } catch (err) {
+    if (ac.signal.aborted) return 130;
+    throw err;
+  } finally {
+    await env?.stop();
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+  }
+}
+
+async function runDemoCommand(flags: DevFlags): Promise<number> {
+  // The demo owns <dir>/demo/ (cloud data, CA, keys, releases, fleet) and wipes it on every start, so a
+  // second run needs nothing deleted by hand and never touches a `keel dev` cloud in <dir>.
+  const dir = join(flags.dir, "demo");
+  const resultFile = join(flags.dir, "last-run.json");
+  await rm(dir, { recursive: true, force: true });
+  // A report left by an earlier run must not pass for this one's if this one fails before writing its own.
+  await rm(resultFile, { force: true });
+  const started = Date.now();
+  return withEnvironment(
+    flags,
+    dir,
+    { fleet: flags.fleet ?? "demo", reuse: false, linkInfoFile: join(flags.dir, LOCAL_INFO_FILE) },
+    async (env, signal) => {
+      const run = await runDemo({
+        env,
+        out: process.stdout,
+        signal,
+        resultFile,
+      });
+      process.stdout.write(`Finished in ${Math.round((Date.now() - started) / 1000)} s.\n`);
+      return run.ok ? 0 : 1;
+    },
+  );
+}
+
+async function runDevCommand(flags: DevFlags): Promise<number> {
+  const fleet = flags.fleet ?? "dev";
+  return withEnvironment(flags, flags.dir, { fleet, reuse: true }, async (env, signal) => {
+    await publishDemoReleases(env, (l) => process.stdout.write(`${l}\n`));
+    await env.fleet.waitSettled(60_000 + env.fleet.nodes.length * 100, signal);
+    const p = env.paths;
+    const versions = new Map<string, number>();
+    for (const n of env.fleet.snapshot())
+      versions.set(n.version ?? "none", (versions.get(n.version ?? "none") ?? 0) + 1);
+    const running = [...versions].map(([v, n]) => `${v} ×${n}`).join(", ");
+    process.stdout.write(
+      [
+        "",
+        `Fleet ${fleet}: ${env.fleet.nodes.length} simulated node(s) running ${running} (agent logs: ${p.agentLog}).`,
+        "Drive it from another terminal, for example:",
+        `  keel rollout start --local --release 1.1.0 --fleet ${fleet} --waves canary:${env.fleet.thingNames()[0]},25,100 --bake 5s`,
+        "  keel rollout status --local <id> --watch",
+        `  keel fleet status --local ${fleet}`,
+        `Releases signed with ${p.releaseKey} (trusted by the nodes' ${p.rootFile}); publish your own with:`,
+        `  keel release publish --local ${imagePath(p, "1.1.0")} ${manifestPath(p, "1.1.0")}`,
+        "Press Ctrl-C to stop.",
+        "",
+      ].join("\n"),
+    );
+    await new Promise<void>((resolve) => signal.addEventListener("abort", () => resolve(), { once: true }));
+    return 0;
+  });
+}
+
+export function register(program: Command): void {
+  program
+    .command("dev")
+    .description(
+      "run the local cloud on 127.0.0.1 (S3, DynamoDB, MQTT broker with mutual TLS, AWS IoT Jobs stand-in, the Lambda wiring) with a simulated fleet; --demo runs the demo rollouts on it",
+    )
+    .option("--services-only", "run the services only (S3, DynamoDB, broker, IoT Jobs stand-in)")
+    .option("--broker <kind>", "MQTT broker: aedes (in-process) or mosquitto (child process)", "aedes")
+    .option("--time-scale <n>", "run the IoT clock n times faster (60: a minute per second)", "1")
+    .option("--dir <path>", "directory for the CA, the data and local.json", ".keel")
+    .option(
+      "--demo",
+      "run the demo: roll out 1.1.0, then a broken 1.2.0, on a fresh simulated fleet; then exit",
+    )
+    .option("--devices <n>", "number of simulated nodes", "12")
+    .option("--fleet <name>", "fleet name of the simulated nodes (default: demo with --demo, else dev)")
+    .action(async (raw: Record<string, unknown>) => {
+      const flags = parseWith(DevFlagsSchema, raw, "keel dev options");
+      if (flags.servicesOnly && flags.demo)
+        throw new CliUsageError("--services-only and --demo exclude each other");
+      if (flags.servicesOnly) {
+        const cloud = await runServices({ dir: flags.dir, broker: flags.broker, timeScale: flags.timeScale });
+        await serveUntilSignal(cloud);
+        return;
+      }
+      const code = flags.demo ? await runDemoCommand(flags) : await runDevCommand(flags);
+      // Everything is stopped; exit now rather than wait on sockets the SDK clients keep alive.
+      process.exit(code);
+    });
+}

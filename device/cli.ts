@@ -1,0 +1,215 @@
+/**
+ * keel-agent, the device CLI (bin/keel-agent.mjs loads this file through tsx):
+ *   run --config agent.json            the daemon: IoT Jobs over MQTT, install, reboot, commit or roll back
+ *   install RELEASE.json [--image F|U] the same pipeline without the cloud; exit 0 once the slot is set to be tried
+ *   status [--json]                    booted slot, both slots' versions, pending state, last result
+ *   mark-good                          commit the running slot
+ *   rollback                           make the other (good) slot the one to boot next
+ * Logs are JSON lines on stderr; command output (status) goes to stdout.
+ */
+import { basename, dirname, join } from "node:path";
+import cliProgress from "cli-progress";
+import { Command } from "commander";
+import { describeError } from "../core/errors.ts";
+import { parseJsonText } from "../core/parse.ts";
+import { parseReleaseEnvelope } from "../core/verify.ts";
+import { Agent, readBootedSlot } from "./agent.ts";
+import { createBootControl } from "./boot/factory.ts";
+import { otherSlot } from "./boot/types.ts";
+import { type AgentConfig, type ConfigFlags, loadAgentConfig } from "./config.ts";
+import { CommandFailedError } from "./errors.ts";
+import { createLogger } from "./logger.ts";
+
+interface ConfigOptions {
+  config: string;
+  thingName?: string;
+  stateDir?: string;
+  cmdline?: string;
+  mqttEndpoint?: string;
+}
+
+function withConfigOptions(cmd: Command): Command {
+  return cmd
+    .requiredOption("-c, --config <file>", "agent config (JSON)")
+    .option("--thing-name <name>", "override thingName")
+    .option("--state-dir <dir>", "override stateDir")
+    .option("--cmdline <file>", "override cmdline (where keel.slot=A|B is read)")
+    .option("--mqtt-endpoint <url>", "override mqtt.endpoint");
+}
+
+async function configFrom(o: ConfigOptions): Promise<AgentConfig> {
+  const flags: ConfigFlags = {
+    thingName: o.thingName,
+    stateDir: o.stateDir,
+    cmdline: o.cmdline,
+    mqttEndpoint: o.mqttEndpoint,
+  };
+  return loadAgentConfig(o.config, flags);
+}
+
+function makeAgent(config: AgentConfig, extra: Partial<ConstructorParameters<typeof Agent>[0]> = {}): Agent {
+  const logger = createLogger({ level: config.log.level, fields: { thing: config.thingName } });
+  return new Agent({ config, boot: createBootControl(config.bootloader), logger, ...extra });
+}
+
+const MIB = 1024 * 1024;
+
+/**
+ * Crash-test hook (test/device/crash.test.ts): with KEEL_AGENT_TEST_PAUSE_AT=<State> or byte:<N>, the
+ * process freezes (announcing it on stderr) right after that state is persisted, or once N bytes are in
+ * the slot, so the test can SIGKILL it at exactly that point. Unset in production: no effect.
+ */
+function testPauseHooks(): Pick<ConstructorParameters<typeof Agent>[0], "onTransition" | "onBytes"> {
+  const at = process.env.KEEL_AGENT_TEST_PAUSE_AT;
+  if (!at) return {};
+  const freeze = (where: string) => {
+    process.stderr.write(`${JSON.stringify({ msg: "test pause", at: where })}\n`);
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);
+  };
+  const byte = /^byte:(\d+)$/.exec(at);
+  if (byte) {
+    const n = Number(byte[1]);
+    return { onBytes: (done) => (done >= n ? freeze(at) : undefined) };
+  }
+  return { onTransition: (_from, _event, to) => (to === at ? freeze(at) : undefined) };
+}
+
+/** A byte progress bar on a terminal; nothing when stderr is not one (services, pipes, tests). */
+function byteProgress(label: string): { update(done: number, total: number): void; stop(): void } {
+  if (!process.stderr.isTTY) return { update() {}, stop() {} };
+  let bar: cliProgress.SingleBar | null = null;
+  return {
+    update(done, total) {
+      if (!bar) {
+        bar = new cliProgress.SingleBar(
+          {
+            stream: process.stderr,
+            format: `${label} [{bar}] {percentage}% | {mib} MiB | ETA {eta_formatted}`,
+            fps: 10,
+          },
+          cliProgress.Presets.shades_classic,
+        );
+        bar.start(total, 0, { mib: "0.0" });
+      }
+      bar.update(done, { mib: (done / MIB).toFixed(1) });
+    },
+    stop() {
+      bar?.stop();
+    },
+  };
+}
+
+const program = new Command("keel-agent")
+  .description("keel-agent: installs signed KeelOS releases into the inactive slot and commits or rolls back")
+  .showHelpAfterError();
+
+withConfigOptions(
+  program.command("run").description("run the agent: take IoT jobs, install, reboot, report"),
+).action(async (o: ConfigOptions) => {
+  const config = await configFrom(o);
+  const agent = makeAgent(config, testPauseHooks());
+  const shutdown = () => {
+    void agent.stop().then(() => process.exit(0));
+  };
+  process.once("SIGTERM", shutdown);
+  process.once("SIGINT", shutdown);
+  await agent.start();
+  await agent.done();
+});
+
+withConfigOptions(
+  program
+    .command("install <release>")
+    .description("install a signed release without the cloud; exit 0 once the new slot is set to be tried")
+    .option("--image <file|url>", "the image (default: the manifest's image file name next to the manifest)"),
+).action(async (release: string, o: ConfigOptions & { image?: string }) => {
+  const config = await configFrom(o);
+  let image = o.image;
+  if (image === undefined) {
+    // Only to find the default file name: the manifest is verified by the pipeline itself.
+    const { readFile } = await import("node:fs/promises");
+    const env = parseReleaseEnvelope(parseJsonText(await readFile(release), `release manifest ${release}`));
+    image = join(dirname(release), basename(env.signed.image.key));
+  }
+  const bar = byteProgress("installing");
+  const agent = makeAgent(config, { connect: false, onBytes: (d, t) => bar.update(d, t) });
+  const r = await agent.installStandalone(release, image).finally(() => bar.stop());
+  if (r.state === "Rebooting") {
+    const s = await agent.status();
+    console.log(
+      `slot ${s.job?.target ?? "?"} holds ${s.job?.version ?? "the release"} and will be tried on the next boot; reboot to switch`,
+    );
+    return;
+  }
+  if (r.state === "Committed") {
+    console.log("this release already runs in the booted slot; nothing to install");
+    return;
+  }
+  throw new CommandFailedError(
+    `install ${r.state === "Rejected" ? "refused" : "failed"}: ${r.reason ?? r.state}`,
+  );
+});
+
+withConfigOptions(
+  program.command("status").description("booted slot, both slots, pending state, last result"),
+)
+  .option("--json", "machine-readable output")
+  .action(async (o: ConfigOptions & { json?: boolean }) => {
+    const config = await configFrom(o);
+    const s = await makeAgent(config, { connect: false }).status();
+    if (o.json) {
+      console.log(JSON.stringify(s, null, 2));
+      return;
+    }
+    const slotLine = (x: "A" | "B") => {
+      const i = s.slots[x];
+      const flags = [
+        x === s.booted ? "booted" : "",
+        i.good ? "good" : i.bootable ? "bootable" : "not bootable",
+        s.trial === x ? "on trial" : "",
+      ]
+        .filter(Boolean)
+        .join(", ");
+      return `slot ${x}: ${i.version ?? "unknown"}${i.releaseCounter !== null ? ` (counter ${i.releaseCounter})` : ""} [${flags}]`;
+    };
+    console.log(`booted:  slot ${s.booted}`);
+    console.log(slotLine("A"));
+    console.log(slotLine("B"));
+    console.log(`next boot: ${s.bootNext ?? "none"}`);
+    console.log(
+      `state:   ${s.state}${s.job ? ` (job ${s.job.jobId ?? "standalone"}, ${s.job.version ?? "?"} → slot ${s.job.target}, ${s.job.offset} bytes written)` : ""}`,
+    );
+    const l = s.lastResult;
+    console.log(
+      `last:    ${l ? `${l.state} ${l.version ?? ""} at ${l.at}${l.reason ? ` — ${l.reason}` : ""}` : "none"}`,
+    );
+  });
+
+withConfigOptions(program.command("mark-good").description("commit the running slot as good")).action(
+  async (o: ConfigOptions) => {
+    const config = await configFrom(o);
+    const booted = await readBootedSlot(config.cmdline);
+    await createBootControl(config.bootloader).markGood(booted);
+    console.log(`slot ${booted} marked good`);
+  },
+);
+
+withConfigOptions(
+  program.command("rollback").description("boot the other slot next (it must hold a good release)"),
+).action(async (o: ConfigOptions) => {
+  const config = await configFrom(o);
+  const booted = await readBootedSlot(config.cmdline);
+  const other = otherSlot(booted);
+  const boot = createBootControl(config.bootloader);
+  const state = await boot.readState();
+  if (!state.slots[other].good) {
+    throw new CommandFailedError(`slot ${other} is not marked good; refusing to make it the boot slot`);
+  }
+  await boot.forceSlot(other);
+  console.log(`slot ${other} will boot next; reboot to switch`);
+});
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  console.error(`keel-agent: ${describeError(err)}`);
+  process.exit(1);
+});

@@ -1,0 +1,112 @@
+/**
+ * The whole device update flow as ONE transition table (STYLE.md items 1 and 2, after Mender's
+ * state_machine.cpp). States and events are closed unions; every (state, event) pair not listed is
+ * refused with IllegalTransitionError. The agent persists the next state BEFORE it starts that state's
+ * work, and on start simply re-runs the work of the state it finds (every action is idempotent), so
+ * "resume" needs no rows of its own; a re-entry counter turns a crash loop into the `loop` event.
+ * `cancel` has rows only before activation: from Activating on, a cancelled job is refused by the table
+ * (the agent logs it), finishes the boot decision and reports the truth (aws-iot-jobs.md §6.6).
+ */
+import { IllegalTransitionError } from "./errors.ts";
+
+export const STATES = [
+  "Idle",
+  "Validating",
+  "Downloading",
+  "Verifying",
+  "Activating",
+  "Rebooting",
+  "HealthChecking",
+  "RollingBack",
+  "Committed",
+  "RolledBack",
+  "Rejected",
+  "Failed",
+  "Cancelled",
+] as const;
+export type State = (typeof STATES)[number];
+
+export const EVENTS = [
+  "job", // a new job execution (or a standalone install) was taken
+  "accepted", // document, signed manifest and acceptance checks passed; the image fits the slot
+  "already", // the release asked for already runs in the booted slot
+  "refused", // the job cannot be accepted (bad document, signature, downgrade, hardware, version, size)
+  "downloaded", // image streamed into the slot; size and SHA-256 match the manifest
+  "verified", // read-back hash of the slot matches
+  "activated", // bootloader set to try the new slot once
+  "booted-trial", // running from the new slot after the reboot
+  "booted-old", // running from the old slot: the firmware fell back, or our rollback reboot happened
+  "healthy",
+  "unhealthy",
+  "fail", // an error before activation: download, hash mismatch, I/O
+  "cancel", // the job was cancelled or removed in the cloud
+  "loop", // this state was re-entered too many times across restarts
+  "reported", // the terminal status was accepted (or there is nobody to tell)
+] as const;
+export type AgentEvent = (typeof EVENTS)[number];
+
+/** Terminal states: their only work is to report the outcome, then return to Idle. */
+export const TERMINAL_STATES: ReadonlySet<State> = new Set([
+  "Committed",
+  "RolledBack",
+  "Rejected",
+  "Failed",
+  "Cancelled",
+]);
+
+/** Before activation a cancel abandons the install; from Activating on, the boot decision is finished. */
+export const PRE_ACTIVATION_STATES: ReadonlySet<State> = new Set(["Validating", "Downloading", "Verifying"]);
+
+type Row = readonly [from: State, event: AgentEvent, to: State];
+
+// biome-ignore format: one row per line is the point of this table
+export const TRANSITIONS: ReadonlyArray<Row> = [
+  ["Idle",           "job",          "Validating"],
+  ["Validating",     "accepted",     "Downloading"],
+  ["Validating",     "already",      "Committed"],      // a lost SUCCEEDED report or a re-sent job: report the truth, no reinstall
+  ["Validating",     "refused",      "Rejected"],
+  ["Validating",     "fail",         "Failed"],         // manifest or roots unreachable: FAILED, so the job's retry config may retry
+  ["Validating",     "cancel",       "Cancelled"],
+  ["Validating",     "loop",         "Failed"],
+  ["Downloading",    "downloaded",   "Verifying"],
+  ["Downloading",    "fail",         "Failed"],         // includes hash/size mismatch: the bootloader was never pointed at the slot
+  ["Downloading",    "cancel",       "Cancelled"],
+  ["Downloading",    "loop",         "Failed"],
+  ["Verifying",      "verified",     "Activating"],
+  ["Verifying",      "fail",         "Failed"],
+  ["Verifying",      "cancel",       "Cancelled"],
+  ["Verifying",      "loop",         "Failed"],
+  ["Activating",     "activated",    "Rebooting"],
+  ["Rebooting",      "booted-trial", "HealthChecking"],
+  ["Rebooting",      "booted-old",   "RolledBack"],     // the firmware fell back: the new slot never came up
+  ["Rebooting",      "fail",         "RollingBack"],    // a pre-reboot hook failed: give the new slot up before booting it
+  ["Rebooting",      "loop",         "RollingBack"],    // rebooting keeps not happening: give the slot up
+  ["HealthChecking", "healthy",      "Committed"],
+  ["HealthChecking", "unhealthy",    "RollingBack"],
+  ["HealthChecking", "booted-old",   "RolledBack"],     // died during the checks and the firmware fell back
+  ["HealthChecking", "loop",         "RollingBack"],    // the new slot crashes the agent on every boot
+  ["RollingBack",    "booted-old",   "RolledBack"],
+  ["Committed",      "reported",     "Idle"],
+  ["RolledBack",     "reported",     "Idle"],
+  ["Rejected",       "reported",     "Idle"],
+  ["Failed",         "reported",     "Idle"],
+  ["Cancelled",      "reported",     "Idle"],           // nothing to tell: the job is gone
+];
+
+const INDEX = new Map<string, State>(TRANSITIONS.map(([from, event, to]) => [`${from}|${event}`, to]));
+
+export function canTransition(state: State, event: AgentEvent): boolean {
+  return INDEX.has(`${state}|${event}`);
+}
+
+/** The next state, or IllegalTransitionError when the table has no row for (state, event). */
+export function transition(state: State, event: AgentEvent): State {
+  const to = INDEX.get(`${state}|${event}`);
+  if (to === undefined) throw new IllegalTransitionError(state, event);
+  return to;
+}
+
+/** The `phase` sent in IN_PROGRESS status details (aws-iot-jobs.md §6.3: resume from it after reboot). */
+export function phaseOf(state: State): string {
+  return state.toLowerCase();
+}

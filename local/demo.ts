@@ -1,0 +1,364 @@
+/**
+ * The demo (`npm start`, `keel dev --demo`): on a running dev environment (local cloud, Lambda wiring,
+ * simulated fleet), roll out 1.1.0 in three waves — every node ends on 1.1.0 — then 1.2.0, whose kubelet
+ * never becomes healthy: the canary rolls itself back, the rollout aborts, no other node receives it.
+ *
+ * Everything it reports, and the verdict, comes from the rollout API (GET /rollouts/{id},
+ * GET /fleets/{fleet}), never from what the demo expected to happen.
+ */
+import { writeFile } from "node:fs/promises";
+import { z } from "zod";
+import { parseWith } from "../core/parse.ts";
+import { AbortedError } from "../device/errors.ts";
+import {
+  RolloutSchema,
+  type RolloutView,
+  RolloutViewSchema,
+  TERMINAL_STATUSES,
+  type WaveCounts,
+} from "../functions/rollout/model.ts";
+import { type DevEnvironment, publishDemoReleases, type RolloutApi } from "./fleet/environment.ts";
+import { DemoOutcomeError, WaitTimeoutError } from "./fleet/errors.ts";
+import { LiveView, renderLive, waveLabel } from "./fleet/view.ts";
+
+export const GOOD_RELEASE = "1.1.0";
+export const BAD_RELEASE = "1.2.0";
+
+export interface WaveReport {
+  wave: number;
+  target: string;
+  jobId: string;
+  jobCreated: boolean;
+  counts: WaveCounts | null;
+  startedAt: string | null;
+  completedAt: string | null;
+}
+
+export interface RolloutReport {
+  id: string;
+  release: string;
+  status: string;
+  reason: string | null;
+  /** Devices whose last outcome in this rollout was SUCCEEDED / FAILED-REJECTED-TIMED_OUT / rolled back. */
+  succeeded: number;
+  failed: number;
+  rolledBack: number;
+  /** Devices that reported anything in this rollout, by name. */
+  devicesReporting: string[];
+  waves: WaveReport[];
+  timeline: Array<{ at: string; event: string; detail?: string | undefined }>;
+}
+
+export interface LastRun {
+  devices: number;
+  fleetName: string;
+  startedAt: string;
+  finishedAt: string;
+  ok: boolean;
+  problems: string[];
+  rollouts: RolloutReport[];
+  /** Devices per version, as GET /fleets/{fleet} reports them. */
+  fleet: Record<string, number>;
+}
+
+/** The part of GET /fleets/{fleet} the demo reads. */
+const FleetViewSchema = z.object({
+  fleet: z.string(),
+  devices: z.number(),
+  versions: z.record(z.string(), z.number()),
+});
+
+export interface DemoOptions {
+  env: DevEnvironment;
+  out: NodeJS.WritableStream & { isTTY?: boolean };
+  signal?: AbortSignal;
+  /** Bake after the canary and the 25 % wave. @default 2 */
+  bakeSeconds?: number;
+  /** Health-check deadline the rollouts give devices (the API's healthDeadlineSeconds). @default 20 */
+  healthDeadlineSeconds?: number;
+  /** Longest a rollout may take before the demo gives up. @default 120 s */
+  rolloutTimeoutMs?: number;
+  /** Where to write the report (`.keel/last-run.json`). */
+  resultFile?: string;
+  /** Redraw period of the live view. @default 250 ms */
+  refreshMs?: number;
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(new AbortedError("demo interrupted"));
+    const t = setTimeout(() => {
+      signal?.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(t);
+      reject(new AbortedError("demo interrupted"));
+    };
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
+}
+
+export async function getRollout(api: RolloutApi, id: string): Promise<RolloutView> {
+  return parseWith(
+    RolloutViewSchema,
+    await api.get(`/rollouts/${encodeURIComponent(id)}`),
+    "rollout API answer",
+  );
+}
+
+export async function getFleetVersions(api: RolloutApi, fleet: string): Promise<Record<string, number>> {
+  return parseWith(FleetViewSchema, await api.get(`/fleets/${encodeURIComponent(fleet)}`), "fleet API answer")
+    .versions;
+}
+
+/** The demo's wave plan: a one-node canary, then 25 %, then 100 %, each needing every device to succeed. */
+export function demoWaves(canary: string, bakeSeconds: number) {
+  const gate = { bakeSeconds, successThresholdPercent: 100 };
+  return [
+    { canary: [canary], ...gate },
+    { percent: 25, ...gate },
+    { percent: 100, successThresholdPercent: 100 },
+  ];
+}
+
+export function reportOf(r: RolloutView): RolloutReport {
+  const failedStatuses = new Set(["FAILED", "REJECTED", "TIMED_OUT"]);
+  return {
+    id: r.id,
+    release: r.release,
+    status: r.status,
+    reason: r.reason ?? null,
+    succeeded: r.devices.filter((d) => d.status === "SUCCEEDED").length,
+    failed: r.devices.filter((d) => failedStatuses.has(d.status)).length,
+    rolledBack: r.devices.filter((d) => d.statusDetails?.rolledBack === "true").length,
+    devicesReporting: r.devices.map((d) => d.thingName).sort(),
+    waves: r.waves.map((w, i) => ({
+      wave: i + 1,
+      target: waveLabel(w),
+      jobId: w.jobId,
+      jobCreated: w.jobCreatedAt !== undefined,
+      counts: w.counts ?? null,
+      startedAt: w.startedAt ?? null,
+      completedAt: w.completedAt ?? null,
+    })),
+    timeline: r.timeline.map((t) => ({
+      at: t.at,
+      event: t.event,
+      ...(t.detail ? { detail: t.detail } : {}),
+    })),
+  };
+}
+
+/** What the demo promises, checked against the API's view; each broken promise is one line. */
+export function checkOutcome(run: Pick<LastRun, "devices" | "rollouts" | "fleet">, canary: string): string[] {
+  const problems: string[] = [];
+  const [good, bad] = run.rollouts;
+  if (good?.status !== "SUCCEEDED")
+    problems.push(`rollout of ${GOOD_RELEASE} is ${good?.status ?? "missing"}, not SUCCEEDED`);
+  if (good && (good.succeeded !== run.devices || good.failed !== 0)) {
+    problems.push(
+      `rollout of ${GOOD_RELEASE}: ${good.succeeded} of ${run.devices} device(s) succeeded, ${good.failed} failed`,
+    );
+  }
+  if (bad?.status !== "ABORTED")
+    problems.push(`rollout of ${BAD_RELEASE} is ${bad?.status ?? "missing"}, not ABORTED`);
+  if (bad) {
+    if (bad.rolledBack !== 1 || bad.failed !== 1) {
+      problems.push(
+        `rollout of ${BAD_RELEASE}: ${bad.failed} failed and ${bad.rolledBack} rolled back, expected the canary alone`,
+      );
+    }
+    const others = bad.devicesReporting.filter((t) => t !== canary);
+    if (others.length > 0) problems.push(`${BAD_RELEASE} reached more than the canary: ${others.join(", ")}`);
+    const later = bad.waves.filter((w) => w.wave > 1 && w.jobCreated);
+    if (later.length > 0)
+      problems.push(`${BAD_RELEASE} started wave(s) ${later.map((w) => w.wave).join(", ")} after the canary`);
+  }
+  const versions = Object.entries(run.fleet).filter(([, n]) => n > 0);
+  if (versions.length !== 1 || versions[0]?.[0] !== GOOD_RELEASE || versions[0]?.[1] !== run.devices) {
+    problems.push(
+      `the fleet runs ${versions.map(([v, n]) => `${v} ×${n}`).join(", ") || "nothing"}, not ${GOOD_RELEASE} ×${run.devices}`,
+    );
+  }
+  return problems;
+}
+
+/** Starts a rollout and follows it until it is SUCCEEDED or ABORTED and every node has settled. */
+export async function followRollout(
+  o: DemoOptions,
+  release: string,
+  body: Record<string, unknown>,
+  title: string,
+): Promise<RolloutView> {
+  const { env, signal } = o;
+  const api = env.tooling.api;
+  const fleet = env.fleet;
+  const view = new LiveView(o.out);
+  // Plain output lists one node per line so that each changed line is one node's new phase.
+  const columns = o.out.isTTY === true ? ((o.out as { columns?: number }).columns ?? 120) : 0;
+  const created = parseWith(
+    RolloutSchema,
+    await api.post("/rollouts", { release, ...body }),
+    "rollout API answer",
+  );
+  const deadline = Date.now() + (o.rolloutTimeoutMs ?? 120_000);
+  let r: RolloutView | undefined;
+  try {
+    for (;;) {
+      r = await getRollout(api, created.id);
+      view.frame(renderLive(r, title, fleet.snapshot(), columns));
+      if (TERMINAL_STATUSES.includes(r.status)) break;
+      if (Date.now() > deadline) {
+        throw new WaitTimeoutError(
+          `rollout ${created.id} of ${release} is still ${r.status} after ${Math.round((o.rolloutTimeoutMs ?? 120_000) / 1000)} s`,
+        );
+      }
+      await sleep(o.refreshMs ?? 250, signal);
+    }
+    // Devices still finishing (a rolled-back canary reporting, stragglers past the gate) settle first.
+    const settle = fleet.waitSettled(Math.max(10_000, deadline - Date.now()), signal);
+    // Raced below; if the race ends on Ctrl-C first, this rejection is expected and must not go unhandled.
+    settle.catch(() => {});
+    for (;;) {
+      const done = await Promise.race([
+        settle.then(() => true),
+        sleep(o.refreshMs ?? 250, signal).then(() => false),
+      ]);
+      view.frame(renderLive(r, title, fleet.snapshot(), columns));
+      if (done) break;
+    }
+    r = await stableRollout(api, created.id, signal);
+    view.frame(renderLive(r, title, fleet.snapshot(), columns));
+    return r;
+  } finally {
+    view.done();
+  }
+}
+
+/** Job events reach the API asynchronously; read until two reads a moment apart agree. */
+async function stableRollout(api: RolloutApi, id: string, signal?: AbortSignal): Promise<RolloutView> {
+  let last = JSON.stringify(await getRollout(api, id));
+  for (let i = 0; i < 20; i++) {
+    await sleep(300, signal);
+    const now = await getRollout(api, id);
+    const text = JSON.stringify(now);
+    if (text === last) return now;
+    last = text;
+  }
+  return getRollout(api, id);
+}
+
+async function stableFleet(
+  api: RolloutApi,
+  fleet: string,
+  signal?: AbortSignal,
+): Promise<Record<string, number>> {
+  let last = await getFleetVersions(api, fleet);
+  for (let i = 0; i < 20; i++) {
+    await sleep(300, signal);
+    const now = await getFleetVersions(api, fleet);
+    if (JSON.stringify(now) === JSON.stringify(last)) return now;
+    last = now;
+  }
+  return last;
+}
+
+const pad = (s: string, n: number) => s.padEnd(n);
+
+export function renderSummary(run: LastRun): string {
+  const head = ["ROLLOUT", "RELEASE", "STATUS", "WAVES RUN", "SUCCEEDED", "FAILED", "ROLLED BACK"];
+  const rows = run.rollouts.map((r) => [
+    r.id,
+    r.release,
+    r.status,
+    `${r.waves.filter((w) => w.jobCreated).length}/${r.waves.length}`,
+    String(r.succeeded),
+    String(r.failed),
+    String(r.rolledBack),
+  ]);
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] ?? "").length)));
+  const fmt = (row: string[]) =>
+    row
+      .map((c, i) => pad(c, widths[i] ?? 0))
+      .join("  ")
+      .trimEnd();
+  const lines = ["", "Summary", fmt(head), ...rows.map(fmt)];
+  for (const r of run.rollouts) if (r.reason) lines.push(`  ${r.release}: ${r.reason}`);
+  const fleet = Object.entries(run.fleet)
+    .sort()
+    .map(([v, n]) => `${v} ×${n}`)
+    .join(", ");
+  lines.push(`Fleet ${run.fleetName} (${run.devices} devices): ${fleet}`);
+  return `${lines.join("\n")}\n`;
+}
+
+export function renderTimeline(run: LastRun): string {
+  const entries = run.rollouts.flatMap((r) => r.timeline.map((t) => ({ ...t, release: r.release })));
+  entries.sort((a, b) => a.at.localeCompare(b.at));
+  const t0 = Date.parse(entries[0]?.at ?? run.startedAt);
+  const lines = ["", "Timeline"];
+  for (const e of entries) {
+    const dt = ((Date.parse(e.at) - t0) / 1000).toFixed(1).padStart(6);
+    lines.push(`  +${dt}s  ${pad(e.release, 6)}  ${pad(e.event, 15)} ${e.detail ?? ""}`.trimEnd());
+  }
+  return `${lines.join("\n")}\n`;
+}
+
+/** Runs the two rollouts, writes the report, prints the summary; `ok` says whether the outcome held. */
+export async function runDemo(o: DemoOptions): Promise<LastRun> {
+  const { env, out, signal } = o;
+  const startedAt = new Date().toISOString();
+  const api = env.tooling.api;
+  const things = env.fleet.thingNames();
+  const canary = things[0];
+  if (!canary) throw new DemoOutcomeError("the fleet has no devices");
+  out.write(`waiting for ${things.length} node(s) to boot and commit 1.0.0…\n`);
+  await env.fleet.waitSettled(60_000 + things.length * 100, signal);
+  await publishDemoReleases(env, (l) => out.write(`  ${l}\n`));
+  const bake = o.bakeSeconds ?? 2;
+  const body = {
+    fleets: [env.fleet.fleet],
+    waves: demoWaves(canary, bake),
+    healthDeadlineSeconds: o.healthDeadlineSeconds ?? 20,
+  };
+  out.write("\n");
+  const good = await followRollout(
+    o,
+    GOOD_RELEASE,
+    body,
+    `Rolling out ${GOOD_RELEASE} (canary ${canary}, then 25 %, then 100 %)`,
+  );
+  out.write("\n");
+  const bad = await followRollout(
+    o,
+    BAD_RELEASE,
+    body,
+    `Rolling out ${BAD_RELEASE} (its kubelet never becomes healthy)`,
+  );
+  const fleet = await stableFleet(api, env.fleet.fleet, signal);
+  const run: LastRun = {
+    devices: things.length,
+    fleetName: env.fleet.fleet,
+    startedAt,
+    finishedAt: new Date().toISOString(),
+    ok: false,
+    problems: [],
+    rollouts: [reportOf(good), reportOf(bad)],
+    fleet,
+  };
+  run.problems = checkOutcome(run, canary);
+  run.ok = run.problems.length === 0;
+  if (o.resultFile) await writeFile(o.resultFile, `${JSON.stringify(run, null, 2)}\n`);
+  out.write(renderSummary(run));
+  out.write(renderTimeline(run));
+  if (run.ok) {
+    out.write(
+      `\nOK: every node runs ${GOOD_RELEASE}; ${BAD_RELEASE} was stopped at the canary, which rolled itself back.\n`,
+    );
+  } else {
+    out.write(`\nUNEXPECTED OUTCOME:\n${run.problems.map((p) => `  - ${p}`).join("\n")}\n`);
+  }
+  if (o.resultFile) out.write(`Report written to ${o.resultFile}\n`);
+  return run;
+}

@@ -1,0 +1,122 @@
+/** `keel-agent` as a user runs it: a child process on a simulated node, checking exit codes and output. */
+import { execFile } from "node:child_process";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { makeNode, type TestNode } from "./helpers/node.ts";
+import { makeSigners, randomImage, signRelease } from "./helpers/release.ts";
+
+const run = promisify(execFile);
+const BIN = resolve(import.meta.dirname, "../../bin/keel-agent.mjs");
+
+async function agent(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const r = await run(process.execPath, [BIN, ...args]);
+    return { code: 0, stdout: r.stdout, stderr: r.stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+describe("keel-agent CLI", () => {
+  let dir: string;
+  let node: TestNode;
+  let config: string;
+  const signers = makeSigners();
+  const image = randomImage(200 * 1024);
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), "keel-cli-"));
+    node = await makeNode({ dir, signers });
+    config = join(dir, "agent.json");
+    await writeFile(
+      config,
+      JSON.stringify({
+        thingName: "cli-node",
+        hardware: "rpi4",
+        stateDir: "state",
+        trustRoot: "root.json",
+        slots: { A: "slot-a.img", B: "slot-b.img" },
+        cmdline: "cmdline",
+        bootloader: { type: "grub", envFile: "grubenv" },
+        factory: { version: "1.0.0", releaseCounter: 1 },
+      }),
+    );
+    await writeFile(join(dir, "image.squashfs"), image);
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("refuses a release for other hardware with exit 1 and the reason", async () => {
+    await writeFile(
+      join(dir, "other.json"),
+      JSON.stringify(
+        signRelease(signers, { version: "1.1.0", releaseCounter: 2, image, compatible: ["x86-64"] }),
+      ),
+    );
+    const r = await agent([
+      "install",
+      join(dir, "other.json"),
+      "--image",
+      join(dir, "image.squashfs"),
+      "--config",
+      config,
+    ]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(
+      /keel-agent: install refused: hardware rpi4 is not in the release's compatible list \[x86-64\]/,
+    );
+  });
+
+  it("installs from a file next to the manifest and exits 0 once the slot is set to be tried", async () => {
+    await writeFile(
+      join(dir, "release.json"),
+      JSON.stringify(signRelease(signers, { version: "1.1.0", releaseCounter: 2, image })),
+    );
+    const r = await agent(["install", join(dir, "release.json"), "--config", config]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/slot B holds 1\.1\.0 and will be tried on the next boot/);
+    expect((await node.boot.readState()).next).toBe("B");
+  });
+
+  it("shows status as text and JSON", async () => {
+    const text = await agent(["status", "--config", config]);
+    expect(text.code).toBe(0);
+    expect(text.stdout).toMatch(/booted: {2}slot A/);
+    expect(text.stdout).toMatch(/slot B: 1\.1\.0 \(counter 2\)/);
+    expect(text.stdout).toMatch(/state: {3}Rebooting/);
+    const json = JSON.parse((await agent(["status", "--json", "--config", config])).stdout);
+    expect(json).toMatchObject({
+      booted: "A",
+      state: "Rebooting",
+      bootNext: "B",
+      slots: { A: { good: true }, B: { version: "1.1.0" } },
+    });
+  });
+
+  it("rolls back to a good slot on request, and refuses a slot that is not good", async () => {
+    // B is set to be tried (not committed): A is good, so from B the operator could go back to A
+    await node.setBooted("B");
+    const ok = await agent(["rollback", "--config", config]);
+    expect(ok.code).toBe(0);
+    expect(ok.stdout).toMatch(/slot A will boot next/);
+    await node.boot.markBad("B");
+    await node.setBooted("A");
+    const refused = await agent(["rollback", "--config", config]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/slot B is not marked good/);
+    const good = await agent(["mark-good", "--config", config]);
+    expect(good.stdout).toMatch(/slot A marked good/);
+  });
+
+  it("names the field at fault in a bad config", async () => {
+    await writeFile(join(dir, "bad.json"), JSON.stringify({ thingName: "x" }));
+    const r = await agent(["status", "--config", join(dir, "bad.json")]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/hardware/);
+  });
+});

@@ -1,0 +1,92 @@
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { loadAgentConfig } from "../../device/config.ts";
+import { AgentConfigError } from "../../device/errors.ts";
+
+describe("agent config", () => {
+  let dir: string;
+  const base = {
+    thingName: "edge-1",
+    hardware: "rpi4",
+    slots: { A: "/dev/disk/by-partlabel/keel-a", B: "/dev/disk/by-partlabel/keel-b" },
+    bootloader: { type: "grub", envFile: "/boot/efi/EFI/keel/grubenv" },
+    mqtt: {
+      endpoint: "mqtts://iot.example.com:8883",
+      cert: "certs/device.pem",
+      key: "certs/device.key",
+      ca: "/etc/keel/ca.pem",
+    },
+  };
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), "keel-config-"));
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  async function write(value: unknown): Promise<string> {
+    const p = join(dir, `agent-${Math.random().toString(36).slice(2)}.json`);
+    await writeFile(p, typeof value === "string" ? value : JSON.stringify(value));
+    return p;
+  }
+
+  it("applies the documented defaults and resolves relative paths against the file", async () => {
+    const c = await loadAgentConfig(await write(base), {}, {});
+    expect(c).toMatchObject({
+      stateDir: "/var/lib/keel",
+      cmdline: "/proc/cmdline",
+      trustRoot: "/usr/share/keel/root.json",
+      reboot: { command: "systemctl reboot" },
+      hooks: { preReboot: [], postCommit: [] },
+    });
+    expect(c.mqtt?.cert).toBe(join(dir, "certs/device.pem"));
+    expect(c.health.map((h) => h.type)).toEqual(["http", "broker"]);
+    expect(c.health[0]).toMatchObject({ url: "http://127.0.0.1:10248/healthz", expect: "ok" });
+  });
+
+  it("layers file, then flags, then environment", async () => {
+    const file = await write(base);
+    const c = await loadAgentConfig(
+      file,
+      { thingName: "from-flag", stateDir: "/flag/state" },
+      { KEEL_STATE_DIR: "/env/state" },
+    );
+    expect(c.thingName).toBe("from-flag");
+    expect(c.stateDir).toBe("/env/state");
+  });
+
+  it.each([
+    [{ ...base, thingName: "bad name" }, /thingName: may contain only/],
+    [
+      { ...base, mqtt: { ...base.mqtt, endpoint: "http://x" } },
+      /mqtt\.endpoint: must look like mqtts:\/\/host:port/,
+    ],
+    [{ ...base, bootloader: { type: "lilo" } }, /bootloader/],
+    [{ ...base, slots: { A: "/dev/a" } }, /slots\.B/],
+    [{ ...base, health: [{ type: "tcp" }] }, /health\[0\]\.port/],
+    [{ ...base, surprise: true }, /surprise/],
+  ])("refuses %j with the field at fault", async (value, message) => {
+    const err = await loadAgentConfig(await write(value), {}, {}).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(AgentConfigError);
+    expect((err as Error).message).toMatch(message);
+  });
+
+  it("names the file when it is not JSON", async () => {
+    const p = await write("{ nope");
+    await expect(loadAgentConfig(p, {}, {})).rejects.toThrow(/agent config .*not valid UTF-8 JSON/);
+  });
+});
+
+describe("device/agent.example.json", () => {
+  it("is a valid config", async () => {
+    const c = await loadAgentConfig(
+      new URL("../../device/agent.example.json", import.meta.url).pathname,
+      {},
+      {},
+    );
+    expect(c.thingName).toBe("edge-0001");
+    expect(c.health).toHaveLength(3);
+  });
+});

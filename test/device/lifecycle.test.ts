@@ -1,0 +1,270 @@
+/**
+ * Full life cycle against the local cloud (IoT Jobs stand-in + aedes over mutual TLS + s3rver), with
+ * file-backed slots, the real GRUB environment and the simulated firmware. Jobs are created through the
+ * real IoT SDK with presigned-URL placeholders, exactly as the rollout engine creates them.
+ */
+import { execFileSync } from "node:child_process";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { buildJobDocument, JOB_OPERATION } from "../../core/job-document.ts";
+import { generateKeyPair } from "../../core/keys.ts";
+import { startTestCloud, type TestCloud } from "./helpers/cloud.ts";
+import { makeNode, type TestNode } from "./helpers/node.ts";
+import { makeSigners, type Signers, signRelease } from "./helpers/release.ts";
+import { NodeRunner } from "./helpers/runner.ts";
+
+const TERMINAL = new Set(["SUCCEEDED", "FAILED", "REJECTED", "CANCELED", "TIMED_OUT", "REMOVED"]);
+
+describe("keel-agent against the local cloud", () => {
+  let tmp: string;
+  let cloud: TestCloud;
+  let signers: Signers;
+  let image: Buffer;
+  let nodeCount = 0;
+
+  beforeAll(async () => {
+    tmp = await mkdtemp(join(tmpdir(), "keel-life-"));
+    cloud = await startTestCloud(join(tmp, "cloud"));
+    signers = makeSigners();
+    // A real SquashFS image, as releases are.
+    await mkdir(join(tmp, "rootfs/etc"), { recursive: true });
+    await writeFile(join(tmp, "rootfs/etc/os-release"), 'NAME="KeelOS"\nVERSION_ID="1.1.0"\n');
+    await writeFile(join(tmp, "rootfs/payload"), Buffer.alloc(200 * 1024, 7));
+    execFileSync("mksquashfs", [
+      join(tmp, "rootfs"),
+      join(tmp, "image.squashfs"),
+      "-noappend",
+      "-quiet",
+      "-no-progress",
+    ]);
+    image = await readFile(join(tmp, "image.squashfs"));
+    await cloud.put("releases/1.1.0/image.squashfs", image);
+    await cloud.put(
+      "releases/1.1.0/release.json",
+      JSON.stringify(signRelease(signers, { version: "1.1.0", releaseCounter: 2, image })),
+    );
+  });
+  afterAll(async () => {
+    await cloud?.stop();
+    await rm(tmp, { recursive: true, force: true });
+  });
+
+  async function newNode(health?: string): Promise<{ node: TestNode; thing: string; dir: string }> {
+    const thing = `node-${++nodeCount}`;
+    const dir = join(tmp, thing);
+    const mqtt = await cloud.provision(thing, dir);
+    const node = await makeNode({
+      dir,
+      signers,
+      thingName: thing,
+      config: {
+        mqtt,
+        health: [
+          { type: "command", command: health ?? "true", retries: 1, intervalSeconds: 0 },
+          { type: "broker", retries: 50, intervalSeconds: 0.1 },
+        ],
+      },
+    });
+    return { node, thing, dir };
+  }
+
+  const doc = (
+    manifestKey = "releases/1.1.0/release.json",
+    imageKey = "releases/1.1.0/image.squashfs",
+    version = "1.1.0",
+  ) =>
+    buildJobDocument({
+      rolloutId: "r1",
+      version,
+      region: cloud.cloud.info.region,
+      bucket: cloud.cloud.info.bucket,
+      manifestKey,
+      imageKey,
+      policy: { healthDeadlineSeconds: 60 },
+    });
+
+  async function finalStatus(thing: string, jobId: string) {
+    let last = { status: "", details: {} as Record<string, string> };
+    const deadline = Date.now() + 60_000;
+    while (Date.now() < deadline) {
+      last = await cloud.execution(thing, jobId);
+      if (TERMINAL.has(last.status)) return last;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error(`job ${jobId} on ${thing} never ended: ${JSON.stringify(last)}`);
+  }
+
+  it("installs, reboots into B, passes health and reports SUCCEEDED", async () => {
+    // Prepare
+    const { node, thing } = await newNode();
+    const runner = new NodeRunner(node);
+    await runner.start();
+    // Act
+    await cloud.createJob(`${thing}-ok`, thing, doc());
+    const r = await finalStatus(thing, `${thing}-ok`);
+    await runner.untilIdle();
+    await runner.stop();
+    // Assess
+    expect(r).toMatchObject({
+      status: "SUCCEEDED",
+      details: { version: "1.1.0", fromVersion: "1.0.0", slot: "B" },
+    });
+    expect(runner.boots).toEqual(["B"]);
+    expect((await node.slotBytes("B")).subarray(0, image.length).equals(image)).toBe(true);
+    expect((await node.boot.readState()).slots.B.good).toBe(true);
+  });
+
+  it("rolls back when health fails on the new slot: FAILED with rolledBack and both versions", async () => {
+    const { node, thing, dir } = await newNode();
+    node.config.health[0] = {
+      ...node.config.health[0],
+      type: "command",
+      command: `! grep -q keel.slot=B ${join(dir, "cmdline")}`,
+      retries: 1,
+      intervalSeconds: 0,
+      timeoutSeconds: 5,
+    };
+    const runner = new NodeRunner(node);
+    await runner.start();
+    await cloud.createJob(`${thing}-sick`, thing, doc());
+    const r = await finalStatus(thing, `${thing}-sick`);
+    await runner.untilIdle();
+    await runner.stop();
+    expect(r.status).toBe("FAILED");
+    expect(r.details).toMatchObject({
+      rolledBack: "true",
+      fromVersion: "1.0.0",
+      toVersion: "1.1.0",
+      slot: "A",
+    });
+    expect(r.details.reason).toMatch(/health check command/);
+    expect(runner.boots).toEqual(["B", "A"]);
+    const boot = await node.boot.readState();
+    expect(boot.slots.A.good).toBe(true);
+    expect(boot.slots.B.bootable).toBe(false);
+  });
+
+  it("reports the firmware's fallback when the new slot never comes up", async () => {
+    const { node, thing } = await newNode();
+    const runner = new NodeRunner(node, { broken: "B" });
+    await runner.start();
+    await cloud.createJob(`${thing}-dead`, thing, doc());
+    const r = await finalStatus(thing, `${thing}-dead`);
+    await runner.untilIdle();
+    await runner.stop();
+    expect(r.status).toBe("FAILED");
+    expect(r.details).toMatchObject({
+      rolledBack: "true",
+      reason: "new slot never came up",
+      fromVersion: "1.0.0",
+      toVersion: "1.1.0",
+    });
+    expect(runner.boots).toEqual(["B", "A"]);
+    const boot = await node.boot.readState();
+    expect(boot.slots.A.good).toBe(true);
+    expect(boot.slots.B.bootable).toBe(false);
+  });
+
+  it("REJECTS each kind of bad job document with the reason", async () => {
+    const { node, thing } = await newNode();
+    const envBefore = await node.envBytes();
+    const runner = new NodeRunner(node);
+    await runner.start();
+    const good = doc();
+    const bad: Record<string, [Record<string, unknown>, RegExp]> = {
+      operation: [{ ...good, operation: "reboot" }, /operation/],
+      schema: [{ ...good, schemaVersion: 2 }, /schemaVersion/],
+      missing: [{ ...good, imageUrl: undefined }, /imageUrl/],
+      version: [{ ...good, version: "latest" }, /version: must be a semantic version/],
+      url: [{ ...good, manifestUrl: "ftp://example.com/x" }, /manifestUrl/],
+      unknown: [{ ...good, install: "now" }, /install/],
+      policy: [{ ...good, policy: { healthDeadlineSeconds: 1 } }, /healthDeadlineSeconds/],
+    };
+    for (const [name, [d]] of Object.entries(bad)) await cloud.createJob(`${thing}-${name}`, thing, d);
+    for (const [name, [, reason]] of Object.entries(bad)) {
+      const r = await finalStatus(thing, `${thing}-${name}`);
+      expect(r.status, name).toBe("REJECTED");
+      expect(r.details.reason, name).toMatch(/invalid job document/);
+      expect(r.details.reason, name).toMatch(reason);
+    }
+    await runner.stop();
+    expect(JOB_OPERATION).toBe("keel.update");
+    expect(Buffer.compare(await node.envBytes(), envBefore)).toBe(0);
+  });
+
+  it("refuses bad signature, downgrade, wrong hardware, version mismatch, hash mismatch, size over the slot; bootloader untouched", async () => {
+    // Prepare: one manifest per refusal, each under its own key
+    const cases: Record<string, { manifest: object; version?: string; status: string; reason: RegExp }> = {
+      signature: {
+        manifest: signRelease(signers, {
+          version: "1.1.0",
+          releaseCounter: 2,
+          image,
+          signWith: generateKeyPair(),
+        }),
+        status: "REJECTED",
+        reason: /release role.*0 valid signature/,
+      },
+      downgrade: {
+        manifest: signRelease(signers, { version: "0.9.0", releaseCounter: 0, image }),
+        version: "0.9.0",
+        status: "REJECTED",
+        reason: /below the installed/,
+      },
+      hardware: {
+        manifest: signRelease(signers, {
+          version: "1.1.0",
+          releaseCounter: 2,
+          image,
+          compatible: ["x86-64"],
+        }),
+        status: "REJECTED",
+        reason: /not in the release's compatible list/,
+      },
+      mismatch: {
+        manifest: signRelease(signers, { version: "1.2.0", releaseCounter: 3, image }),
+        status: "REJECTED",
+        reason: /job asks for version 1.1.0 but the signed manifest is for 1.2.0/,
+      },
+      hash: {
+        manifest: signRelease(signers, {
+          version: "1.1.0",
+          releaseCounter: 2,
+          image,
+          sha256: "f".repeat(64),
+        }),
+        status: "FAILED",
+        reason: /sha256 mismatch/,
+      },
+      size: {
+        manifest: signRelease(signers, { version: "1.1.0", releaseCounter: 2, image, size: 4 * 1024 * 1024 }),
+        status: "REJECTED",
+        reason: /holds only/,
+      },
+    };
+    const { node, thing } = await newNode();
+    const envBefore = await node.envBytes();
+    const runner = new NodeRunner(node);
+    await runner.start();
+    // Act
+    for (const [name, c] of Object.entries(cases)) {
+      await cloud.put(`refusals/${name}/release.json`, JSON.stringify(c.manifest));
+      await cloud.createJob(
+        `${thing}-${name}`,
+        thing,
+        doc(`refusals/${name}/release.json`, undefined, c.version),
+      );
+    }
+    // Assess
+    for (const [name, c] of Object.entries(cases)) {
+      const r = await finalStatus(thing, `${thing}-${name}`);
+      expect(r.status, name).toBe(c.status);
+      expect(r.details.reason, name).toMatch(c.reason);
+      expect(Buffer.compare(await node.envBytes(), envBefore), name).toBe(0);
+    }
+    await runner.stop();
+    expect(runner.boots).toEqual([]);
+  });
+});
