@@ -4,8 +4,8 @@
  */
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { stat } from "node:fs/promises";
 import { CliFileError } from "./errors.ts";
+import { regularFileSize } from "./inputs.ts";
 import { progressBar } from "./progress.ts";
 
 export interface FileDigest {
@@ -20,15 +20,7 @@ export async function hashFile(
   path: string,
   onProgress?: (done: number, total: number) => void,
 ): Promise<FileDigest> {
-  let total: number;
-  try {
-    const st = await stat(path);
-    if (!st.isFile()) throw new CliFileError(path, "is not a regular file");
-    total = st.size;
-  } catch (err) {
-    if (err instanceof CliFileError) throw err;
-    throw new CliFileError(path, `cannot read image (${(err as Error).message})`, { cause: err });
-  }
+  const total = await regularFileSize(path, "cannot read image");
   const hash = createHash("sha256");
   let size = 0;
   try {

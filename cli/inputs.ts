@@ -16,19 +16,26 @@ import { parseRootEnvelope, type TrustedTime, verifyRole, walkRootChain } from "
 import { CliFileError, errnoCode } from "./errors.ts";
 
 /**
+ * The size of the regular file at `path`. A directory or device is refused as "is not a regular file";
+ * a file that cannot be looked at fails with `cannot` and the system's reason.
+ */
+export async function regularFileSize(path: string, cannot: string): Promise<number> {
+  try {
+    const st = await stat(path);
+    if (!st.isFile()) throw new CliFileError(path, "is not a regular file");
+    return st.size;
+  } catch (err) {
+    if (err instanceof CliFileError) throw err;
+    throw new CliFileError(path, `${cannot} (${(err as Error).message})`, { cause: err });
+  }
+}
+
+/**
  * Reads a whole small file (a JSON document or key file, `what` names it in errors). A file over the
  * JSON limit is refused from its size alone: it is never loaded into memory.
  */
 export async function readSmallFile(path: string, what = "document"): Promise<Uint8Array> {
-  let size: number;
-  try {
-    const st = await stat(path);
-    if (!st.isFile()) throw new CliFileError(path, "is not a regular file");
-    size = st.size;
-  } catch (err) {
-    if (err instanceof CliFileError) throw err;
-    throw new CliFileError(path, `cannot read (${(err as Error).message})`, { cause: err });
-  }
+  const size = await regularFileSize(path, "cannot read");
   if (size > MAX_JSON_BYTES) {
     throw new SchemaError(`${what} ${path}`, [
       { path: "", message: `document is ${size} bytes, limit is ${MAX_JSON_BYTES}` },

@@ -4,6 +4,7 @@ import { z } from "zod";
 import { parseWith } from "../../core/parse.ts";
 import { type ReleaseRecord, ReleaseRecordSchema } from "../../functions/store.ts";
 import { ApiClient, addTargetOptions, resolveTarget, type TargetFlags } from "../api-client.ts";
+import { renderTable } from "../render.ts";
 
 export const ReleasesAnswerSchema = z.object({ releases: z.array(ReleaseRecordSchema) });
 
@@ -17,14 +18,7 @@ export function renderReleases(releases: ReleaseRecord[]): string {
     r.registeredAt,
     r.reason ?? "",
   ]);
-  const head = ["VERSION", "STATUS", "COUNTER", "SIZE", "REGISTERED", "REASON"];
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] ?? "").length)));
-  const fmt = (row: string[]) =>
-    row
-      .map((c, i) => c.padEnd(widths[i] ?? 0))
-      .join("  ")
-      .trimEnd();
-  return `${[fmt(head), ...rows.map(fmt)].join("\n")}\n`;
+  return renderTable(["VERSION", "STATUS", "COUNTER", "SIZE", "REGISTERED", "REASON"], rows);
 }
 
 export async function listReleases(api: ApiClient): Promise<ReleaseRecord[]> {

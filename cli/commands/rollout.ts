@@ -16,6 +16,7 @@ import {
 import { ApiClient, addTargetOptions, resolveTarget, type TargetFlags } from "../api-client.ts";
 import { CliUsageError } from "../errors.ts";
 import { collectList, durationOption, intOption } from "../inputs.ts";
+import { renderTable, waveBar, waveLabel } from "../render.ts";
 
 export interface WaveDefaults {
   /** Bake after every wave but the last, in seconds. */
@@ -74,18 +75,6 @@ const percentOption = (v: string): number => {
 
 const BAR_WIDTH = 30;
 
-/** A text bar: succeeded as #, failed as !, in progress as ~, queued and the rest as '.'. */
-function bar(c: NonNullable<Rollout["waves"][number]["counts"]>): string {
-  const total = Object.values(c).reduce((a, b) => a + b, 0);
-  if (total === 0) return `[${" ".repeat(BAR_WIDTH)}]`;
-  const cells = (n: number) => Math.round((n / total) * BAR_WIDTH);
-  const ok = cells(c.succeeded);
-  const bad = cells(c.failed + c.rejected + c.timedOut);
-  const run = cells(c.inProgress);
-  const rest = Math.max(0, BAR_WIDTH - ok - bad - run);
-  return `[${"#".repeat(ok)}${"!".repeat(bad)}${"~".repeat(run)}${".".repeat(rest)}]`.slice(0, BAR_WIDTH + 2);
-}
-
 /** The status screen: header, one progress line per wave, the device table, the latest timeline. */
 export function renderRollout(r: RolloutView): string {
   const lines: string[] = [];
@@ -96,7 +85,6 @@ export function renderRollout(r: RolloutView): string {
   lines.push(`created ${r.createdAt} by ${r.createdBy}${r.forced ? " (forced)" : ""}`);
   lines.push("");
   r.waves.forEach((w, i) => {
-    const what = w.kind === "canary" ? `canary ${(w.things ?? []).join("+")}` : `${w.percent}%`;
     const marker = i === r.current && r.status !== "SUCCEEDED" ? ">" : " ";
     const c = w.counts;
     const state = w.completedAt
@@ -110,7 +98,7 @@ export function renderRollout(r: RolloutView): string {
       ? `${c.succeeded} ok, ${c.failed + c.rejected + c.timedOut} failed, ${c.inProgress} in progress, ${c.queued} queued`
       : "";
     lines.push(
-      `${marker} wave ${i + 1} ${what.padEnd(12)} ${c ? bar(c) : `[${" ".repeat(BAR_WIDTH)}]`} ${state}${nums ? `  ${nums}` : ""}`,
+      `${marker} wave ${i + 1} ${waveLabel(w).padEnd(12)} ${waveBar(c, BAR_WIDTH)} ${state}${nums ? `  ${nums}` : ""}`,
     );
   });
   if (r.devices.length > 0) {
@@ -145,14 +133,7 @@ export function renderRolloutList(rollouts: Rollout[]): string {
     `${r.current + 1}/${r.waves.length}`,
     r.createdAt,
   ]);
-  const head = ["ID", "RELEASE", "TARGET", "STATUS", "WAVE", "CREATED"];
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] ?? "").length)));
-  const fmt = (row: string[]) =>
-    row
-      .map((c, i) => c.padEnd(widths[i] ?? 0))
-      .join("  ")
-      .trimEnd();
-  return `${[fmt(head), ...rows.map(fmt)].join("\n")}\n`;
+  return renderTable(["ID", "RELEASE", "TARGET", "STATUS", "WAVE", "CREATED"], rows);
 }
 
 async function client(flags: TargetFlags): Promise<ApiClient> {

@@ -6,6 +6,7 @@
 import { constants } from "node:fs";
 import { open, rename } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
+import { fsyncDir, writeSynced } from "../fs-atomic.ts";
 import { BootIoError } from "./errors.ts";
 
 /** The temp name next to the target; the same suffix grub-editenv `create` uses. */
@@ -14,27 +15,12 @@ export const tempPathFor = (path: string): string => join(dirname(path), `${base
 export async function writeFileAtomic(path: string, data: Uint8Array): Promise<void> {
   const tmp = tempPathFor(path);
   try {
-    const fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC, 0o644);
-    try {
-      await fh.writeFile(data);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
+    // O_TRUNC, not O_EXCL: a `.new` left by a power cut is simply overwritten.
+    await writeSynced(tmp, data, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC, 0o644);
     await rename(tmp, path);
     await fsyncDir(dirname(path));
   } catch (err) {
     throw new BootIoError(`cannot write ${path}: ${(err as Error).message}`, { cause: err });
-  }
-}
-
-/** Makes the rename durable: without it a power cut can bring back the old directory entry. */
-async function fsyncDir(dir: string): Promise<void> {
-  const fh = await open(dir, constants.O_RDONLY);
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
   }
 }
 

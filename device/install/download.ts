@@ -90,17 +90,10 @@ export async function fetchRange(opts: FetchOptions): Promise<FetchResult> {
     const before = position;
     requests++;
     try {
-      if (isHttp(source)) {
-        const r = await httpAttempt(source, position, opts);
-        position = r.position;
-        fetched += r.fetched;
-        overflow ||= r.overflow;
-      } else {
-        const r = await fileAttempt(source, position, opts);
-        position = r.position;
-        fetched += r.fetched;
-        overflow ||= r.overflow;
-      }
+      const r = await (isHttp(source) ? httpAttempt : fileAttempt)(source, position, opts);
+      position = r.position;
+      fetched += r.fetched;
+      overflow ||= r.overflow;
       if (overflow || position >= opts.size) break;
       // The body ended early without an error: a cut connection.
       throw new RetryableError(`connection closed at byte ${position} of ${opts.size}`);
@@ -132,6 +125,28 @@ interface Attempt {
   position: number;
   fetched: number;
   overflow: boolean;
+}
+
+/**
+ * Hands the chunk at `position` to the sink, cut at `opts.size`: bytes past the manifest's size are never
+ * written, only reported as `overflow`. A sink failure (slot write) is not a network problem and is never
+ * retried, so it comes out wrapped in SinkError.
+ */
+async function deliver(
+  chunk: Buffer,
+  position: number,
+  opts: FetchOptions,
+): Promise<{ length: number; overflow: boolean }> {
+  const overflow = position + chunk.length > opts.size;
+  const kept = overflow ? chunk.subarray(0, opts.size - position) : chunk;
+  if (kept.length > 0) {
+    try {
+      await opts.onChunk(kept, position);
+    } catch (err) {
+      throw new SinkError(err);
+    }
+  }
+  return { length: kept.length, overflow };
 }
 
 async function httpAttempt(url: string, start: number, opts: FetchOptions): Promise<Attempt> {
@@ -191,20 +206,10 @@ async function httpAttempt(url: string, start: number, opts: FetchOptions): Prom
           chunk = chunk.subarray(skip);
           skip = 0;
         }
-        if (position + chunk.length > opts.size) {
+        const kept = await deliver(chunk, position, opts);
+        position += kept.length;
+        if (kept.overflow) {
           overflow = true;
-          chunk = chunk.subarray(0, opts.size - position);
-        }
-        if (chunk.length > 0) {
-          try {
-            await opts.onChunk(chunk, position);
-          } catch (err) {
-            // The sink (slot write) failed: not a network problem, never retried.
-            throw new SinkError(err);
-          }
-          position += chunk.length;
-        }
-        if (overflow) {
           res.destroy();
           break;
         }
@@ -228,21 +233,14 @@ async function fileAttempt(path: string, start: number, opts: FetchOptions): Pro
   const stream = createReadStream(path, { start, highWaterMark: 1024 * 1024, signal: opts.signal });
   try {
     for await (const raw of stream) {
-      let chunk = raw as Buffer;
+      const chunk = raw as Buffer;
       fetched += chunk.length;
-      if (position + chunk.length > opts.size) {
+      const kept = await deliver(chunk, position, opts);
+      position += kept.length;
+      if (kept.overflow) {
         overflow = true;
-        chunk = chunk.subarray(0, opts.size - position);
+        break;
       }
-      if (chunk.length > 0) {
-        try {
-          await opts.onChunk(chunk, position);
-        } catch (err) {
-          throw new SinkError(err);
-        }
-      }
-      position += chunk.length;
-      if (overflow) break;
     }
   } catch (err) {
     if (err instanceof SinkError) throw err.cause;

@@ -3,29 +3,13 @@
  * the phase of every node (from the simulator). On a terminal the block is redrawn in place; elsewhere
  * only changes are printed, one plain line each, so logs and CI output stay readable.
  */
+
+import { waveBar, waveLabel } from "../../cli/render.ts";
+import { STATES } from "../../device/state-machine.ts";
 import type { RolloutView, Wave } from "../../functions/rollout/model.ts";
-import type { NodeSnapshot } from "./node.ts";
+import type { NodePhase, NodeSnapshot } from "./node.ts";
 
 const BAR = 24;
-
-function waveBar(w: Wave): string {
-  const c = w.counts;
-  if (!c) return `[${" ".repeat(BAR)}]`;
-  const total = Object.values(c).reduce((a, b) => a + b, 0);
-  if (total === 0) return `[${" ".repeat(BAR)}]`;
-  const cells = (n: number) => Math.round((n / total) * BAR);
-  const ok = cells(c.succeeded);
-  const bad = cells(c.failed + c.rejected + c.timedOut);
-  const run = cells(c.inProgress);
-  return `[${"#".repeat(ok)}${"!".repeat(bad)}${"~".repeat(run)}${".".repeat(Math.max(0, BAR - ok - bad - run))}]`.slice(
-    0,
-    BAR + 2,
-  );
-}
-
-export function waveLabel(w: Wave): string {
-  return w.kind === "canary" ? `canary ${(w.things ?? []).join("+")}` : `${w.percent}%`;
-}
 
 export function waveState(r: RolloutView, i: number): string {
   const w = r.waves[i];
@@ -44,28 +28,11 @@ function counts(w: Wave): string {
   return `${c.succeeded} ok${failed ? `, ${failed} failed` : ""}${c.inProgress ? `, ${c.inProgress} in progress` : ""}${c.queued ? `, ${c.queued} queued` : ""}`;
 }
 
-/** Phases grouped for the summary line, in life-cycle order. */
-const ORDER = [
-  "booting",
-  "Idle",
-  "Validating",
-  "Downloading",
-  "Verifying",
-  "Activating",
-  "Rebooting",
-  "HealthChecking",
-  "RollingBack",
-  "Committed",
-  "RolledBack",
-  "Rejected",
-  "Failed",
-  "Cancelled",
-  "down",
-  "off",
-];
+/** Phases grouped for the summary line, in life-cycle order: the agent's states between the simulator's own. */
+const ORDER: readonly NodePhase[] = ["booting", ...STATES, "down", "off"];
 
 export function phaseSummary(nodes: readonly NodeSnapshot[]): string {
-  const by = new Map<string, number>();
+  const by = new Map<NodePhase, number>();
   for (const n of nodes) by.set(n.phase, (by.get(n.phase) ?? 0) + 1);
   const versions = new Map<string, number>();
   for (const n of nodes) versions.set(n.version ?? "none", (versions.get(n.version ?? "none") ?? 0) + 1);
@@ -97,7 +64,7 @@ export function renderLive(
     r.waves.forEach((w, i) => {
       const marker = i === r.current && r.status !== "SUCCEEDED" ? ">" : " ";
       lines.push(
-        `  ${marker} wave ${i + 1} ${waveLabel(w).padEnd(16)} ${waveBar(w)} ${waveState(r, i).padEnd(13)} ${counts(w)}`,
+        `  ${marker} wave ${i + 1} ${waveLabel(w).padEnd(16)} ${waveBar(w.counts, BAR)} ${waveState(r, i).padEnd(13)} ${counts(w)}`,
       );
     });
   } else {

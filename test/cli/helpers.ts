@@ -37,3 +37,28 @@ export async function writeKey(dir: string, name: string, n: number): Promise<Ke
   await writeFile(join(dir, `${name}.pub`), publicKeyFileText(k));
   return k;
 }
+
+export type Flags = Record<string, string | readonly string[] | true>;
+
+/**
+ * Command-line flags from an object, in the object's order: a camelCase name becomes `--kebab-case`, an
+ * array repeats the flag, `true` is a bare flag. `{ releaseKeys: ["a", "b"], force: true }` →
+ * `--release-keys a --release-keys b --force`.
+ */
+export function flags(f: Flags): string[] {
+  return Object.entries(f).flatMap(([name, value]) => {
+    const flag = `--${name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+    if (value === true) return [flag];
+    return (typeof value === "string" ? [value] : value).flatMap((v) => [flag, v]);
+  });
+}
+
+/** `keel root init` in dir with the given flags (see `flags`). */
+export function rootInit(dir: string, f: Flags): Promise<RunResult> {
+  return keel(dir, "root", "init", ...flags(f));
+}
+
+/** `keel root rotate --from FROM` in dir with the given flags (see `flags`). */
+export function rootRotate(dir: string, from: string, f: Flags): Promise<RunResult> {
+  return keel(dir, "root", "rotate", "--from", from, ...flags(f));
+}

@@ -10,7 +10,7 @@ import type { KeyPair } from "../../core/keys.ts";
 import { MAX_JSON_BYTES } from "../../core/parse.ts";
 import { parseReleaseEnvelope } from "../../core/verify.ts";
 import { key, makeRelease, sign } from "../core/fixtures.ts";
-import { keel, tempDir, writeKey } from "./helpers.ts";
+import { keel, rootInit, rootRotate, tempDir, writeKey } from "./helpers.ts";
 
 let dir: string;
 let root1: KeyPair;
@@ -33,6 +33,36 @@ async function readEnvelope(file: string) {
 
 const SIGN = ["--version", "1.0.0", "--counter", "5", "--compatible", "pc-x86_64,rpi4"];
 
+/**
+ * `keel release sign IMAGE FIELDS --key KEY… --out OUT EXTRA…` in dir; by default the built image, the
+ * release fields of SIGN and the key rel1.
+ */
+function releaseSign(o: {
+  image?: string;
+  fields?: readonly string[];
+  key?: string | readonly string[];
+  out: string;
+  extra?: readonly string[];
+}) {
+  const keys = typeof o.key === "string" ? [o.key] : (o.key ?? ["rel1.key"]);
+  return keel(
+    dir,
+    "release",
+    "sign",
+    o.image ?? "image.squashfs",
+    ...(o.fields ?? SIGN),
+    ...keys.flatMap((k) => ["--key", k]),
+    "--out",
+    o.out,
+    ...(o.extra ?? []),
+  );
+}
+
+/** `keel release verify MANIFEST --root ROOT EXTRA…` in dir. */
+function releaseVerify(manifest: string, root = "root.json", ...extra: string[]) {
+  return keel(dir, "release", "verify", manifest, "--root", root, ...extra);
+}
+
 beforeAll(async () => {
   dir = await tempDir("release");
   [root1, , rel1, rel2, outsider] = await Promise.all([
@@ -43,55 +73,16 @@ beforeAll(async () => {
     writeKey(dir, "outsider", 99),
   ]);
   await makeTree(join(dir, "rootfs"));
+  const roles = { keys: "root1.pub", threshold: "1", releaseKeys: "rel1.pub,rel2.pub", sign: "root1.key" };
   const roots = await Promise.all([
     // 1-of-1 release role for the simple flows; 2-of-2 for threshold signing.
-    keel(
-      dir,
-      "root",
-      "init",
-      "--keys",
-      "root1.pub",
-      "--threshold",
-      "1",
-      "--release-keys",
-      "rel1.pub,rel2.pub",
-      "--sign",
-      "root1.key",
-      "--out",
-      "root.json",
-    ),
-    keel(
-      dir,
-      "root",
-      "init",
-      "--keys",
-      "root1.pub",
-      "--threshold",
-      "1",
-      "--release-keys",
-      "rel1.pub,rel2.pub",
-      "--release-threshold",
-      "2",
-      "--sign",
-      "root1.key",
-      "--out",
-      "root-2of2.json",
-    ),
+    rootInit(dir, { ...roles, out: "root.json" }),
+    rootInit(dir, { ...roles, releaseThreshold: "2", out: "root-2of2.json" }),
   ]);
   for (const r of roots) expect(r.stderr).toBe("");
   const b = await keel(dir, "release", "build", "rootfs", "--out", "image.squashfs");
   expect(b.stderr).toBe("");
-  const s = await keel(
-    dir,
-    "release",
-    "sign",
-    "image.squashfs",
-    ...SIGN,
-    "--key",
-    "rel1.key",
-    "--out",
-    "release.json",
-  );
+  const s = await releaseSign({ out: "release.json" });
   expect(s.stderr).toBe("");
 });
 
@@ -159,16 +150,7 @@ describe("keel release sign + verify", () => {
     });
     const { createHash } = await import("node:crypto");
     expect(env.signed.image.sha256).toBe(createHash("sha256").update(image).digest("hex"));
-    const r = await keel(
-      dir,
-      "release",
-      "verify",
-      "release.json",
-      "--root",
-      "root.json",
-      "--image",
-      "image.squashfs",
-    );
+    const r = await releaseVerify("release.json", "root.json", "--image", "image.squashfs");
     expect(r.stderr).toBe("");
     expect(r.code).toBe(0);
     expect(r.stdout.trim().split("\n")).toHaveLength(1);
@@ -179,23 +161,10 @@ describe("keel release sign + verify", () => {
   });
 
   it("honours --os, --image-key and --expires", async () => {
-    const r = await keel(
-      dir,
-      "release",
-      "sign",
-      "image.squashfs",
-      ...SIGN,
-      "--key",
-      "rel1.key",
-      "--out",
-      "custom.json",
-      "--os",
-      "keelos-edge",
-      "--image-key",
-      "custom/img.squashfs",
-      "--expires",
-      "1d",
-    );
+    const r = await releaseSign({
+      out: "custom.json",
+      extra: ["--os", "keelos-edge", "--image-key", "custom/img.squashfs", "--expires", "1d"],
+    });
     expect(r.code).toBe(0);
     const s = (await readEnvelope("custom.json")).signed;
     expect(s.os).toBe("keelos-edge");
@@ -208,32 +177,14 @@ describe("keel release sign + verify", () => {
     const flipped = Buffer.from(image);
     flipped[1000] = (flipped[1000] ?? 0) ^ 0x01;
     await writeFile(join(dir, "flipped.squashfs"), flipped);
-    const r = await keel(
-      dir,
-      "release",
-      "verify",
-      "release.json",
-      "--root",
-      "root.json",
-      "--image",
-      "flipped.squashfs",
-    );
+    const r = await releaseVerify("release.json", "root.json", "--image", "flipped.squashfs");
     expect(r.code).not.toBe(0);
     expect(r.stdout).toBe("");
     expect(r.stderr).toMatch(
       /release\.json is NOT valid: image sha256 mismatch: expected [0-9a-f]{64}, got [0-9a-f]{64}/,
     );
     await writeFile(join(dir, "short.squashfs"), image.subarray(0, image.length - 1));
-    const t = await keel(
-      dir,
-      "release",
-      "verify",
-      "release.json",
-      "--root",
-      "root.json",
-      "--image",
-      "short.squashfs",
-    );
+    const t = await releaseVerify("release.json", "root.json", "--image", "short.squashfs");
     expect(t.stderr).toContain(`image size mismatch: expected ${image.length}, got ${image.length - 1}`);
   });
 
@@ -241,7 +192,7 @@ describe("keel release sign + verify", () => {
     const env = JSON.parse(await readFile(join(dir, "release.json"), "utf8"));
     env.signed.releaseCounter = 6;
     await writeFile(join(dir, "edited.json"), JSON.stringify(env));
-    const r = await keel(dir, "release", "verify", "edited.json", "--root", "root.json");
+    const r = await releaseVerify("edited.json");
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(
       /edited\.json is NOT valid: release role \(root v1\): 0 valid signature\(s\) of 1 needed \(signature by key [0-9a-f]{16}… does not verify\)/,
@@ -249,125 +200,52 @@ describe("keel release sign + verify", () => {
   });
 
   it("refuses a release signed by a key the root does not trust", async () => {
-    const s = await keel(
-      dir,
-      "release",
-      "sign",
-      "image.squashfs",
-      ...SIGN,
-      "--key",
-      "outsider.key",
-      "--out",
-      "untrusted.json",
-    );
+    const s = await releaseSign({ out: "untrusted.json", key: "outsider.key" });
     expect(s.code).toBe(0);
-    const r = await keel(dir, "release", "verify", "untrusted.json", "--root", "root.json");
+    const r = await releaseVerify("untrusted.json");
     expect(r.code).not.toBe(0);
     expect(r.stderr).toContain(`key ${outsider.keyId.slice(0, 16)}… is not trusted for release`);
   });
 
   it("threshold signing: a second --key on the same envelope adds a signature; the same key twice counts once", async () => {
-    const first = await keel(
-      dir,
-      "release",
-      "sign",
-      "image.squashfs",
-      ...SIGN,
-      "--key",
-      "rel1.key",
-      "--out",
-      "two.json",
-    );
+    const first = await releaseSign({ out: "two.json" });
     expect(first.stdout).toContain("two.json has 1 signature(s)");
-    const below = await keel(dir, "release", "verify", "two.json", "--root", "root-2of2.json");
+    const below = await releaseVerify("two.json", "root-2of2.json");
     expect(below.code).not.toBe(0);
     expect(below.stderr).toContain("1 valid signature(s) of 2 needed");
     const before = await readEnvelope("two.json");
     // The same signer again replaces its signature rather than adding a second one.
-    const again = await keel(
-      dir,
-      "release",
-      "sign",
-      "image.squashfs",
-      ...SIGN,
-      "--key",
-      "rel1.key",
-      "--out",
-      "two.json",
-    );
+    const again = await releaseSign({ out: "two.json" });
     expect(again.stdout).toMatch(/^re-signed .* two\.json has 1 signature\(s\)/);
-    const second = await keel(
-      dir,
-      "release",
-      "sign",
-      "image.squashfs",
-      ...SIGN,
-      "--key",
-      "rel2.key",
-      "--out",
-      "two.json",
-    );
+    const second = await releaseSign({ out: "two.json", key: "rel2.key" });
     expect(second.stdout).toMatch(/^co-signed keelos 1\.0\.0 .* two\.json has 2 signature\(s\)/);
     const after = await readEnvelope("two.json");
     // The signed body, timestamps included, is kept byte for byte.
     expect(canonicalize(after.signed)).toBe(canonicalize(before.signed));
     expect(after.signatures.map((s) => s.keyId).sort()).toEqual([rel1.keyId, rel2.keyId].sort());
-    const ok = await keel(dir, "release", "verify", "two.json", "--root", "root-2of2.json");
+    const ok = await releaseVerify("two.json", "root-2of2.json");
     expect(ok.code).toBe(0);
     expect(ok.stdout).toContain("2 valid release signature(s) (threshold 2) under root v1");
   });
 
   it("several --key flags sign at once", async () => {
-    const r = await keel(
-      dir,
-      "release",
-      "sign",
-      "image.squashfs",
-      ...SIGN,
-      "--key",
-      "rel1.key",
-      "--key",
-      "rel2.key",
-      "--out",
-      "both.json",
-    );
+    const r = await releaseSign({ out: "both.json", key: ["rel1.key", "rel2.key"] });
     expect(r.code).toBe(0);
     expect((await readEnvelope("both.json")).signatures).toHaveLength(2);
   });
 
   it("refuses to co-sign an envelope for a different release, leaving it unchanged", async () => {
     const before = await readFile(join(dir, "release.json"), "utf8");
-    const r = await keel(
-      dir,
-      "release",
-      "sign",
-      "image.squashfs",
-      "--version",
-      "1.0.1",
-      "--counter",
-      "5",
-      "--compatible",
-      "pc-x86_64,rpi4",
-      "--key",
-      "rel2.key",
-      "--out",
-      "release.json",
-    );
+    const r = await releaseSign({
+      out: "release.json",
+      fields: ["--version", "1.0.1", "--counter", "5", "--compatible", "pc-x86_64,rpi4"],
+      key: "rel2.key",
+    });
     expect(r.code).not.toBe(0);
     expect(r.stderr).toContain(
       'release.json already holds a different release (version: "1.0.0" in the file, "1.0.1" from the flags',
     );
-    const img = await keel(
-      dir,
-      "release",
-      "sign",
-      "other.squashfs",
-      ...SIGN,
-      "--key",
-      "rel2.key",
-      "--out",
-      "release.json",
-    );
+    const img = await releaseSign({ image: "other.squashfs", out: "release.json", key: "rel2.key" });
     expect(img.code).not.toBe(0);
     expect(img.stderr).toMatch(/image\.sha256: [0-9a-f]{64} in the file, [0-9a-f]{64} from the flags/);
     expect(await readFile(join(dir, "release.json"), "utf8")).toBe(before);
@@ -383,31 +261,11 @@ describe("keel release sign + verify", () => {
     ];
     for (const [flags, message] of cases) {
       // The image does not exist: a flag error must come first.
-      const r = await keel(
-        dir,
-        "release",
-        "sign",
-        "missing.squashfs",
-        ...flags,
-        "--key",
-        "rel1.key",
-        "--out",
-        "bad.json",
-      );
+      const r = await releaseSign({ image: "missing.squashfs", out: "bad.json", fields: flags });
       expect(r.code).not.toBe(0);
       expect(r.stderr).toContain(message);
     }
-    const noImage = await keel(
-      dir,
-      "release",
-      "sign",
-      "missing.squashfs",
-      ...SIGN,
-      "--key",
-      "rel1.key",
-      "--out",
-      "bad.json",
-    );
+    const noImage = await releaseSign({ image: "missing.squashfs", out: "bad.json" });
     expect(noImage.stderr).toContain("missing.squashfs: cannot read image");
     await expect(stat(join(dir, "bad.json"))).rejects.toThrow();
   });
@@ -416,110 +274,44 @@ describe("keel release sign + verify", () => {
 describe("keel release verify against roots", () => {
   beforeAll(async () => {
     // Root 2 rotates the release role to rel2 only (rel1 revoked); root 3 keeps it.
-    const r2 = await keel(
-      dir,
-      "root",
-      "rotate",
-      "--from",
-      "root.json",
-      "--keys",
-      "root1.pub,root2.pub",
-      "--threshold",
-      "1",
-      "--release-keys",
-      "rel2.pub",
-      "--sign",
-      "root1.key",
-      "--out",
-      "root.2.json",
-    );
+    const r2 = await rootRotate(dir, "root.json", {
+      keys: "root1.pub,root2.pub",
+      threshold: "1",
+      releaseKeys: "rel2.pub",
+      sign: "root1.key",
+      out: "root.2.json",
+    });
     expect(r2.stderr).toBe("");
-    const r3 = await keel(
-      dir,
-      "root",
-      "rotate",
-      "--from",
-      "root.2.json",
-      "--keys",
-      "root2.pub",
-      "--threshold",
-      "1",
-      "--release-keys",
-      "rel2.pub",
-      "--sign",
-      "root1.key,root2.key",
-      "--out",
-      "root.3.json",
-    );
+    const r3 = await rootRotate(dir, "root.2.json", {
+      keys: "root2.pub",
+      threshold: "1",
+      releaseKeys: "rel2.pub",
+      sign: "root1.key,root2.key",
+      out: "root.3.json",
+    });
     expect(r3.stderr).toBe("");
-    const s = await keel(
-      dir,
-      "release",
-      "sign",
-      "image.squashfs",
-      ...SIGN,
-      "--key",
-      "rel2.key",
-      "--out",
-      "by-rel2.json",
-    );
+    const s = await releaseSign({ out: "by-rel2.json", key: "rel2.key" });
     expect(s.stderr).toBe("");
   });
 
   it("a rotated-out key: valid under root 1, refused after walking to root 2", async () => {
-    expect((await keel(dir, "release", "verify", "release.json", "--root", "root.json")).code).toBe(0);
-    const r = await keel(
-      dir,
-      "release",
-      "verify",
-      "release.json",
-      "--root",
-      "root.json",
-      "--root-chain",
-      "root.2.json",
-    );
+    expect((await releaseVerify("release.json")).code).toBe(0);
+    const r = await releaseVerify("release.json", "root.json", "--root-chain", "root.2.json");
     expect(r.code).not.toBe(0);
     expect(r.stderr).toContain("release role (root v2): 0 valid signature(s) of 1 needed");
     expect(r.stderr).toContain(`key ${rel1.keyId.slice(0, 16)}… is not trusted for release`);
   });
 
   it("walks the chain forward to the newest root", async () => {
-    const r = await keel(
-      dir,
-      "release",
-      "verify",
-      "by-rel2.json",
-      "--root",
-      "root.json",
-      "--root-chain",
-      "root.2.json,root.3.json",
-    );
+    const r = await releaseVerify("by-rel2.json", "root.json", "--root-chain", "root.2.json,root.3.json");
     expect(r.stderr).toBe("");
     expect(r.stdout).toContain("(threshold 1) under root v3");
   });
 
   it("refuses a gap or a wrong order in the chain", async () => {
-    const gap = await keel(
-      dir,
-      "release",
-      "verify",
-      "by-rel2.json",
-      "--root",
-      "root.json",
-      "--root-chain",
-      "root.3.json",
-    );
+    const gap = await releaseVerify("by-rel2.json", "root.json", "--root-chain", "root.3.json");
     expect(gap.stderr).toContain("trust root version 3 cannot follow version 1: expected 2");
-    const order = await keel(
-      dir,
-      "release",
-      "verify",
-      "by-rel2.json",
-      "--root",
-      "root.json",
-      "--root-chain",
-      "root.3.json,root.2.json",
-    );
+    const order = await releaseVerify("by-rel2.json", "root.json", "--root-chain", "root.3.json,root.2.json");
     expect(order.code).not.toBe(0);
   });
 
@@ -530,32 +322,23 @@ describe("keel release verify against roots", () => {
       [rel1],
     );
     await writeFile(join(dir, "expired.json"), JSON.stringify(expired));
-    const r = await keel(dir, "release", "verify", "expired.json", "--root", "root.json");
+    const r = await releaseVerify("expired.json");
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/release 1\.2\.0 manifest expired at 2020-02-01T00:00:00Z \(trusted time is /);
-    const root = await keel(
-      dir,
-      "root",
-      "init",
-      "--keys",
-      "root1.pub",
-      "--threshold",
-      "1",
-      "--release-keys",
-      "rel1.pub",
-      "--sign",
-      "root1.key",
-      "--out",
-      "short-root.json",
-      "--expires",
-      "1s",
-    );
+    const root = await rootInit(dir, {
+      keys: "root1.pub",
+      threshold: "1",
+      releaseKeys: "rel1.pub",
+      sign: "root1.key",
+      out: "short-root.json",
+      expires: "1s",
+    });
     expect(root.code).toBe(0);
     // Rewrite the root as if made long ago: re-sign an expired copy with the same root key.
     const env = JSON.parse(await readFile(join(dir, "short-root.json"), "utf8"));
     const old = sign({ ...env.signed, expiresAt: "2020-01-01T00:00:00Z" }, [key(1)]);
     await writeFile(join(dir, "expired-root.json"), JSON.stringify(old));
-    const x = await keel(dir, "release", "verify", "release.json", "--root", "expired-root.json");
+    const x = await releaseVerify("release.json", "expired-root.json");
     expect(x.code).not.toBe(0);
     expect(x.stderr).toContain("trust root version 1 expired at 2020-01-01T00:00:00Z");
     expect(root1.keyId).toBe(key(1).keyId);
@@ -585,12 +368,12 @@ describe("keel release verify against roots", () => {
     ];
     for (const [file, content, message] of cases) {
       await writeFile(join(dir, file), content);
-      const r = await keel(dir, "release", "verify", file, "--root", "root.json");
+      const r = await releaseVerify(file);
       expect(r.code, file).not.toBe(0);
       expect(r.stderr, file).toMatch(new RegExp(`${file.replace(".", "\\.")} is NOT valid: `));
       if (typeof message === "string") expect(r.stderr, file).toContain(message);
     }
-    const badRoot = await keel(dir, "release", "verify", "release.json", "--root", "malformed.json");
+    const badRoot = await releaseVerify("release.json", "malformed.json");
     expect(badRoot.stderr).toContain("invalid trust root malformed.json");
   });
 });

@@ -13,7 +13,7 @@ import { startLocalCloud } from "../../local/cloud.ts";
 import type { LocalCloud } from "../../local/contracts.ts";
 import { type FunctionsWiring, startFunctionsWiring } from "../../local/functions-wiring.ts";
 import { SimDevice } from "../functions/devices.ts";
-import { keel, tempDir, writeKey } from "./helpers.ts";
+import { type Flags, flags, keel, rootInit, tempDir, writeKey } from "./helpers.ts";
 
 describe("parseWavesSpec", () => {
   it("reads canaries, percents and fills defaults; the last wave gets no bake", () => {
@@ -116,6 +116,8 @@ describe("keel release publish / releases / fleet / rollout against the local cl
   let wiring: FunctionsWiring;
   const devices: SimDevice[] = [];
   const run = (...args: string[]) => keel(dir, ...args);
+  /** `keel rollout start FLAGS --local`. */
+  const startRollout = (f: Flags) => run("rollout", "start", ...flags(f), "--local");
 
   beforeAll(async () => {
     dir = await tempDir("rollout-cli");
@@ -128,18 +130,7 @@ describe("keel release publish / releases / fleet / rollout against the local cl
     await writeKey(dir, "k", 7);
     await writeKey(dir, "other", 8);
     await writeFile(join(dir, "image.squashfs"), Buffer.alloc(300_000, 5));
-    const init = await run(
-      "root",
-      "init",
-      "--keys",
-      "k.pub",
-      "--threshold",
-      "1",
-      "--sign",
-      "k.key",
-      "--out",
-      "root.json",
-    );
+    const init = await rootInit(dir, { keys: "k.pub", threshold: "1", sign: "k.key", out: "root.json" });
     expect(init.stderr).toBe("");
     for (const [v, c, key] of [
       ["1.0.0", "1", "k.key"],
@@ -150,16 +141,7 @@ describe("keel release publish / releases / fleet / rollout against the local cl
         "release",
         "sign",
         "image.squashfs",
-        "--version",
-        v,
-        "--counter",
-        c,
-        "--compatible",
-        "x86_64-sim",
-        "--key",
-        key,
-        "--out",
-        `release-${v}.json`,
+        ...flags({ version: v, counter: c, compatible: "x86_64-sim", key, out: `release-${v}.json` }),
       );
       expect(s.stderr).toBe("");
     }
@@ -212,12 +194,7 @@ describe("keel release publish / releases / fleet / rollout against the local cl
       "fleet",
       "register",
       "dev-1",
-      "--fleet",
-      "edge",
-      "--out",
-      "dev-1",
-      "--version",
-      "1.0.0",
+      ...flags({ fleet: "edge", out: "dev-1", version: "1.0.0" }),
       "--local",
     );
     expect(reg.stderr).toBe("");
@@ -241,19 +218,12 @@ describe("keel release publish / releases / fleet / rollout against the local cl
       (await run("fleet", "register", "dev-1", "--fleet", "edge", "--out", "dev-1b", "--local")).stderr,
     ).toMatch(/409 thing dev-1 is already registered/);
 
-    const start = await run(
-      "rollout",
-      "start",
-      "--release",
-      "1.1.0",
-      "--fleet",
-      "edge",
-      "--waves",
-      "canary:dev-1,100",
-      "--bake",
-      "0s",
-      "--local",
-    );
+    const start = await startRollout({
+      release: "1.1.0",
+      fleet: "edge",
+      waves: "canary:dev-1,100",
+      bake: "0s",
+    });
     expect(start.stderr).toBe("");
     const id = /started rollout (\S+)/.exec(start.stdout)?.[1] ?? "";
     const watch = await run("rollout", "status", id, "--watch", "--interval", "0.2", "--local");
@@ -280,17 +250,7 @@ describe("keel release publish / releases / fleet / rollout against the local cl
     expect(
       (await run("fleet", "register", "lab-1", "--fleet", "lab", "--out", "lab-1", "--local")).code,
     ).toBe(0);
-    const start = await run(
-      "rollout",
-      "start",
-      "--release",
-      "1.1.0",
-      "--fleet",
-      "lab",
-      "--waves",
-      "canary:lab-1,50,100",
-      "--local",
-    );
+    const start = await startRollout({ release: "1.1.0", fleet: "lab", waves: "canary:lab-1,50,100" });
     const id = /started rollout (\S+)/.exec(start.stdout)?.[1] ?? "";
     expect((await run("rollout", "pause", id, "--local")).stdout).toBe(`rollout ${id} is PAUSED\n`);
     expect((await run("rollout", "resume", id, "--local")).stdout).toBe(`rollout ${id} is RUNNING\n`);
@@ -306,17 +266,7 @@ describe("keel release publish / releases / fleet / rollout against the local cl
   });
 
   it("reports a bad rollout request with the field the API named", async () => {
-    const r = await run(
-      "rollout",
-      "start",
-      "--release",
-      "1.1.0",
-      "--fleet",
-      "edge",
-      "--waves",
-      "50,20,100",
-      "--local",
-    );
+    const r = await startRollout({ release: "1.1.0", fleet: "edge", waves: "50,20,100" });
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(
       /400 invalid rollout request: waves\[1\]\.percent: must be more than the previous wave's 50/,

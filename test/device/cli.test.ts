@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { makeNode, type TestNode } from "./helpers/node.ts";
+import { makeNode, NODE_LAYOUT, type TestNode } from "./helpers/node.ts";
 import { makeSigners, randomImage, signRelease } from "./helpers/release.ts";
 
 const run = promisify(execFile);
@@ -37,11 +37,7 @@ describe("keel-agent CLI", () => {
       JSON.stringify({
         thingName: "cli-node",
         hardware: "rpi4",
-        stateDir: "state",
-        trustRoot: "root.json",
-        slots: { A: "slot-a.img", B: "slot-b.img" },
-        cmdline: "cmdline",
-        bootloader: { type: "grub", envFile: "grubenv" },
+        ...NODE_LAYOUT,
         factory: { version: "1.0.0", releaseCounter: 1 },
       }),
     );

@@ -10,36 +10,14 @@ import { mkdtemp, readFile, rm, unlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { buildJobDocument } from "../../core/job-document.ts";
 import { StateStore } from "../../device/state-store.ts";
+import { HEALTHY_CHAIN, SICK_CHAIN } from "./helpers/chains.ts";
 import { startTestCloud, type TestCloud } from "./helpers/cloud.ts";
-import { makeNode, type TestNode } from "./helpers/node.ts";
-import { makeSigners, randomImage, type Signers, signRelease } from "./helpers/release.ts";
+import { makeNode, NODE_LAYOUT, type TestNode } from "./helpers/node.ts";
+import { makeSigners, randomImage, type Signers } from "./helpers/release.ts";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 const IMAGE_SIZE = 1024 * 1024 + 4321;
-
-const HEALTHY_CHAIN = [
-  "Validating",
-  "Downloading",
-  "Verifying",
-  "Activating",
-  "Rebooting",
-  "HealthChecking",
-  "Committed",
-  "Idle",
-];
-const SICK_CHAIN = [
-  "Validating",
-  "Downloading",
-  "Verifying",
-  "Activating",
-  "Rebooting",
-  "HealthChecking",
-  "RollingBack",
-  "RolledBack",
-  "Idle",
-];
 
 /** Checkpoints every 64 KiB (config below); a kill past 8 of them must resume from a saved offset. */
 const CHECKPOINT = 65536;
@@ -101,11 +79,7 @@ describe("crash table: SIGKILL in every state, restart, the truth is reported", 
     cloud = await startTestCloud(join(tmp, "cloud"));
     signers = makeSigners();
     const image = randomImage(IMAGE_SIZE);
-    await cloud.put("releases/2.0.0/image.squashfs", image);
-    await cloud.put(
-      "releases/2.0.0/release.json",
-      JSON.stringify(signRelease(signers, { version: "2.0.0", releaseCounter: 5, image })),
-    );
+    await cloud.putRelease(signers, { version: "2.0.0", releaseCounter: 5, image });
   });
   afterAll(async () => {
     await cloud?.stop();
@@ -119,11 +93,7 @@ describe("crash table: SIGKILL in every state, restart, the truth is reported", 
     const raw = {
       thingName: thing,
       hardware: "rpi4",
-      stateDir: "state",
-      trustRoot: "root.json",
-      slots: { A: "slot-a.img", B: "slot-b.img" },
-      cmdline: "cmdline",
-      bootloader: { type: "grub", envFile: "grubenv" },
+      ...NODE_LAYOUT,
       mqtt,
       health: [
         {
@@ -155,19 +125,7 @@ describe("crash table: SIGKILL in every state, restart, the truth is reported", 
     // Prepare
     const { node, thing, configPath } = await setup(sick === true);
     const jobId = `${thing}-job`;
-    await cloud.createJob(
-      jobId,
-      thing,
-      buildJobDocument({
-        rolloutId: "crash",
-        version: "2.0.0",
-        region: cloud.cloud.info.region,
-        bucket: cloud.cloud.info.bucket,
-        manifestKey: "releases/2.0.0/release.json",
-        imageKey: "releases/2.0.0/image.squashfs",
-        policy: { healthDeadlineSeconds: 60 },
-      }),
-    );
+    await cloud.createJob(jobId, thing, cloud.jobDocument({ rolloutId: "crash", version: "2.0.0" }));
     const chain: string[] = [];
     const boots: string[] = [];
     const rebootMarker = join(node.dir, "reboot-requested");

@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { DownloadError, ExpiredUrlError } from "../../device/errors.ts";
-import { DEFAULT_RETRY, fetchRange } from "../../device/install/download.ts";
+import { DEFAULT_RETRY, type FetchOptions, fetchRange } from "../../device/install/download.ts";
 import { type FileServer, startFileServer } from "./helpers/http-server.ts";
 import { recordingClock } from "./helpers/node.ts";
 import { randomImage } from "./helpers/release.ts";
@@ -45,19 +45,25 @@ describe("fetchRange against a real HTTP server", () => {
     };
   }
 
+  /** fetchRange of the served image, from byte 0, with the default retry policy; tests name only what differs. */
+  function fetchImage(opts: Partial<FetchOptions> = {}) {
+    return fetchRange({
+      source: () => server.url("/image"),
+      start: 0,
+      size: SIZE,
+      onChunk: async () => {},
+      retry: DEFAULT_RETRY,
+      clock: recordingClock(),
+      ...opts,
+    });
+  }
+
   it("resumes with Range after a cut and never fetches more than the image plus one chunk", async () => {
     // Prepare
     server.cutAfter(1024 * 1024, 1);
     const s = sink();
     // Act
-    const r = await fetchRange({
-      source: () => server.url("/image"),
-      start: 0,
-      size: SIZE,
-      onChunk: s.onChunk,
-      retry: DEFAULT_RETRY,
-      clock: recordingClock(),
-    });
+    const r = await fetchImage({ onChunk: s.onChunk });
     // Assess
     expect(Buffer.compare(s.out, Buffer.from(image))).toBe(0);
     expect(server.requests).toHaveLength(2);
@@ -71,14 +77,7 @@ describe("fetchRange against a real HTTP server", () => {
   it("survives several cuts in a row, each resuming where the last one stopped", async () => {
     server.cutAfter(700 * 1024, 3);
     const s = sink();
-    await fetchRange({
-      source: () => server.url("/image"),
-      start: 0,
-      size: SIZE,
-      onChunk: s.onChunk,
-      retry: DEFAULT_RETRY,
-      clock: recordingClock(),
-    });
+    await fetchImage({ onChunk: s.onChunk });
     expect(Buffer.compare(s.out, Buffer.from(image))).toBe(0);
     const starts = server.requests.map((q) => Number(/\d+/.exec(q.range ?? "bytes=0-")?.[0]));
     expect(starts).toHaveLength(4);
@@ -89,14 +88,7 @@ describe("fetchRange against a real HTTP server", () => {
   it("starts at a saved offset with a Range request (restart mid-download)", async () => {
     const start = 1024 * 1024;
     const s = sink(start);
-    await fetchRange({
-      source: () => server.url("/image"),
-      start,
-      size: SIZE,
-      onChunk: s.onChunk,
-      retry: DEFAULT_RETRY,
-      clock: recordingClock(),
-    });
+    await fetchImage({ start, onChunk: s.onChunk });
     expect(server.requests[0]?.range).toBe(`bytes=${start}-`);
     expect(server.bytesSent).toBe(SIZE - start);
     expect(Buffer.compare(s.out.subarray(start), Buffer.from(image).subarray(start))).toBe(0);
@@ -104,14 +96,7 @@ describe("fetchRange against a real HTTP server", () => {
 
   it("says the URL expired on HTTP 403, without retrying it", async () => {
     server.expire("/image");
-    const err = await fetchRange({
-      source: () => server.url("/image"),
-      start: 0,
-      size: SIZE,
-      onChunk: async () => {},
-      retry: DEFAULT_RETRY,
-      clock: recordingClock(),
-    }).catch((e: unknown) => e);
+    const err = await fetchImage().catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ExpiredUrlError);
     expect((err as Error).message).toMatch(/403.*expired/);
     expect(server.requests).toHaveLength(1);
@@ -121,13 +106,9 @@ describe("fetchRange against a real HTTP server", () => {
     server.expire("/old");
     let url = server.url("/old");
     const s = sink();
-    await fetchRange({
+    await fetchImage({
       source: () => url,
-      start: 0,
-      size: SIZE,
       onChunk: s.onChunk,
-      retry: DEFAULT_RETRY,
-      clock: recordingClock(),
       refresh: async () => {
         url = server.url("/image");
       },
@@ -137,27 +118,16 @@ describe("fetchRange against a real HTTP server", () => {
 
   it("gives up after the bounded retries with capped backoff when nothing arrives", async () => {
     const clock = recordingClock();
-    const err = await fetchRange({
-      source: () => server.url("/missing-server-error"),
-      start: 0,
-      size: SIZE,
-      onChunk: async () => {},
-      retry: { ...DEFAULT_RETRY, retries: 4, initialBackoffMs: 100, maxBackoffMs: 300 },
-      clock,
-    }).catch((e: unknown) => e);
+    const retry = { ...DEFAULT_RETRY, retries: 4, initialBackoffMs: 100, maxBackoffMs: 300 };
+    const err = await fetchImage({ source: () => server.url("/missing-server-error"), retry, clock }).catch(
+      (e: unknown) => e,
+    );
     // 404 is final: no retry at all
     expect(err).toBeInstanceOf(DownloadError);
     expect(server.requests).toHaveLength(1);
     // Now a server that is down: connection refused each time
     await server.stop();
-    const err2 = await fetchRange({
-      source: () => server.url("/image"),
-      start: 0,
-      size: SIZE,
-      onChunk: async () => {},
-      retry: { ...DEFAULT_RETRY, retries: 4, initialBackoffMs: 100, maxBackoffMs: 300 },
-      clock,
-    }).catch((e: unknown) => e);
+    const err2 = await fetchImage({ retry, clock }).catch((e: unknown) => e);
     expect(err2).toBeInstanceOf(DownloadError);
     expect((err2 as Error).message).toMatch(/gave up after 5 failed attempts/);
     expect(clock.waits).toEqual([100, 200, 300, 300]);
@@ -166,15 +136,11 @@ describe("fetchRange against a real HTTP server", () => {
   it("refuses bytes beyond the manifest size instead of writing them", async () => {
     const size = SIZE - 1000;
     let written = 0;
-    const r = await fetchRange({
-      source: () => server.url("/image"),
-      start: 0,
+    const r = await fetchImage({
       size,
       onChunk: async (c) => {
         written += c.length;
       },
-      retry: DEFAULT_RETRY,
-      clock: recordingClock(),
     });
     expect(r.overflow).toBe(true);
     expect(written).toBe(size);
@@ -184,27 +150,13 @@ describe("fetchRange against a real HTTP server", () => {
     server.noRanges();
     server.cutAfter(1024 * 1024, 1);
     const s = sink();
-    await fetchRange({
-      source: () => server.url("/image"),
-      start: 0,
-      size: SIZE,
-      onChunk: s.onChunk,
-      retry: DEFAULT_RETRY,
-      clock: recordingClock(),
-    });
+    await fetchImage({ onChunk: s.onChunk });
     expect(Buffer.compare(s.out, Buffer.from(image))).toBe(0);
   });
 
   it("reads a local file the same way (standalone install)", async () => {
     const s = sink();
-    await fetchRange({
-      source: () => join(dir, "image"),
-      start: 0,
-      size: SIZE,
-      onChunk: s.onChunk,
-      retry: DEFAULT_RETRY,
-      clock: recordingClock(),
-    });
+    await fetchImage({ source: () => join(dir, "image"), onChunk: s.onChunk });
     expect(Buffer.compare(s.out, await readFile(join(dir, "image")))).toBe(0);
   });
 });

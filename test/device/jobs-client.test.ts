@@ -11,8 +11,9 @@ import { systemClock } from "../../device/clock.ts";
 import { type JobExecution, JobsClient, trimStatusDetails } from "../../device/jobs-client.ts";
 import { silentLogger } from "../../device/logger.ts";
 import { type Certs, type FakeJobs, makeCerts, startFakeJobs } from "./helpers/broker.ts";
+import { HEALTHY_CHAIN } from "./helpers/chains.ts";
 import { type FileServer, startFileServer } from "./helpers/http-server.ts";
-import { makeNode, type TestNode, waitFor } from "./helpers/node.ts";
+import { expectBackOnA, makeNode, type TestNode, waitFor } from "./helpers/node.ts";
 import { makeSigners, randomImage, type Signers, signRelease } from "./helpers/release.ts";
 import { NodeRunner } from "./helpers/runner.ts";
 
@@ -160,16 +161,7 @@ describe("against aedes with a fake IoT Jobs responder", () => {
       await runner.untilIdle();
       await runner.stop();
       // Assess
-      expect(runner.states).toEqual([
-        "Validating",
-        "Downloading",
-        "Verifying",
-        "Activating",
-        "Rebooting",
-        "HealthChecking",
-        "Committed",
-        "Idle",
-      ]);
+      expect(runner.states).toEqual(HEALTHY_CHAIN);
       const terminal = jobs.updates.filter((u) => u.status !== "IN_PROGRESS");
       expect(terminal).toEqual([
         {
@@ -202,9 +194,7 @@ describe("against aedes with a fake IoT Jobs responder", () => {
         toVersion: "1.1.0",
       });
       expect(terminal[0]?.statusDetails.reason).toMatch(/health check command/);
-      const boot = await node.boot.readState();
-      expect(boot.slots.A.good).toBe(true);
-      expect(boot.slots.B.bootable).toBe(false);
+      await expectBackOnA(node);
     });
 
     it("REJECTS a document it cannot accept with the reason, touching nothing", async () => {
@@ -235,16 +225,7 @@ describe("against aedes with a fake IoT Jobs responder", () => {
       await runner.untilIdle();
       await runner.stop();
       // Assess
-      expect(runner.states).toEqual([
-        "Validating",
-        "Downloading",
-        "Verifying",
-        "Activating",
-        "Rebooting",
-        "HealthChecking",
-        "Committed",
-        "Idle",
-      ]);
+      expect(runner.states).toEqual(HEALTHY_CHAIN);
       expect(runner.boots).toEqual(["B"]);
       expect((await node.boot.readState()).slots.B.good).toBe(true);
       // The SUCCEEDED report was refused (the execution is CANCELED); nothing else was sent

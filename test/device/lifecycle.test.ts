@@ -8,10 +8,11 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { buildJobDocument, JOB_OPERATION } from "../../core/job-document.ts";
+import { JOB_OPERATION } from "../../core/job-document.ts";
 import { generateKeyPair } from "../../core/keys.ts";
+import type { Slot } from "../../device/boot/types.ts";
 import { startTestCloud, type TestCloud } from "./helpers/cloud.ts";
-import { makeNode, type TestNode } from "./helpers/node.ts";
+import { expectBackOnA, makeNode, type TestNode } from "./helpers/node.ts";
 import { makeSigners, type Signers, signRelease } from "./helpers/release.ts";
 import { NodeRunner } from "./helpers/runner.ts";
 
@@ -40,11 +41,7 @@ describe("keel-agent against the local cloud", () => {
       "-no-progress",
     ]);
     image = await readFile(join(tmp, "image.squashfs"));
-    await cloud.put("releases/1.1.0/image.squashfs", image);
-    await cloud.put(
-      "releases/1.1.0/release.json",
-      JSON.stringify(signRelease(signers, { version: "1.1.0", releaseCounter: 2, image })),
-    );
+    await cloud.putRelease(signers, { version: "1.1.0", releaseCounter: 2, image });
   });
   afterAll(async () => {
     await cloud?.stop();
@@ -70,20 +67,9 @@ describe("keel-agent against the local cloud", () => {
     return { node, thing, dir };
   }
 
-  const doc = (
-    manifestKey = "releases/1.1.0/release.json",
-    imageKey = "releases/1.1.0/image.squashfs",
-    version = "1.1.0",
-  ) =>
-    buildJobDocument({
-      rolloutId: "r1",
-      version,
-      region: cloud.cloud.info.region,
-      bucket: cloud.cloud.info.bucket,
-      manifestKey,
-      imageKey,
-      policy: { healthDeadlineSeconds: 60 },
-    });
+  /** The job for release 1.1.0, or for another manifest (and the version the job asks for). */
+  const doc = (manifestKey?: string, version = "1.1.0") =>
+    cloud.jobDocument({ rolloutId: "r1", version, manifestKey, imageKey: "releases/1.1.0/image.squashfs" });
 
   async function finalStatus(thing: string, jobId: string) {
     let last = { status: "", details: {} as Record<string, string> };
@@ -96,16 +82,22 @@ describe("keel-agent against the local cloud", () => {
     throw new Error(`job ${jobId} on ${thing} never ended: ${JSON.stringify(last)}`);
   }
 
+  /** Runs the node until the job `<thing>-<name>` (the 1.1.0 release) has ended and the agent is idle. */
+  async function runJob(node: TestNode, thing: string, name: string, options?: { broken?: Slot }) {
+    const runner = new NodeRunner(node, options);
+    await runner.start();
+    await cloud.createJob(`${thing}-${name}`, thing, doc());
+    const r = await finalStatus(thing, `${thing}-${name}`);
+    await runner.untilIdle();
+    await runner.stop();
+    return { r, runner };
+  }
+
   it("installs, reboots into B, passes health and reports SUCCEEDED", async () => {
     // Prepare
     const { node, thing } = await newNode();
-    const runner = new NodeRunner(node);
-    await runner.start();
     // Act
-    await cloud.createJob(`${thing}-ok`, thing, doc());
-    const r = await finalStatus(thing, `${thing}-ok`);
-    await runner.untilIdle();
-    await runner.stop();
+    const { r, runner } = await runJob(node, thing, "ok");
     // Assess
     expect(r).toMatchObject({
       status: "SUCCEEDED",
@@ -126,12 +118,7 @@ describe("keel-agent against the local cloud", () => {
       intervalSeconds: 0,
       timeoutSeconds: 5,
     };
-    const runner = new NodeRunner(node);
-    await runner.start();
-    await cloud.createJob(`${thing}-sick`, thing, doc());
-    const r = await finalStatus(thing, `${thing}-sick`);
-    await runner.untilIdle();
-    await runner.stop();
+    const { r, runner } = await runJob(node, thing, "sick");
     expect(r.status).toBe("FAILED");
     expect(r.details).toMatchObject({
       rolledBack: "true",
@@ -141,19 +128,12 @@ describe("keel-agent against the local cloud", () => {
     });
     expect(r.details.reason).toMatch(/health check command/);
     expect(runner.boots).toEqual(["B", "A"]);
-    const boot = await node.boot.readState();
-    expect(boot.slots.A.good).toBe(true);
-    expect(boot.slots.B.bootable).toBe(false);
+    await expectBackOnA(node);
   });
 
   it("reports the firmware's fallback when the new slot never comes up", async () => {
     const { node, thing } = await newNode();
-    const runner = new NodeRunner(node, { broken: "B" });
-    await runner.start();
-    await cloud.createJob(`${thing}-dead`, thing, doc());
-    const r = await finalStatus(thing, `${thing}-dead`);
-    await runner.untilIdle();
-    await runner.stop();
+    const { r, runner } = await runJob(node, thing, "dead", { broken: "B" });
     expect(r.status).toBe("FAILED");
     expect(r.details).toMatchObject({
       rolledBack: "true",
@@ -162,9 +142,7 @@ describe("keel-agent against the local cloud", () => {
       toVersion: "1.1.0",
     });
     expect(runner.boots).toEqual(["B", "A"]);
-    const boot = await node.boot.readState();
-    expect(boot.slots.A.good).toBe(true);
-    expect(boot.slots.B.bootable).toBe(false);
+    await expectBackOnA(node);
   });
 
   it("REJECTS each kind of bad job document with the reason", async () => {
@@ -251,11 +229,7 @@ describe("keel-agent against the local cloud", () => {
     // Act
     for (const [name, c] of Object.entries(cases)) {
       await cloud.put(`refusals/${name}/release.json`, JSON.stringify(c.manifest));
-      await cloud.createJob(
-        `${thing}-${name}`,
-        thing,
-        doc(`refusals/${name}/release.json`, undefined, c.version),
-      );
+      await cloud.createJob(`${thing}-${name}`, thing, doc(`refusals/${name}/release.json`, c.version));
     }
     // Assess
     for (const [name, c] of Object.entries(cases)) {

@@ -31,7 +31,9 @@ function rollout(p: Partial<RolloutReport>): RolloutReport {
   };
 }
 
-const promised = (): Pick<LastRun, "devices" | "rollouts" | "fleet"> => ({
+type Run = Pick<LastRun, "devices" | "rollouts" | "fleet">;
+
+const promised = (): Run => ({
   devices: 3,
   rollouts: [
     rollout({}),
@@ -49,57 +51,34 @@ const promised = (): Pick<LastRun, "devices" | "rollouts" | "fleet"> => ({
   fleet: { "1.1.0": 3 },
 });
 
+/** A change to rollout i of the run (0 is the 1.1.0 rollout, 1 the aborted 1.2.0 one). */
+const patch = (i: number, p: Partial<RolloutReport>) => (r: Run) => {
+  Object.assign(r.rollouts[i] as RolloutReport, p);
+};
+
 describe("checkOutcome", () => {
   it("accepts the promised outcome", () => {
     expect(checkOutcome(promised(), "demo-0001")).toEqual([]);
   });
 
   it.each([
-    [
-      "1.1.0 not SUCCEEDED",
-      (r: ReturnType<typeof promised>) => {
-        (r.rollouts[0] as RolloutReport).status = "ABORTED";
-      },
-      /1\.1\.0 is ABORTED, not SUCCEEDED/,
-    ],
-    [
-      "a device missed 1.1.0",
-      (r: ReturnType<typeof promised>) => {
-        (r.rollouts[0] as RolloutReport).succeeded = 2;
-      },
-      /2 of 3 device\(s\) succeeded/,
-    ],
-    [
-      "1.2.0 not aborted",
-      (r: ReturnType<typeof promised>) => {
-        (r.rollouts[1] as RolloutReport).status = "SUCCEEDED";
-      },
-      /1\.2\.0 is SUCCEEDED, not ABORTED/,
-    ],
-    [
-      "the canary did not roll back",
-      (r: ReturnType<typeof promised>) => {
-        (r.rollouts[1] as RolloutReport).rolledBack = 0;
-      },
-      /expected the canary alone/,
-    ],
+    ["1.1.0 not SUCCEEDED", patch(0, { status: "ABORTED" }), /1\.1\.0 is ABORTED, not SUCCEEDED/],
+    ["a device missed 1.1.0", patch(0, { succeeded: 2 }), /2 of 3 device\(s\) succeeded/],
+    ["1.2.0 not aborted", patch(1, { status: "SUCCEEDED" }), /1\.2\.0 is SUCCEEDED, not ABORTED/],
+    ["the canary did not roll back", patch(1, { rolledBack: 0 }), /expected the canary alone/],
     [
       "1.2.0 reached another node",
-      (r: ReturnType<typeof promised>) => {
-        (r.rollouts[1] as RolloutReport).devicesReporting = ["demo-0001", "demo-0002"];
-      },
+      patch(1, { devicesReporting: ["demo-0001", "demo-0002"] }),
       /reached more than the canary: demo-0002/,
     ],
     [
       "1.2.0 started wave 2",
-      (r: ReturnType<typeof promised>) => {
-        (r.rollouts[1] as RolloutReport).waves[1] = wave(2, true);
-      },
+      patch(1, { waves: [wave(1, true), wave(2, true), wave(3, false)] }),
       /started wave\(s\) 2 after the canary/,
     ],
     [
       "the fleet is mixed",
-      (r: ReturnType<typeof promised>) => {
+      (r: Run) => {
         r.fleet = { "1.1.0": 2, "1.2.0": 1 };
       },
       /runs 1\.1\.0 ×2, 1\.2\.0 ×1, not 1\.1\.0 ×3/,

@@ -23,40 +23,28 @@ export function makeCerts(dir: string, thing: string): Certs {
   const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
   run(["req", "-x509", ...ec, "-keyout", "ca.key", "-out", "ca.pem", "-subj", "/CN=test-ca", "-days", "2"]);
   writeFileSync(join(dir, "san.ext"), "subjectAltName=IP:127.0.0.1\n");
-  run(["req", ...ec, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1"]);
-  run([
-    "x509",
-    "-req",
-    "-in",
-    "server.csr",
-    "-CA",
-    "ca.pem",
-    "-CAkey",
-    "ca.key",
-    "-CAcreateserial",
-    "-out",
-    "server.pem",
-    "-days",
-    "2",
-    "-extfile",
-    "san.ext",
-  ]);
-  run(["req", ...ec, "-keyout", "device.key", "-out", "device.csr", "-subj", `/CN=${thing}`]);
-  run([
-    "x509",
-    "-req",
-    "-in",
-    "device.csr",
-    "-CA",
-    "ca.pem",
-    "-CAkey",
-    "ca.key",
-    "-CAcreateserial",
-    "-out",
-    "device.pem",
-    "-days",
-    "2",
-  ]);
+  /** A key and a certificate for `cn`, signed by the CA: `<name>.key`, `<name>.pem`. */
+  const issue = (name: string, cn: string, ...extra: string[]) => {
+    run(["req", ...ec, "-keyout", `${name}.key`, "-out", `${name}.csr`, "-subj", `/CN=${cn}`]);
+    run([
+      "x509",
+      "-req",
+      "-in",
+      `${name}.csr`,
+      "-CA",
+      "ca.pem",
+      "-CAkey",
+      "ca.key",
+      "-CAcreateserial",
+      "-out",
+      `${name}.pem`,
+      "-days",
+      "2",
+      ...extra,
+    ]);
+  };
+  issue("server", "127.0.0.1", "-extfile", "san.ext");
+  issue("device", thing);
   const read = (f: string) => readFileSync(join(dir, f), "utf8");
   return {
     ca: read("ca.pem"),

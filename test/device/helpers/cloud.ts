@@ -16,16 +16,33 @@ import {
   IoTClient,
 } from "@aws-sdk/client-iot";
 import { PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import { buildJobDocument } from "../../../core/job-document.ts";
 import { startLocalCloud } from "../../../local/cloud.ts";
 import { LOCAL_CREDENTIALS, type LocalCloud } from "../../../local/contracts.ts";
+import { type Signers, signRelease } from "./release.ts";
 
 export interface TestCloud {
   cloud: LocalCloud;
   iot: IoTClient;
   s3: S3Client;
   put(key: string, body: Uint8Array | string): Promise<void>;
+  /** Uploads `image` and its manifest signed by `signers` under `releases/<version>/`, as `keel release publish` does. */
+  putRelease(
+    signers: Signers,
+    release: { version: string; releaseCounter: number; image: Uint8Array },
+  ): Promise<void>;
   /** Creates the thing and its active certificate; returns the agent's `mqtt` config section. */
   provision(thing: string, dir: string): Promise<{ endpoint: string; cert: string; key: string; ca: string }>;
+  /**
+   * The job document the rollout engine would send for the release stored under `releases/<version>/` in
+   * this cloud's bucket (or under the keys given), with a 60 s health deadline.
+   */
+  jobDocument(o: {
+    rolloutId: string;
+    version: string;
+    manifestKey?: string | undefined;
+    imageKey?: string | undefined;
+  }): Record<string, unknown>;
   createJob(jobId: string, thing: string, document: Record<string, unknown>): Promise<void>;
   cancelJob(jobId: string, force: boolean): Promise<void>;
   execution(thing: string, jobId: string): Promise<{ status: string; details: Record<string, string> }>;
@@ -42,12 +59,17 @@ export async function startTestCloud(dir: string): Promise<TestCloud> {
     credentials: LOCAL_CREDENTIALS,
     forcePathStyle: true,
   });
+  const put = async (key: string, body: Uint8Array | string) => {
+    await s3.send(new PutObjectCommand({ Bucket: info.bucket, Key: key, Body: body }));
+  };
   return {
     cloud,
     iot,
     s3,
-    async put(key, body) {
-      await s3.send(new PutObjectCommand({ Bucket: info.bucket, Key: key, Body: body }));
+    put,
+    async putRelease(signers, release) {
+      await put(`releases/${release.version}/image.squashfs`, release.image);
+      await put(`releases/${release.version}/release.json`, JSON.stringify(signRelease(signers, release)));
     },
     async provision(thing, nodeDir) {
       await iot.send(new CreateThingCommand({ thingName: thing }));
@@ -64,6 +86,16 @@ export async function startTestCloud(dir: string): Promise<TestCloud> {
         ca: info.caFile,
       };
     },
+    jobDocument: (o) =>
+      buildJobDocument({
+        rolloutId: o.rolloutId,
+        version: o.version,
+        region: info.region,
+        bucket: info.bucket,
+        manifestKey: o.manifestKey ?? `releases/${o.version}/release.json`,
+        imageKey: o.imageKey ?? `releases/${o.version}/image.squashfs`,
+        policy: { healthDeadlineSeconds: 60 },
+      }),
     async createJob(jobId, thing, document) {
       await iot.send(
         new CreateJobCommand({

@@ -5,6 +5,7 @@
  */
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { expect } from "vitest";
 import { Agent, type AgentOptions } from "../../../device/agent.ts";
 import { createBootControl, createSimulatedFirmware } from "../../../device/boot/factory.ts";
 import { GrubEnvFile } from "../../../device/boot/grubenv.ts";
@@ -45,6 +46,18 @@ export function recordingClock(): AgentClock & { waits: number[] } {
   };
 }
 
+/**
+ * Where makeNode puts a node's files, relative to its dir: the part of the agent config that every test
+ * node shares, also for tests that write an agent.json for the `keel-agent` binary.
+ */
+export const NODE_LAYOUT = {
+  stateDir: "state",
+  trustRoot: "root.json",
+  slots: { A: "slot-a.img", B: "slot-b.img" },
+  cmdline: "cmdline",
+  bootloader: { type: "grub", envFile: "grubenv" },
+} as const;
+
 export interface NodeOptions {
   dir: string;
   signers: Signers;
@@ -77,11 +90,7 @@ export async function makeNode(o: NodeOptions): Promise<TestNode> {
     {
       thingName: o.thingName ?? "node-1",
       hardware: o.hardware ?? "rpi4",
-      stateDir: "state",
-      trustRoot: "root.json",
-      slots: { A: "slot-a.img", B: "slot-b.img" },
-      cmdline: "cmdline",
-      bootloader: { type: "grub", envFile: "grubenv" },
+      ...NODE_LAYOUT,
       health: [{ type: "command", command: "true", retries: 0, intervalSeconds: 0 }],
       factory: o.factory ?? { version: "1.0.0", releaseCounter: 1 },
       download: { initialBackoffMs: 1, maxBackoffMs: 4, checkpointBytes: 65536 },
@@ -121,6 +130,13 @@ export async function makeNode(o: NodeOptions): Promise<TestNode> {
       new Agent({ config, boot, clock: systemClock(), logger, reboot: async () => {}, ...options }),
   };
   return node;
+}
+
+/** After a rollback: slot A is good again and B is marked never to be booted. */
+export async function expectBackOnA(node: TestNode): Promise<void> {
+  const boot = await node.boot.readState();
+  expect(boot.slots.A.good).toBe(true);
+  expect(boot.slots.B.bootable).toBe(false);
 }
 
 export async function waitFor(cond: () => boolean, timeoutMs = 20_000): Promise<void> {
