@@ -1,5 +1,15 @@
-/** Structured JSON logs, one object per line, as CloudWatch Logs Insights expects from Lambda. */
+/**
+ * Structured JSON logs, one object per line, as CloudWatch Logs Insights and metric filters expect.
+ *
+ * With `loggingFormat: JSON` the Lambda runtime wraps whatever console.log gets in its own object
+ * ({timestamp, level, requestId, message}): a string stays a string (`$.message` would be our JSON as
+ * text, which no filter can look into), an object becomes a nested object (`$.message.event`). So under
+ * Lambda's JSON format the entry is passed as an object; anywhere else it is printed as one JSON line.
+ */
 import type { Env } from "./env.ts";
+
+/** The `event` of the line logged once whenever a rollout becomes ABORTED (the aborted-rollouts alarm). */
+export const ROLLOUT_ABORTED_EVENT = "rollout.aborted";
 
 const ORDER = { debug: 10, info: 20, warn: 30, error: 40, silent: 100 } as const;
 type Level = Exclude<keyof typeof ORDER, "silent">;
@@ -11,13 +21,31 @@ export interface Logger {
   error(msg: string, fields?: Record<string, unknown>): void;
 }
 
-export function createLogger(service: string, level: Env["LOG_LEVEL"]): Logger {
+/** Where log entries go: stdout for debug/info, stderr for warn/error. */
+export type LogSink = (entry: Record<string, unknown>, toStderr: boolean) => void;
+
+/** True inside a Lambda function configured with `loggingFormat: JSON` (the runtime sets this). */
+export function lambdaJsonFormat(env: NodeJS.ProcessEnv = process.env): boolean {
+  return env.AWS_LAMBDA_LOG_FORMAT?.toUpperCase() === "JSON";
+}
+
+export function consoleSink(lambdaJson = lambdaJsonFormat()): LogSink {
+  return (entry, toStderr) => {
+    const out = lambdaJson ? entry : JSON.stringify(entry);
+    if (toStderr) console.error(out);
+    else console.log(out);
+  };
+}
+
+export function createLogger(
+  service: string,
+  level: Env["LOG_LEVEL"],
+  sink: LogSink = consoleSink(),
+): Logger {
   const min = ORDER[level];
   const write = (lvl: Level, msg: string, fields?: Record<string, unknown>) => {
     if (ORDER[lvl] < min) return;
-    const line = JSON.stringify({ level: lvl, service, msg, time: new Date().toISOString(), ...fields });
-    if (ORDER[lvl] >= ORDER.warn) console.error(line);
-    else console.log(line);
+    sink({ level: lvl, service, msg, time: new Date().toISOString(), ...fields }, ORDER[lvl] >= ORDER.warn);
   };
   return {
     debug: (m, f) => write("debug", m, f),

@@ -3,6 +3,7 @@
  *   RELEASE#<version> / RELEASE          release record (VERIFIED | REJECTED + reason)      gsi1: RELEASES
  *   ROLLOUT#<id>      / ROLLOUT          rollout state + `version` (optimistic lock)       gsi1: ROLLOUTS#ACTIVE|DONE
  *   ROLLOUT#<id>      / DEVICE#<thing>   last job-execution outcome of a device
+ *   ROLLOUT#<id>      / FAILURES#w<n>    devices of wave n that reported a failure (from job events)
  *   THING#<name>      / THING            registered device: fleet, bucket, version         gsi1: FLEET#<fleet>
  *   FLEET#<fleet>     / LOCK             the one rollout allowed to run on the fleet
  *   FLEET#<fleet>     / META             highest version/counter the fleet has reached (downgrade check)
@@ -193,21 +194,49 @@ export class Store {
       .sort((a, b) => b.createdAt.localeCompare(a.createdAt));
   }
 
-  /** Latest outcome per device; events arrive unordered, so an older one never overwrites a newer one. */
-  async recordDeviceOutcome(rolloutId: string, o: DeviceOutcome): Promise<void> {
+  /**
+   * Latest outcome per device; events arrive unordered, so an older one never overwrites a newer one.
+   * Returns whether it was stored and the outcome it replaced, so callers can tell a new failure from a
+   * repeated event.
+   */
+  async recordDeviceOutcome(
+    rolloutId: string,
+    o: DeviceOutcome,
+  ): Promise<{ stored: boolean; previous?: DeviceOutcome | undefined }> {
     try {
-      await this.ddb.send(
+      const r = await this.ddb.send(
         new PutCommand({
           TableName: this.table,
           Item: { [K.partitionKey]: `ROLLOUT#${rolloutId}`, [K.sortKey]: `DEVICE#${o.thingName}`, ...o },
           ConditionExpression: "attribute_not_exists(#at) OR #at <= :at",
           ExpressionAttributeNames: { "#at": "at" },
           ExpressionAttributeValues: { ":at": o.at },
+          ReturnValues: "ALL_OLD",
         }),
       );
+      const previous = r.Attributes
+        ? parseWith(DeviceOutcomeSchema, r.Attributes, `device outcome ${o.thingName}`)
+        : undefined;
+      return { stored: true, previous };
     } catch (err) {
       if (!isConditionFailure(err)) throw err;
+      return { stored: false };
     }
+  }
+
+  /** Counts one more failed device in a wave (atomic); returns the count so far. */
+  async addWaveFailure(rolloutId: string, waveIndex: number): Promise<number> {
+    const r = await this.ddb.send(
+      new UpdateCommand({
+        TableName: this.table,
+        Key: { [K.partitionKey]: `ROLLOUT#${rolloutId}`, [K.sortKey]: `FAILURES#w${waveIndex + 1}` },
+        UpdateExpression: "ADD failures :one",
+        ExpressionAttributeValues: { ":one": 1 },
+        ReturnValues: "UPDATED_NEW",
+      }),
+    );
+    const n = r.Attributes?.failures;
+    return typeof n === "number" ? n : 1;
   }
 
   async listDeviceOutcomes(rolloutId: string): Promise<DeviceOutcome[]> {

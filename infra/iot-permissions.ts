@@ -32,6 +32,10 @@ export const IOT_ACTIONS = {
     CancelJob: ["job"],
     DescribeJob: ["job"],
     CreateThingGroup: ["thinggroup"],
+    // Finds a wave's existing bucket groups in one call per fleet instead of one per group.
+    ListThingGroups: ["none"],
+    // A thing group that already exists when created with other properties, and named target groups.
+    DescribeThingGroup: ["thinggroup"],
     DescribeThing: ["thing"],
     // Device registration (POST /fleets/{fleet}/things).
     CreateThing: ["thing"],
@@ -46,6 +50,8 @@ export const IOT_ACTIONS = {
     CancelJob: ["job"],
     DescribeJob: ["job"],
     CreateThingGroup: ["thinggroup"],
+    ListThingGroups: ["none"],
+    DescribeThingGroup: ["thinggroup"],
     DescribeThing: ["thing"],
   },
 } as const satisfies Record<string, Record<string, readonly IotResource[]>>;

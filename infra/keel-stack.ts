@@ -150,7 +150,7 @@ export class KeelStack extends Stack {
     new JobEvents(this, "JobEvents", { target: this.advanceRollout.function, logRetention, removalPolicy });
 
     new KeelAlarms(this, "Alarms", {
-      abortLogGroup: this.advanceRollout.logGroup,
+      abortLogGroups: [this.advanceRollout.logGroup, this.rolloutApi.logGroup],
       functions: {
         RegisterRelease: this.registerRelease.function,
         RolloutApi: this.rolloutApi.function,

@@ -5,7 +5,7 @@
 import { z } from "zod";
 import { parseWith } from "../../core/parse.ts";
 import { type AdvanceDeps, advanceRollout } from "../rollout/advance.ts";
-import { parseJobId } from "../rollout/engine.ts";
+import { FAILURE_STATUSES, failureNeedsGate, parseJobId } from "../rollout/engine.ts";
 
 const StatusDetailsSchema = z.record(z.string(), z.unknown()).transform((m) => {
   // The control plane wraps details as {detailsMap}; events and MQTT send the flat map.
@@ -45,9 +45,10 @@ export async function handleIotEvent(deps: AdvanceDeps, raw: unknown): Promise<v
   if (e.eventType === "JOB_EXECUTION") {
     const thingName = e.thingArn.slice(e.thingArn.lastIndexOf("/") + 1);
     const at = toMs(e.timestamp ?? deps.now());
-    await deps.store.recordDeviceOutcome(ref.rolloutId, {
+    const wave = ref.waveIndex + 1;
+    const { stored, previous } = await deps.store.recordDeviceOutcome(ref.rolloutId, {
       thingName,
-      wave: ref.waveIndex + 1,
+      wave,
       status: e.status,
       ...(e.statusDetails ? { statusDetails: e.statusDetails } : {}),
       at,
@@ -62,11 +63,16 @@ export async function handleIotEvent(deps: AdvanceDeps, raw: unknown): Promise<v
         new Date(at).toISOString(),
       );
     }
-    // Only a failure needs the gate now (to abort early). Successes are counted by the job's own
-    // `completed` event and the schedule, so DescribeJob calls do not grow with the number of devices.
-    if (!FAILURE_STATUSES.has(e.status)) return;
+    // Only a failure can need the gate now (to abort early). Successes are counted by the job's own
+    // `completed` event and the schedule, so DescribeJob calls do not grow with the number of devices;
+    // failures are counted here and run the gate only when they could pass the threshold.
+    const newFailure =
+      stored &&
+      FAILURE_STATUSES.has(e.status) &&
+      !(previous?.wave === wave && FAILURE_STATUSES.has(previous.status));
+    if (!rollout || !newFailure) return;
+    const failures = await deps.store.addWaveFailure(ref.rolloutId, ref.waveIndex);
+    if (!failureNeedsGate(rollout, ref.waveIndex, failures)) return;
   }
   await advanceRollout(deps, ref.rolloutId);
 }
-
-const FAILURE_STATUSES: ReadonlySet<string> = new Set(["FAILED", "REJECTED", "TIMED_OUT"]);

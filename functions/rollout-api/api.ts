@@ -23,7 +23,7 @@ import {
   RolloutRefusedError,
   StaleStateError,
 } from "../errors.ts";
-import { type AdvanceDeps, advanceRollout, lockNames } from "../rollout/advance.ts";
+import { type AdvanceDeps, advanceRollout, lockNames, logIfAborted } from "../rollout/advance.ts";
 import { abort, isTerminal, pause, planRollout, resume } from "../rollout/engine.ts";
 import { ensureThingGroup, thingArn, thingGroupArn } from "../rollout/iot.ts";
 import {
@@ -195,6 +195,7 @@ async function changeRollout(deps: ApiDeps, req: Request, id: string, action: "p
           : abort(r, now, req.caller, body.reason);
     try {
       await deps.store.saveRollout(next);
+      logIfAborted(deps.log, r, next);
     } catch (err) {
       // The engine wrote first; decide again on what it wrote (the change may no longer apply: 409).
       if (err instanceof StaleStateError && attempt < 10) continue;

@@ -1,12 +1,25 @@
 /**
  * advance-rollout: read state → run the engine → write state (conditional on its version) → perform the
  * effect the new state asks for → mark it done. A writer that loses the race re-reads and decides again,
- * so duplicate and concurrent invocations neither duplicate jobs nor lose a state change.
+ * so duplicate and concurrent invocations neither duplicate jobs nor lose a state change. Creating a
+ * wave's job is claimed first with a conditional write, so of many invocations woken by one wave change
+ * only one calls IoT; the rest see the claim and leave.
  */
+import { randomUUID } from "node:crypto";
 import { StaleStateError } from "../errors.ts";
-import { errorFields, type Logger } from "../log.ts";
+import { errorFields, type Logger, ROLLOUT_ABORTED_EVENT } from "../log.ts";
 import type { Store } from "../store.ts";
-import { type Effect, gate, isTerminal, markEffectDone, nextEffect } from "./engine.ts";
+import {
+  becameAborted,
+  claimJob,
+  type Effect,
+  gate,
+  isTerminal,
+  jobClaimedByOther,
+  markEffectDone,
+  nextEffect,
+  releaseJobClaim,
+} from "./engine.ts";
 import { cancelWaveJob, createWaveJob, type JobsConfig, observeWave } from "./iot.ts";
 import { type Rollout, RolloutStatus } from "./model.ts";
 
@@ -20,6 +33,19 @@ export interface AdvanceDeps {
 /** The locks a rollout holds: its fleets, or its thing groups in their own namespace. */
 export function lockNames(r: Pick<Rollout, "fleets" | "thingGroups">): string[] {
   return r.fleets.length > 0 ? r.fleets : r.thingGroups.map((g) => `group:${g}`);
+}
+
+/**
+ * The one line the aborted-rollouts alarm counts (infra/constructs/alarms.ts), written by whichever
+ * writer won the conditional write that made the rollout ABORTED — so once per abort, whatever caused it.
+ */
+export function logIfAborted(log: Logger, before: Rollout | undefined, after: Rollout): void {
+  if (!becameAborted(before, after)) return;
+  log.warn("rollout aborted", {
+    event: ROLLOUT_ABORTED_EVENT,
+    rolloutId: after.id,
+    reason: after.reason ?? "",
+  });
 }
 
 async function applyEffect(deps: AdvanceDeps, r: Rollout, e: Effect): Promise<void> {
@@ -47,14 +73,29 @@ const MAX_STEPS = 200;
 
 /** Drives one rollout as far as it can go now. Returns the state it left, or undefined if unknown. */
 export async function advanceRollout(deps: AdvanceDeps, id: string): Promise<Rollout | undefined> {
+  // Names this invocation in job claims.
+  const self = randomUUID();
   let r = await deps.store.getRollout(id);
   let observedWave = -1;
+  // The job this invocation created, until its creation is recorded.
+  let created: { waveIndex: number; jobId: string } | undefined;
   for (let step = 0; r && step < MAX_STEPS; step++) {
     try {
       const effect = nextEffect(r);
+      if (effect?.kind === "create-job" && r.waves[effect.waveIndex]?.jobClaim?.by !== self) {
+        // Someone else is creating this job: its `job-created` write (or the lapse of its claim) is
+        // for the next event or tick to see.
+        if (jobClaimedByOther(r, effect.waveIndex, self, deps.now())) return r;
+        r = await deps.store.saveRollout(claimJob(r, effect.waveIndex, self, deps.now()));
+        continue;
+      }
       if (effect) {
-        await applyEffect(deps, r, effect);
+        await applyEffectOrRelease(deps, r, effect);
+        if (effect.kind === "create-job") {
+          created = { waveIndex: effect.waveIndex, jobId: r.waves[effect.waveIndex]?.jobId ?? "" };
+        }
         r = await deps.store.saveRollout(markEffectDone(r, effect, deps.now()));
+        if (effect.kind === "create-job") created = undefined;
         deps.log.info("effect done", {
           rollout: id,
           effect: effect.kind,
@@ -63,15 +104,16 @@ export async function advanceRollout(deps: AdvanceDeps, id: string): Promise<Rol
         continue;
       }
       const wave = r.waves[r.current];
-      // After a state change, a new wave's job is observed once more; one DescribeJob per wave per
-      // invocation is enough to see a change; the next event or tick sees more. per wave per invocation: enough to see a change; the next event or tick sees more.
+      // One DescribeJob per wave per invocation is enough to see a change; the next event or tick sees more.
       if (isTerminal(r)) return r;
       if (!wave?.jobCreatedAt || observedWave === r.current) return r;
       const obs = await observeWave(deps.jobs.iot, wave.jobId);
       observedWave = r.current;
       const next = gate(r, obs, deps.now());
       if (!next) return r;
+      const before: Rollout = r;
       r = await deps.store.saveRollout(next);
+      logIfAborted(deps.log, before, r);
       deps.log.info("rollout updated", {
         rollout: id,
         status: r.status,
@@ -83,9 +125,29 @@ export async function advanceRollout(deps: AdvanceDeps, id: string): Promise<Rol
       deps.log.debug("lost a write race; re-reading", { rollout: id });
       r = await deps.store.getRollout(id);
       observedWave = -1;
+      // Aborted (and its cancel done) between our CreateJob and our record of it: the cancel found no
+      // job, so the job we just created is canceled here.
+      if (created && r?.status === RolloutStatus.Aborted && r.cancelDone) {
+        await cancelWaveJob(deps.jobs.iot, created.jobId, r.reason ?? "rollout aborted");
+        created = undefined;
+      }
     }
   }
   return r;
+}
+
+/** Applies an effect; a failed job creation gives its claim back so the next invocation retries at once. */
+async function applyEffectOrRelease(deps: AdvanceDeps, r: Rollout, effect: Effect): Promise<void> {
+  try {
+    await applyEffect(deps, r, effect);
+  } catch (err) {
+    if (effect.kind === "create-job") {
+      await deps.store.saveRollout(releaseJobClaim(r, effect.waveIndex, deps.now())).catch(() => {
+        // Lost to another writer, or the table is down too: the claim then lapses by itself.
+      });
+    }
+    throw err;
+  }
 }
 
 export async function advanceAll(deps: AdvanceDeps): Promise<Rollout[]> {

@@ -286,11 +286,66 @@ export function abort(r: Rollout, now: number, by: string, reason?: string): Rol
   );
 }
 
+/** Job-execution statuses that count against a wave's failure threshold (see failuresOf). */
+export const FAILURE_STATUSES: ReadonlySet<string> = new Set(["FAILED", "REJECTED", "TIMED_OUT"]);
+
+/**
+ * Whether a failure event is worth a gate run (a DescribeJob) now. Failures are counted from events
+ * (atomically, so each count is seen by exactly one event) and the gate runs for the count that first
+ * passes the threshold against the wave's size last read — or, while that size is unknown, for the
+ * wave's first failure, which reads it. Below the threshold the gate could not abort; above it, the run
+ * at the crossing aborted already, or the job's counters lagged the events and the schedule's next read
+ * aborts. So however many devices fail, failure events cost a DescribeJob or two per wave.
+ */
+export function failureNeedsGate(r: Rollout, waveIndex: number, failuresSeen: number): boolean {
+  if (isTerminal(r) || waveIndex !== r.current) return false;
+  const wave = r.waves[waveIndex];
+  if (!wave?.jobCreatedAt) return false;
+  const total = wave.counts ? totalOf(wave.counts) : 0;
+  if (total === 0) return failuresSeen === 1;
+  // The least number of failures that is more than the threshold share of `total`.
+  const crossing = Math.floor((total * wave.failureThresholdPercent) / 100) + 1;
+  return failuresSeen === crossing;
+}
+
 /** Side effects a state asks for, one at a time; each is idempotent and marked done afterwards. */
 export type Effect =
   | { kind: "create-job"; waveIndex: number }
   | { kind: "cancel-job"; waveIndex: number }
   | { kind: "release-locks" };
+
+/**
+ * How long a claim to create a wave's job keeps other invocations away. Longer than a function may run
+ * (advance-rollout's timeout is 60 s), so a live holder is never doubled; a dead one delays the wave by
+ * at most this much. Engine time, which the local cloud may scale.
+ */
+export const JOB_CLAIM_LEASE_MS = 120_000;
+
+/** Whether someone other than `by` holds a live claim on creating wave `waveIndex`'s job. */
+export function jobClaimedByOther(r: Rollout, waveIndex: number, by: string, now: number): boolean {
+  const claim = r.waves[waveIndex]?.jobClaim;
+  return claim !== undefined && claim.by !== by && now < Date.parse(claim.at) + JOB_CLAIM_LEASE_MS;
+}
+
+/** The state that claims creating wave `waveIndex`'s job for `by` (written conditionally by the caller). */
+export function claimJob(r: Rollout, waveIndex: number, by: string, now: number): Rollout {
+  return { ...replaceWave(r, waveIndex, { jobClaim: { by, at: iso(now) } }), updatedAt: iso(now) };
+}
+
+/** Gives a claim back after a failed attempt so the next invocation need not wait for the lease. */
+export function releaseJobClaim(r: Rollout, waveIndex: number, now: number): Rollout {
+  const waves = r.waves.map((w, i) => {
+    if (i !== waveIndex) return w;
+    const { jobClaim: _released, ...rest } = w;
+    return rest;
+  });
+  return { ...r, waves, updatedAt: iso(now) };
+}
+
+/** A transition into ABORTED, for the one log line the aborted-rollouts alarm counts. */
+export function becameAborted(before: Rollout | undefined, after: Rollout): boolean {
+  return after.status === RolloutStatus.Aborted && before?.status !== RolloutStatus.Aborted;
+}
 
 export function nextEffect(r: Rollout): Effect | null {
   if (r.status === RolloutStatus.Running || r.status === RolloutStatus.Paused) {

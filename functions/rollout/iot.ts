@@ -12,6 +12,7 @@ import {
   DescribeThingCommand,
   DescribeThingGroupCommand,
   type IoTClient,
+  ListThingGroupsCommand,
 } from "@aws-sdk/client-iot";
 import { ListObjectsV2Command, type S3Client } from "@aws-sdk/client-s3";
 import { buildJobDocument } from "../../core/job-document.ts";
@@ -27,11 +28,19 @@ export interface JobsConfig {
   presignRoleArn: string;
 }
 
-/** Ensures the group exists (idempotent: an identical CreateThingGroup returns the existing one). */
+/**
+ * Ensures the group exists. An identical CreateThingGroup returns the existing group; one that differs
+ * (say, created by hand with a description) answers ResourceAlreadyExists, which is just as good.
+ */
 export async function ensureThingGroup(iot: IoTClient, name: string): Promise<string> {
-  const r = await iot.send(new CreateThingGroupCommand({ thingGroupName: name }));
-  if (!r.thingGroupArn) throw new CloudCallError(`CreateThingGroup ${name} returned no ARN`);
-  return r.thingGroupArn;
+  try {
+    const r = await iot.send(new CreateThingGroupCommand({ thingGroupName: name }));
+    if (!r.thingGroupArn) throw new CloudCallError(`CreateThingGroup ${name} returned no ARN`);
+    return r.thingGroupArn;
+  } catch (err) {
+    if (awsErrorName(err) !== "ResourceAlreadyExistsException") throw err;
+    return must(thingGroupArn(iot, name), `thing group ${name}`);
+  }
 }
 
 /** The ARN of an existing thing, or undefined when there is no such thing. */
@@ -86,17 +95,45 @@ async function mapLimited<T, R>(items: readonly T[], fn: (item: T) => Promise<R>
   return out;
 }
 
+/** Page size of ListThingGroups: a fleet's 100 bucket groups fit in one page. */
+const GROUP_PAGE = 250;
+
+/**
+ * ARNs of a wave's bucket groups. Registration creates a device's bucket group, so most exist: one
+ * ListThingGroups per fleet finds them, and only groups no device has joined yet are created (a job's
+ * targets must exist). Calls grow with fleets and missing buckets, never with devices.
+ */
+async function bucketGroupArns(
+  iot: IoTClient,
+  fleets: readonly string[],
+  names: string[],
+): Promise<string[]> {
+  const known = new Map<string, string>();
+  for (const fleet of fleets) {
+    let nextToken: string | undefined;
+    do {
+      const page = await iot.send(
+        new ListThingGroupsCommand({ namePrefixFilter: `${fleet}-b`, maxResults: GROUP_PAGE, nextToken }),
+      );
+      for (const g of page.thingGroups ?? [])
+        if (g.groupName && g.groupArn) known.set(g.groupName, g.groupArn);
+      nextToken = page.nextToken;
+    } while (nextToken);
+  }
+  return mapLimited(names, async (g) => known.get(g) ?? ensureThingGroup(iot, g));
+}
+
 export async function createWaveJob(cfg: JobsConfig, r: Rollout, waveIndex: number): Promise<void> {
   const wave = r.waves[waveIndex];
   if (!wave) throw new RangeError(`rollout ${r.id} has no wave ${waveIndex + 1}`);
-  // Bucket groups are created lazily at registration; a wave may reach buckets no device joined yet, so
-  // they are ensured here. Named thing groups and canary things must exist (the API checked them).
+  // Named thing groups and canary things must exist (the API checked them); bucket groups are looked up
+  // per fleet and the missing ones created.
   const targets =
     wave.kind === "canary"
       ? await mapLimited(wave.things ?? [], (t) => must(thingArn(cfg.iot, t), `thing ${t}`))
       : r.thingGroups.length > 0
         ? await mapLimited(wave.groups ?? [], (g) => must(thingGroupArn(cfg.iot, g), `thing group ${g}`))
-        : await mapLimited(wave.groups ?? [], (g) => ensureThingGroup(cfg.iot, g));
+        : await bucketGroupArns(cfg.iot, r.fleets, wave.groups ?? []);
   const document = buildJobDocument({
     rolloutId: r.id,
     version: r.release,

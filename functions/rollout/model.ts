@@ -132,6 +132,11 @@ export const WaveSchema = z.object({
   successThresholdPercent: z.number(),
   jobId: z.string(),
   startedAt: z.string().optional(),
+  /**
+   * The invocation that won the conditional write to create this wave's job, and when. Only it calls
+   * IoT; others wait for the job (or for the claim to lapse, if its holder died before finishing).
+   */
+  jobClaim: z.object({ by: z.string(), at: z.string() }).optional(),
   jobCreatedAt: z.string().optional(),
   counts: WaveCountsSchema.optional(),
   thresholdMetAt: z.string().optional(),

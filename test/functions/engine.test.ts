@@ -6,8 +6,13 @@ import { ConflictError } from "../../functions/errors.ts";
 import { lockNames } from "../../functions/rollout/advance.ts";
 import {
   abort,
+  becameAborted,
+  claimJob,
   countsFrom,
+  failureNeedsGate,
   gate,
+  JOB_CLAIM_LEASE_MS,
+  jobClaimedByOther,
   jobIdFor,
   markEffectDone,
   nextEffect,
@@ -15,6 +20,7 @@ import {
   parseJobId,
   pause,
   planRollout,
+  releaseJobClaim,
   resume,
 } from "../../functions/rollout/engine.ts";
 import { CreateRolloutBodySchema, type Rollout, type WaveCounts } from "../../functions/rollout/model.ts";
@@ -256,5 +262,52 @@ describe("countsFrom", () => {
 describe("bucketOf", () => {
   it("is stable (sanity check the engine relies on)", () => {
     expect(bucketOf("thing-1")).toBe(bucketOf("thing-1"));
+  });
+});
+
+describe("claiming a wave's job", () => {
+  it("keeps other invocations away while the claim is live, and lets them in after it lapses or is given back", () => {
+    const r = plan({ fleets: ["edge"], waves: [{ percent: 100 }] });
+    expect(nextEffect(r)).toEqual({ kind: "create-job", waveIndex: 0 });
+    const claimed = claimJob(r, 0, "inv-a", T0);
+    expect(jobClaimedByOther(claimed, 0, "inv-a", T0 + 1)).toBe(false); // its own claim
+    expect(jobClaimedByOther(claimed, 0, "inv-b", T0 + 1)).toBe(true);
+    expect(jobClaimedByOther(claimed, 0, "inv-b", T0 + JOB_CLAIM_LEASE_MS)).toBe(false); // lapsed
+    expect(jobClaimedByOther(releaseJobClaim(claimed, 0, T0 + 1), 0, "inv-b", T0 + 1)).toBe(false);
+    // The claim is not the job: the create-job effect stays pending until it is marked done.
+    expect(nextEffect(claimed)).toEqual({ kind: "create-job", waveIndex: 0 });
+  });
+});
+
+describe("failureNeedsGate", () => {
+  const started = (c?: Partial<WaveCounts>) => {
+    const r = settle(plan({ fleets: ["edge"], waves: [{ percent: 100, failureThresholdPercent: 20 }] }), T0);
+    return c ? (gate(r, obs(c, { processing: true }), T0 + 1) ?? r) : r;
+  };
+
+  it("runs the gate for the wave's first failure while its size is unknown", () => {
+    expect(failureNeedsGate(started(), 0, 1)).toBe(true);
+    expect(failureNeedsGate(started(), 0, 2)).toBe(false);
+  });
+
+  it("runs the gate once, for the failure that passes the threshold against the size last read", () => {
+    const r = started({ queued: 8, succeeded: 2 }); // 10 devices, threshold 20 %
+    expect([1, 2, 3, 4, 5].map((n) => failureNeedsGate(r, 0, n))).toEqual([false, false, true, false, false]);
+  });
+
+  it("never for an earlier wave or a finished rollout", () => {
+    const r = started({ queued: 10 });
+    expect(failureNeedsGate(r, 1, 10)).toBe(false);
+    expect(failureNeedsGate(abort(r, T0 + 2, "op"), 0, 10)).toBe(false);
+  });
+});
+
+describe("becameAborted", () => {
+  it("is true only for the write that moves a rollout into ABORTED", () => {
+    const r = settle(plan({ fleets: ["edge"], waves: [{ percent: 100 }] }), T0);
+    const a = abort(r, T0 + 1, "op");
+    expect(becameAborted(r, a)).toBe(true);
+    expect(becameAborted(a, settle(a, T0 + 2))).toBe(false);
+    expect(becameAborted(r, pause(r, T0 + 1, "op"))).toBe(false);
   });
 });

@@ -4,95 +4,48 @@
  */
 import { DescribeJobCommand, ListJobsCommand } from "@aws-sdk/client-iot";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { ApiClient, ApiError } from "../../cli/api-client.ts";
+import type { ApiClient } from "../../cli/api-client.ts";
+import { ApiError } from "../../cli/api-client.ts";
 import { bucketOf } from "../../core/waves.ts";
 import { createAdvanceRolloutHandler } from "../../functions/advance-rollout/app.ts";
 import { parseEnv } from "../../functions/env.ts";
 import type { Rollout } from "../../functions/rollout/model.ts";
 import type { Store } from "../../functions/store.ts";
-import { LOCAL_CREDENTIALS } from "../../local/contracts.ts";
-import { type FunctionsWiring, startFunctionsWiring } from "../../local/functions-wiring.ts";
-import { startTestCloud, type TestCloud } from "./cloud.ts";
-import { type Credentials, type Outcome, SimDevice } from "./devices.ts";
-import { envFor, makeRelease, makeTrust, putBytes, putJson } from "./fixtures.ts";
+import type { FunctionsWiring } from "../../local/functions-wiring.ts";
+import type { TestCloud } from "./cloud.ts";
+import type { Outcome } from "./devices.ts";
+import { envFor } from "./fixtures.ts";
+import {
+  namesAround,
+  namesInBuckets,
+  type RolloutHarness,
+  type RolloutView,
+  startRolloutHarness,
+} from "./rollout-harness.ts";
 
+let h: RolloutHarness;
 let cloud: TestCloud;
 let wiring: FunctionsWiring;
 let api: ApiClient;
 let store: Store;
-const devices: SimDevice[] = [];
-const trust = makeTrust();
-const image = new Uint8Array(2048).fill(3);
+const devices: Array<{ documents: Array<Record<string, unknown>> }> = [];
 
-async function publish(version: string, counter: number) {
-  await putBytes(cloud.s3, cloud.info.bucket, `releases/${version}/image.squashfs`, image);
-  await putJson(
-    cloud.s3,
-    cloud.info.bucket,
-    `releases/${version}/release.json`,
-    makeRelease({ version, counter, image, key: trust.key }),
-  );
-  // Registration runs from s3rver's ObjectCreated event through the wiring.
-  await vi.waitFor(async () => expect((await store.getRelease(version))?.status).toBe("VERIFIED"), {
-    timeout: 10_000,
-  });
-}
-
-async function registerDevice(fleet: string, name: string, outcome: Outcome): Promise<SimDevice> {
-  const creds = (await api.post(`/fleets/${fleet}/things`, {
-    thingName: name,
-    version: "1.0.0",
-  })) as Credentials;
-  const d = new SimDevice(creds, cloud.broker.url, cloud.ca.caCertPem, outcome);
-  await d.connect();
+async function registerDevice(fleet: string, name: string, outcome: Outcome) {
+  const d = await h.registerDevice(fleet, name, outcome);
   devices.push(d);
   return d;
 }
-
-/** Names whose buckets fall below and above 50, so both halves of a 50 % wave have devices. */
-function namesAround(prefix: string, below: number, above: number): string[] {
-  const lo: string[] = [];
-  const hi: string[] = [];
-  for (let i = 0; lo.length < below || hi.length < above; i++) {
-    const n = `${prefix}-${i}`;
-    if (bucketOf(n) < 50 && lo.length < below) lo.push(n);
-    else if (bucketOf(n) >= 50 && hi.length < above) hi.push(n);
-  }
-  return [...lo, ...hi];
-}
-
-type RolloutView = Rollout & { devices: Array<{ thingName: string; status: string }> };
-const getRollout = async (id: string) =>
-  (await api.get(`/rollouts/${id}`)) as Rollout & { devices: Array<{ thingName: string; status: string }> };
-
-async function until(id: string, pred: (r: RolloutView) => boolean, what: string): Promise<RolloutView> {
-  let last: RolloutView | undefined;
-  await vi.waitFor(
-    async () => {
-      last = await getRollout(id);
-      if (!pred(last))
-        throw new Error(`waiting for ${what}; rollout is ${last.status} at wave ${last.current + 1}`);
-    },
-    { timeout: 15_000, interval: 50 },
-  );
-  return last as RolloutView;
-}
+const getRollout = (id: string) => h.getRollout(id);
+const until = (id: string, pred: (r: RolloutView) => boolean, what: string) => h.until(id, pred, what);
 
 beforeAll(async () => {
-  cloud = await startTestCloud();
-  // A long tick: the tests drive the schedule with wiring.tick() after moving the manual clock.
-  wiring = await startFunctionsWiring(cloud, { tickSeconds: 3600, logLevel: "silent" });
-  api = new ApiClient({ apiUrl: wiring.apiUrl, region: cloud.info.region, credentials: LOCAL_CREDENTIALS });
+  h = await startRolloutHarness();
+  ({ cloud, wiring, api } = h);
   store = cloud.store;
-  await putJson(cloud.s3, cloud.info.bucket, "trust/root.1.json", trust.root1);
-  await publish("1.0.0", 1);
-  await publish("1.1.0", 2);
 });
 
 afterAll(async () => {
-  await Promise.all(devices.map((d) => d.stop()));
-  await wiring?.stop();
-  await cloud?.stop();
+  await h?.stop();
 });
 
 describe("a three-wave rollout", () => {
@@ -252,8 +205,13 @@ describe("duplicate and concurrent advance invocations", () => {
       { now: () => cloud.clock.now() },
     );
     const tick = { source: "aws.events", "detail-type": "Scheduled Event" };
+    const racing = cloud.iot.stats().apiCalls;
     await Promise.all(Array.from({ length: 8 }, () => advance(tick)));
     let r = await until(created.id, (x) => x.waves[1]?.counts?.succeeded === 2, "wave 2 devices to succeed");
+    // Only the invocation that claimed the step called IoT for it: one lookup of the fleet's bucket
+    // groups, one CreateJob — not one (answered "already exists") per invocation.
+    const raced = cloud.iot.stats().apiCalls;
+    for (const op of ["CreateJob", "ListThingGroups"]) expect((raced[op] ?? 0) - (racing[op] ?? 0)).toBe(1);
     let events = r.timeline.map((t) => t.event);
     expect(events.filter((e) => e === "wave-started")).toHaveLength(1);
     expect(events.filter((e) => e === "job-created")).toHaveLength(2);
@@ -331,5 +289,71 @@ describe("duplicate and concurrent advance invocations", () => {
     expect(
       delta("DescribeJobExecution") + delta("ListJobExecutionsForJob") + delta("ListThingsInThingGroup"),
     ).toBe(0);
+  });
+});
+
+describe("IoT calls per rollout grow with waves, not devices", () => {
+  /**
+   * The same three-wave rollout over a fleet of `scale` × 5 devices: per wave, `scale` in 1–10 %,
+   * `scale` in 10–50 %, 3 × `scale` in 50–100 % of which a third fail (below the 50 % threshold, so
+   * every failure event is one the gate may look at). Returns the IoT control-plane calls made from
+   * POST /rollouts until the rollout SUCCEEDED and every device's outcome was recorded.
+   */
+  async function rolloutCalls(fleet: string, scale: number) {
+    const [w1 = [], w2 = [], w3 = []] = namesInBuckets(fleet, [
+      [0, 10, scale],
+      [10, 50, scale],
+      [50, 100, 3 * scale],
+    ]);
+    const failing = new Set(w3.slice(0, scale));
+    const names = [...w1, ...w2, ...w3];
+    for (const n of names) await registerDevice(fleet, n, failing.has(n) ? "FAILED" : "SUCCEEDED");
+    const before = cloud.iot.stats().apiCalls;
+    const created = (await api.post("/rollouts", {
+      release: "1.1.0",
+      fleets: [fleet],
+      waves: [{ percent: 10 }, { percent: 50 }, { percent: 100 }].map((w) => ({
+        ...w,
+        failureThresholdPercent: 50,
+        successThresholdPercent: 60,
+      })),
+    })) as Rollout;
+    const r = await until(
+      created.id,
+      (x) => x.status === "SUCCEEDED" && x.devices.length === names.length,
+      `${fleet} to succeed`,
+    );
+    expect(r.devices.filter((d) => d.status === "FAILED")).toHaveLength(scale);
+    const after = cloud.iot.stats().apiCalls;
+    const calls: Record<string, number> = {};
+    for (const [op, n] of Object.entries(after)) {
+      const d = n - (before[op] ?? 0);
+      if (d > 0) calls[op] = d;
+    }
+    return { calls, occupiedBuckets: new Set(names.map(bucketOf)).size };
+  }
+
+  it("a fleet 8× larger costs the same IoT calls, bar bucket groups nobody has joined yet", async () => {
+    const small = await rolloutCalls("scale-s", 1);
+    const large = await rolloutCalls("scale-l", 8);
+    for (const { calls } of [small, large]) {
+      // One CreateJob and one ListThingGroups (finding the bucket groups registration made) per wave.
+      expect(calls.CreateJob).toBe(3);
+      expect(calls.ListThingGroups).toBe(3);
+    }
+    // Only the bucket groups no device joined are created, once each: fewer as the fleet fills up.
+    expect(small.calls.CreateThingGroup ?? 0).toBe(100 - small.occupiedBuckets);
+    expect(large.calls.CreateThingGroup ?? 0).toBe(100 - large.occupiedBuckets);
+    // DescribeJob: once as each wave starts, once on its job's completion, and for failure events only
+    // the wave's first while its size is unknown, or the one passing the threshold — not once per failure
+    // (8 failing devices in the large fleet against 1). Event timing may add a read or two (a failure
+    // landing before the wave's size was read), never one per device.
+    const describe = (c: Record<string, number>) => c.DescribeJob ?? 0;
+    expect(describe(large.calls)).toBeLessThanOrEqual(describe(small.calls) + 2);
+    const others = (c: Record<string, number>) =>
+      Object.entries(c)
+        .filter(([op]) => !["CreateThingGroup", "DescribeJob"].includes(op))
+        .sort(([a], [b]) => a.localeCompare(b));
+    expect(others(large.calls)).toEqual(others(small.calls));
   });
 });

@@ -10,6 +10,7 @@ import { Match } from "aws-cdk-lib/assertions";
 import type { IConstruct } from "constructs";
 import { beforeAll, describe, expect, it } from "vitest";
 import { createTableInput } from "../../functions/table-definition.ts";
+import { ROLLOUT_ABORTED_PATTERN } from "../../infra/constructs/alarms.ts";
 import { JOB_EVENT_TOPICS } from "../../infra/constructs/job-events.ts";
 import { OUTPUTS } from "../../infra/keel-stack.ts";
 import { logicalIdOf, propertiesOf, resourcesOfType, type Synthesized, synthKeel } from "./synth.ts";
@@ -283,12 +284,20 @@ describe("triggers", () => {
 });
 
 describe("alarms", () => {
-  it("counts rollout.aborted log lines of advance-rollout and alarms on one", () => {
-    keel.template.hasResourceProperties("AWS::Logs::MetricFilter", {
-      LogGroupName: ref(logicalId(keel.stack.advanceRollout.logGroup)),
-      FilterPattern: '{ ($.event = "rollout.aborted") || ($.message.event = "rollout.aborted") }',
-      MetricTransformations: [{ MetricNamespace: "Keel", MetricName: "RolloutsAborted", MetricValue: "1" }],
-    });
+  it("counts rollout.aborted log lines of both functions that abort rollouts and alarms on one", () => {
+    // advance-rollout aborts on thresholds and IoT cancels; the rollout API on an operator's abort.
+    // test/functions/abort-log.test.ts holds the functions' log lines to this same pattern.
+    expect(ROLLOUT_ABORTED_PATTERN.logPatternString).toBe(
+      '{ ($.event = "rollout.aborted") || ($.message.event = "rollout.aborted") }',
+    );
+    for (const fn of [keel.stack.advanceRollout, keel.stack.rolloutApi]) {
+      keel.template.hasResourceProperties("AWS::Logs::MetricFilter", {
+        LogGroupName: ref(logicalId(fn.logGroup)),
+        FilterPattern: ROLLOUT_ABORTED_PATTERN.logPatternString,
+        MetricTransformations: [{ MetricNamespace: "Keel", MetricName: "RolloutsAborted", MetricValue: "1" }],
+      });
+    }
+    keel.template.resourceCountIs("AWS::Logs::MetricFilter", 2);
     keel.template.hasResourceProperties("AWS::CloudWatch::Alarm", {
       Namespace: "Keel",
       MetricName: "RolloutsAborted",
