@@ -86,6 +86,8 @@ export interface IotStandInOptions {
 export interface IotStandInStats {
   /** Control-plane calls per operation name (CreateJob, DescribeJob, …). */
   apiCalls: Record<string, number>;
+  /** The same, per job id, for calls whose path names a job. */
+  apiCallsByJob: Record<string, Record<string, number>>;
   mqttMessagesIn: number;
   mqttMessagesOut: number;
 }

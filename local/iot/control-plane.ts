@@ -147,7 +147,8 @@ export interface ControlPlaneDeps {
   /** `host:port` of the broker devices connect to (DescribeEndpoint). */
   brokerAddress: () => string;
   setEventConfig: (c: { JOB?: boolean; JOB_EXECUTION?: boolean }) => void;
-  countCall: (op: string) => void;
+  /** Counts a control-plane call; `jobId` when the path names a job (benchmarks and tests attribute calls). */
+  countCall: (op: string, jobId?: string) => void;
   log: (msg: string, fields?: Record<string, unknown>) => void;
 }
 
@@ -208,7 +209,7 @@ async function handle(
         `No operation for ${req.method} ${url.pathname}`,
       );
     }
-    deps.countCall(match.route.op);
+    deps.countCall(match.route.op, match.params.jobId);
     let body: unknown = {};
     const text = Buffer.concat(chunks).toString("utf8");
     if (text.trim().length > 0) {

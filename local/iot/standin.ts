@@ -22,6 +22,7 @@ export async function createIotStandIn(opts: IotStandInOptions): Promise<IotStan
   let engine: JobsEngine | undefined;
   const listeners = new Set<(e: IotEvent) => void>();
   const apiCalls: Record<string, number> = {};
+  const apiCallsByJob: Record<string, Record<string, number>> = {};
 
   const snapshot = (): PersistedState => {
     const e = engine?.snapshot() ?? { jobs: [], executions: [] };
@@ -94,8 +95,13 @@ export async function createIotStandIn(opts: IotStandInOptions): Promise<IotStan
             if (c.JOB_EXECUTION !== undefined) jobs.eventConfig.JOB_EXECUTION = c.JOB_EXECUTION;
             store.markDirty();
           },
-          countCall: (op) => {
+          countCall: (op, jobId) => {
             apiCalls[op] = (apiCalls[op] ?? 0) + 1;
+            if (jobId !== undefined) {
+              const perJob = apiCallsByJob[jobId] ?? {};
+              perJob[op] = (perJob[op] ?? 0) + 1;
+              apiCallsByJob[jobId] = perJob;
+            }
           },
           log,
         },
@@ -112,6 +118,7 @@ export async function createIotStandIn(opts: IotStandInOptions): Promise<IotStan
     stats() {
       return {
         apiCalls: { ...apiCalls },
+        apiCallsByJob: Object.fromEntries(Object.entries(apiCallsByJob).map(([j, c]) => [j, { ...c }])),
         mqttMessagesIn: dataPlane.stats.in,
         mqttMessagesOut: dataPlane.stats.out,
       };
