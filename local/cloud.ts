@@ -105,7 +105,20 @@ export async function startLocalCloud(options: StartLocalCloudOptions): Promise<
     );
     stack.push(() => dynamodb.stop());
 
-    const clock = options.clock ?? createClock({ timeScale: options.timeScale ?? 1 });
+    // With a time scale, scaled time runs ahead of the real clock; a restart resumes from the last scaled
+    // time saved, so deadlines the stand-in stored never land in the clock's past or far future.
+    const clockFile = join(data, "clock.json");
+    const clock =
+      options.clock ??
+      createClock({ timeScale: options.timeScale ?? 1, startMs: await resumeScaledTime(clockFile) });
+    const saveClock = () => writeJsonAtomic(clockFile, { scaledNowMs: clock.now() } satisfies SavedClock);
+    await saveClock();
+    const clockSaver = setInterval(() => void saveClock().catch(() => {}), 1000);
+    clockSaver.unref();
+    stack.push(async () => {
+      clearInterval(clockSaver);
+      await saveClock();
+    });
     const iot = await createIotStandIn({
       dataDir: join(data, "iot"),
       region: LOCAL_REGION,
@@ -167,6 +180,19 @@ export async function startLocalCloud(options: StartLocalCloudOptions): Promise<
   } catch (err) {
     await stopAll().catch(() => {});
     throw err;
+  }
+}
+
+const SavedClockSchema = z.object({ scaledNowMs: z.number().int().min(0) });
+type SavedClock = z.infer<typeof SavedClockSchema>;
+
+/** The later of the real time and the last scaled time saved; undefined (real time) when none is readable. */
+async function resumeScaledTime(path: string): Promise<number | undefined> {
+  try {
+    const saved = parseJsonWith(SavedClockSchema, await readFile(path, "utf8"), path);
+    return Math.max(saved.scaledNowMs, Date.now());
+  } catch {
+    return undefined;
   }
 }
 

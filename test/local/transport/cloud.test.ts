@@ -147,6 +147,26 @@ describe("startLocalCloud ports and failures", () => {
     }
   });
 
+  it("resumes a scaled clock where it stopped: after a restart, time never goes back", async () => {
+    const dir = await tempDir("cloud-clock");
+    try {
+      // 3600x: an hour of scaled time per real second, far ahead of the real clock within a moment.
+      const first = await startLocalCloud({ dir: dir.path, timeScale: 3600 });
+      await new Promise((r) => setTimeout(r, 300));
+      const lastSeen = first.clock.now();
+      expect(lastSeen - Date.now()).toBeGreaterThan(10 * 60_000);
+      await first.stop();
+      const second = await startLocalCloud({ dir: dir.path, timeScale: 3600 });
+      try {
+        expect(second.clock.now()).toBeGreaterThanOrEqual(lastSeen);
+      } finally {
+        await second.stop();
+      }
+    } finally {
+      await dir.remove();
+    }
+  });
+
   it("fails with a named error and writes no local.json when mosquitto cannot start", async () => {
     const dir = await tempDir("cloud-fail");
     const saved = process.env.PATH;
