@@ -20,9 +20,13 @@ export const JobExecutionSchema = z.looseObject({
   executionNumber: z.number().int().min(0).default(1),
   versionNumber: z.number().int().optional(),
   statusDetails: z.record(z.string(), z.string()).optional(),
-  jobDocument: z.unknown(),
+  // A job document is a JSON object on the wire; anything else is a malformed message, not a job to reject.
+  jobDocument: z.record(z.string(), z.unknown()).optional(),
 });
 export type JobExecution = z.infer<typeof JobExecutionSchema>;
+
+/** The pseudo-code a request fails with when its answer is not a valid response. */
+const MALFORMED = "MalformedResponse";
 
 const ExecutionResponseSchema = z.looseObject({
   execution: JobExecutionSchema.optional(),
@@ -34,11 +38,21 @@ const RejectedSchema = z.looseObject({
   clientToken: z.string().optional(),
 });
 const TokenOnlySchema = z.looseObject({ clientToken: z.string().optional() });
+/** The schema of each topic kind the client acts on (STYLE: every MQTT payload is parsed before use). */
+const SCHEMA_OF_KIND: Record<string, z.ZodType> = {
+  "notify-next": ExecutionResponseSchema,
+  "start-next/accepted": ExecutionResponseSchema,
+  "get/accepted": ExecutionResponseSchema,
+  "update/accepted": TokenOnlySchema,
+  "start-next/rejected": RejectedSchema,
+  "get/rejected": RejectedSchema,
+  "update/rejected": RejectedSchema,
+};
 
 /** Codes after which retrying the same update is pointless: the execution is terminal, cancelled or gone. */
 const GONE_CODES = new Set(["InvalidStateTransition", "ResourceNotFound", "TerminalStateReached"]);
-/** Codes the service documents as transient (§6.5). */
-const RETRYABLE_CODES = new Set(["InternalError", "RequestThrottled"]);
+/** Codes the service documents as transient (§6.5), and an answer to our request we could not parse. */
+const RETRYABLE_CODES = new Set(["InternalError", "RequestThrottled", MALFORMED]);
 
 export type DeviceStatus = "IN_PROGRESS" | "SUCCEEDED" | "FAILED" | "REJECTED";
 
@@ -151,10 +165,43 @@ export class JobsClient {
         ],
         { qos: 1 },
       );
-      const exec = await this.startNext();
-      if (exec) this.opts.onExecution(exec);
     } catch (err) {
-      this.opts.logger.warn("start-next after connect failed", { error: err });
+      this.opts.logger.warn("subscribing after connect failed", { error: err });
+      return;
+    }
+    const exec = await this.startNextWithRetry(c);
+    if (exec) this.opts.onExecution(exec);
+  }
+
+  /**
+   * start-next, retried with capped backoff on service faults and malformed answers (§6.5) for as long
+   * as this connection lasts: a throttled start-next must not leave a queued job unnoticed until the
+   * next reconnect or notification.
+   */
+  private async startNextWithRetry(c: MqttClient): Promise<JobExecution | null> {
+    const { initialMs, maxMs } = this.opts.reportBackoff ?? { initialMs: 1000, maxMs: 60_000 };
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.startNext();
+      } catch (err) {
+        const retry =
+          err instanceof JobsRequestError &&
+          (RETRYABLE_CODES.has(err.code) || err.code === "Timeout") &&
+          this.client === c &&
+          c.connected &&
+          !this.stopping.signal.aborted;
+        if (!retry) {
+          this.opts.logger.warn("start-next after connect failed", { error: err });
+          return null;
+        }
+        const wait = backoffMs(attempt, initialMs, maxMs);
+        this.opts.logger.warn("start-next not accepted yet; retrying", { waitMs: wait, error: err });
+        try {
+          await this.opts.clock.sleep(wait, this.stopping.signal);
+        } catch {
+          return null; // stopping
+        }
+      }
     }
   }
 
@@ -162,43 +209,68 @@ export class JobsClient {
   private dispatch(topic: string, payload: Buffer): void {
     if (!topic.startsWith(this.prefix)) return; // §1.1: check that T is our own thing
     const rest = topic.slice(this.prefix.length).split("/");
+    const kind = (rest.length === 1 ? rest[0] : rest.slice(-2).join("/")) ?? "";
+    const schema = SCHEMA_OF_KIND[kind];
+    if (!schema) return; // notify, our own requests and anything else: nothing to do
     let body: unknown;
     try {
       body = parseJsonText(payload, `MQTT message on ${topic}`);
     } catch (err) {
-      this.opts.logger.warn("ignoring a message that is not JSON", { topic, error: err });
+      this.opts.logger.warn("ignoring a jobs message that is not UTF-8 JSON", { topic, error: err });
       return;
     }
-    const kind = rest.length === 1 ? rest[0] : rest.slice(-2).join("/");
+    let parsed: unknown;
     try {
-      switch (kind) {
-        case "notify-next": {
-          const r = parseWith(ExecutionResponseSchema, body, "notify-next");
-          this.opts.onNextChanged(r.execution ?? null);
-          if (r.execution) this.opts.onExecution(r.execution);
-          return;
-        }
-        case "start-next/accepted":
-        case "get/accepted":
-        case "update/accepted": {
-          const r = parseWith(TokenOnlySchema, body, topic);
-          if (r.clientToken) this.settle(r.clientToken, { ok: true, body });
-          return;
-        }
-        case "start-next/rejected":
-        case "get/rejected":
-        case "update/rejected": {
-          const r = parseWith(RejectedSchema, body, topic);
-          if (r.clientToken)
-            this.settle(r.clientToken, { ok: false, code: r.code, message: r.message ?? "" });
-          return;
-        }
-        default:
-          return; // notify and anything else: nothing to do
-      }
+      parsed = parseWith(schema, body, `MQTT message on ${topic}`);
     } catch (err) {
       this.opts.logger.warn("ignoring a malformed jobs message", { topic, error: err });
+      // An answer to a request of ours that we cannot use fails that request at once (retried as a fault).
+      const token = TokenOnlySchema.safeParse(body);
+      if (token.success && token.data.clientToken) {
+        this.settle(token.data.clientToken, {
+          ok: false,
+          code: MALFORMED,
+          message: `malformed answer on ${topic}`,
+        });
+      }
+      return;
     }
+    switch (kind) {
+      case "notify-next": {
+        const r = parsed as z.output<typeof ExecutionResponseSchema>;
+        this.opts.onNextChanged(r.execution ?? null);
+        if (r.execution) this.opts.onExecution(r.execution);
+        return;
+      }
+      case "start-next/accepted":
+      case "get/accepted":
+      case "update/accepted": {
+        const r = parsed as z.output<typeof TokenOnlySchema>;
+        this.settleFromTopic(topic, r.clientToken, { ok: true, body: parsed });
+        return;
+      }
+      default: {
+        const r = parsed as z.output<typeof RejectedSchema>;
+        this.settleFromTopic(topic, r.clientToken, { ok: false, code: r.code, message: r.message ?? "" });
+        return;
+      }
+    }
+  }
+
+  private settleFromTopic(
+    topic: string,
+    token: string | undefined,
+    r: Parameters<Pending["resolve"]>[0],
+  ): void {
+    if (token && this.pending.has(token)) {
+      this.settle(token, r);
+      return;
+    }
+    // A response to another client's request, or to one we stopped waiting for: never acted on.
+    this.opts.logger.debug("ignoring a response to no pending request", {
+      topic,
+      clientToken: token ?? null,
+    });
   }
 
   private settle(token: string, r: Parameters<Pending["resolve"]>[0]): void {

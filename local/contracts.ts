@@ -92,6 +92,20 @@ export interface IotStandInStats {
   mqttMessagesOut: number;
 }
 
+/**
+ * A service fault to inject (local mode only, for resilience tests and demos): the data plane answers the
+ * next `count` matching requests on `/rejected` with `code` (reference §1.4: agents retry these) and changes
+ * no state. Unset fields match anything.
+ */
+export interface FaultRule {
+  thing?: string;
+  operation?: "get" | "start-next" | "describe" | "update";
+  /** Only updates asking for this status. */
+  status?: string;
+  code: "InternalError" | "RequestThrottled";
+  count: number;
+}
+
 /** The AWS IoT Jobs stand-in: registry + jobs engine + control plane (HTTP) + data plane (MQTT). */
 export interface IotStandIn {
   /** Ready before start(): the brokers need it to authorize devices. */
@@ -101,6 +115,8 @@ export interface IotStandIn {
   /** In-process subscription to job / job-execution events (also published on MQTT once enabled). */
   onEvent(listener: (e: IotEvent) => void): () => void;
   stats(): IotStandInStats;
+  /** Fault injection (local only); rules are consumed in the order they were added. */
+  injectFaults?(rule: FaultRule): void;
   stop(): Promise<void>;
 }
 

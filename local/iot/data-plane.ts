@@ -7,7 +7,7 @@
 import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
 import { z } from "zod";
 import { issuesOf } from "../../core/parse.ts";
-import type { RunningBroker } from "../contracts.ts";
+import type { FaultRule, RunningBroker } from "../contracts.ts";
 import { JobsRejection, RejectCode } from "./errors.ts";
 import type { JobsEngine, Outgoing } from "./jobs-engine.ts";
 import { ExecutionStatusSchema } from "./model.ts";
@@ -88,6 +88,8 @@ export class DataPlane {
   private client: MqttClient | undefined;
   private readonly chains = new Map<string, Promise<void>>();
   private readonly backlog: Array<{ topic: string; payload: string }> = [];
+  /** Injected faults still to be served (local mode only); each keeps its remaining count. */
+  private readonly faults: FaultRule[] = [];
   readonly stats: DataPlaneStats = { in: 0, out: 0 };
 
   constructor(
@@ -116,6 +118,33 @@ export class DataPlane {
     await client.subscribeAsync("$aws/things/+/jobs/#", { qos: 1 });
     this.client = client;
     for (const m of this.backlog.splice(0)) this.send(m.topic, m.payload);
+  }
+
+  /** Answers the next `rule.count` matching requests with `rule.code` on `/rejected`, changing nothing. */
+  injectFaults(rule: FaultRule): void {
+    if (!Number.isInteger(rule.count) || rule.count < 1) {
+      throw new RangeError(`fault count must be a positive integer, got ${rule.count}`);
+    }
+    this.faults.push({ ...rule });
+  }
+
+  /** Consumes one use of the first rule matching this request; the code to answer with, if any. */
+  private takeFault(req: Request, body: unknown): FaultRule["code"] | undefined {
+    if (req.op === "ignore" || req.op === "invalid") return undefined;
+    const status =
+      body && typeof body === "object" && "status" in body && typeof body.status === "string"
+        ? body.status
+        : undefined;
+    const i = this.faults.findIndex(
+      (f) =>
+        (f.thing === undefined || f.thing === req.thing) &&
+        (f.operation === undefined || f.operation === req.op) &&
+        (f.status === undefined || (req.op === "update" && f.status === status)),
+    );
+    const rule = this.faults[i];
+    if (!rule) return undefined;
+    if (--rule.count === 0) this.faults.splice(i, 1);
+    return rule.code;
   }
 
   async close(): Promise<void> {
@@ -181,6 +210,9 @@ export class DataPlane {
         throw new JobsRejection(RejectCode.InvalidTopic, `Topic ${topic} maps to no Jobs operation`);
       }
       if (!validJson) throw new JobsRejection(RejectCode.InvalidJson, "The payload is not valid UTF-8 JSON");
+      // An injected service fault answers before the engine sees the request, so no state can change.
+      const fault = this.takeFault(req, body);
+      if (fault) throw new JobsRejection(RejectCode[fault], `Injected fault: ${fault}`);
       switch (req.op) {
         case "get":
           engine.getPending(req.thing, parse(GetPendingRequest, body).clientToken);

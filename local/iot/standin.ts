@@ -123,6 +123,9 @@ export async function createIotStandIn(opts: IotStandInOptions): Promise<IotStan
         mqttMessagesOut: dataPlane.stats.out,
       };
     },
+    injectFaults(rule) {
+      dataPlane.injectFaults(rule);
+    },
     async stop() {
       if (stopped) return;
       stopped = true;

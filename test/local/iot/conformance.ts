@@ -351,6 +351,71 @@ export function defineConformanceSuite(name: string, makeEnv: () => Promise<Conf
       expect(r.payload.clientToken).toBe("rj-8-1");
     });
 
+    const injectFaults: NonNullable<typeof env.standIn.injectFaults> = (rule) => {
+      if (!env.standIn.injectFaults) throw new Error("this stand-in has no fault injection");
+      env.standIn.injectFaults(rule);
+    };
+
+    for (const code of ["InternalError", "RequestThrottled"] as const) {
+      test(`§1.4 an injected ${code} on an update changes nothing; the same update sent again is accepted`, async () => {
+        const d = await device(`fi-${code}`);
+        await job(`fi-${code}-j`, [thingArn(`fi-${code}`)]);
+        await update(d, `fi-${code}-j`, { status: "IN_PROGRESS", statusDetails: { phase: "download" } });
+        const before = await execution(`fi-${code}`, `fi-${code}-j`);
+        injectFaults({ thing: `fi-${code}`, operation: "update", code, count: 1 });
+        const body = { status: "SUCCEEDED", statusDetails: { phase: "done" }, expectedVersion: 2 };
+        const r = await update(d, `fi-${code}-j`, body);
+        expectRejected(r, code);
+        expect(r.payload).not.toHaveProperty("executionState");
+        expect(r.payload.clientToken).toBe(`fi-${code}-2`);
+        const after = await execution(`fi-${code}`, `fi-${code}-j`);
+        expect(after).toMatchObject({ status: "IN_PROGRESS", versionNumber: 2 });
+        expect(after.statusDetails?.detailsMap).toEqual({ phase: "download" });
+        expect(after.lastUpdatedAt).toEqual(before.lastUpdatedAt);
+        // expectedVersion still matches: the fault did not bump the version.
+        const ok = await update(d, `fi-${code}-j`, body);
+        expect(ok.topic).toBe(`${d.base}/fi-${code}-j/update/accepted`);
+        expect(await execution(`fi-${code}`, `fi-${code}-j`)).toMatchObject({
+          status: "SUCCEEDED",
+          versionNumber: 3,
+        });
+      });
+    }
+
+    test("§1.4 an injected fault is consumed after count and matches only its thing, operation and status", async () => {
+      const d = await device("fi-n");
+      const other = await device("fi-o");
+      await job("fi-n-j", [thingArn("fi-n"), thingArn("fi-o")]);
+      injectFaults({
+        thing: "fi-n",
+        operation: "update",
+        status: "SUCCEEDED",
+        code: "InternalError",
+        count: 2,
+      });
+      // Other things, operations and statuses pass untouched.
+      expect((await update(other, "fi-n-j", { status: "SUCCEEDED" })).topic).toMatch(/\/update\/accepted$/);
+      expect((await d.request("get")).topic).toBe(`${d.base}/get/accepted`);
+      expect((await update(d, "fi-n-j", { status: "IN_PROGRESS" })).topic).toMatch(/\/update\/accepted$/);
+      expectRejected(await update(d, "fi-n-j", { status: "SUCCEEDED" }), "InternalError");
+      expectRejected(await update(d, "fi-n-j", { status: "SUCCEEDED" }), "InternalError");
+      expect((await update(d, "fi-n-j", { status: "SUCCEEDED" })).topic).toMatch(/\/update\/accepted$/);
+      expect((await execution("fi-n", "fi-n-j")).status).toBe("SUCCEEDED");
+    });
+
+    test("§1.4 injected faults apply to start-next and describe, and a bad count is refused", async () => {
+      const d = await device("fi-s");
+      await job("fi-s-j", [thingArn("fi-s")]);
+      injectFaults({ operation: "start-next", code: "RequestThrottled", count: 1 });
+      injectFaults({ thing: "fi-s", operation: "describe", code: "InternalError", count: 1 });
+      expectRejected(await d.request("start-next"), "RequestThrottled");
+      expect((await execution("fi-s", "fi-s-j")).status).toBe("QUEUED");
+      expectRejected(await d.request("fi-s-j/get"), "InternalError");
+      expect((await d.request("start-next")).payload).toMatchObject({ execution: { jobId: "fi-s-j" } });
+      expect((await d.request("fi-s-j/get")).topic).toBe(`${d.base}/fi-s-j/get/accepted`);
+      expect(() => injectFaults({ code: "InternalError", count: 0 })).toThrow(/positive integer/);
+    });
+
     // ---------------- §2 state machine ----------------
 
     test("§2 versionNumber starts at 1 and each accepted device update adds 1", async () => {
