@@ -196,6 +196,7 @@ async function withEnvironment(
     await env?.stop();
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
+    if (ac.signal.aborted) process.stderr.write("fleet and local cloud stopped\n");
   }
 }
 

@@ -228,7 +228,9 @@ export async function startDevEnvironment(o: DevEnvironmentOptions): Promise<Dev
       timeScale: o.timeScale ?? 1,
     });
     stack.push(() => cloud.stop());
-    const wiring = await startFunctionsWiring(cloud, { tickSeconds: o.tickSeconds ?? 1, logLevel: "warn" });
+    // Function logs at error level only: the live view already shows every rollout state change, and
+    // warn lines (such as the alarm's rollout.aborted) would tear the redrawn progress block.
+    const wiring = await startFunctionsWiring(cloud, { tickSeconds: o.tickSeconds ?? 1, logLevel: "error" });
     stack.push(() => wiring.stop());
     const info: LocalCloudInfo = LocalCloudInfoSchema.parse({ ...cloud.info, api: wiring.apiUrl });
     // startLocalCloud wrote local.json before the API existed; the CLI needs `api` in it.
