@@ -362,6 +362,21 @@ export class Store {
     }
   }
 
+  /** Whether any device is registered in the fleet: one item read, however large the fleet. */
+  async fleetHasThings(fleet: string): Promise<boolean> {
+    const r = await this.ddb.send(
+      new QueryCommand({
+        TableName: this.table,
+        IndexName: K.gsi1.name,
+        KeyConditionExpression: "#pk = :pk",
+        ExpressionAttributeNames: { "#pk": K.gsi1.partitionKey },
+        ExpressionAttributeValues: { ":pk": `FLEET#${fleet}` },
+        Limit: 1,
+      }),
+    );
+    return (r.Items?.length ?? 0) > 0;
+  }
+
   async listThings(fleet: string): Promise<ThingRecord[]> {
     const items = await this.queryGsi(`FLEET#${fleet}`);
     return items.map((i) => parseWith(ThingRecordSchema, i, "thing"));

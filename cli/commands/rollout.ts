@@ -45,7 +45,7 @@ export function parseWavesSpec(spec: string, defaults: WaveDefaults = {}): WaveI
       );
     });
   }
-  return raw.map((w, i) => {
+  const items = raw.map((w, i) => {
     const last = i === raw.length - 1;
     const obj = typeof w === "object" && w !== null ? (w as Record<string, unknown>) : {};
     const withDefaults = {
@@ -60,8 +60,24 @@ export function parseWavesSpec(spec: string, defaults: WaveDefaults = {}): WaveI
         : {}),
       ...obj,
     };
-    return parseWith(WaveInputSchema, withDefaults, `--waves item ${i + 1}`);
+    return withDefaults;
   });
+  // Parsed as the API body's `waves` so an issue reads as the API's 400 would: `waves[0].percent: …`.
+  return parseWith(z.object({ waves: z.array(WaveInputSchema) }), { waves: items }, "--waves").waves;
+}
+
+/**
+ * The in-progress timeout is whole minutes in IoT Jobs; a value that is not (30s, 90s) is refused rather
+ * than silently rounded to something the user did not ask for.
+ */
+export function minutesOption(v: string): number {
+  const seconds = durationOption(v);
+  if (seconds <= 0 || seconds % 60 !== 0) {
+    throw new InvalidArgumentError(
+      `${v.trim()} is not a whole number of minutes (IoT Jobs counts this timeout in minutes); use e.g. 1m, 30m or 2h`,
+    );
+  }
+  return seconds / 60;
 }
 
 /** Like durationOption, but 0 is a valid bake ("advance as soon as the threshold is met"). */
@@ -101,6 +117,13 @@ export function renderRollout(r: RolloutView): string {
       `${marker} wave ${i + 1} ${waveLabel(w).padEnd(12)} ${waveBar(c, BAR_WIDTH)} ${state}${nums ? `  ${nums}` : ""}`,
     );
   });
+  const t = r.totals;
+  if (t && t.devices > 0) {
+    // Each device once: a canary device also counts in its percent wave's bar above.
+    lines.push(
+      `  devices: ${t.devices} — ${t.succeeded} succeeded, ${t.failed} failed (${t.rolledBack} rolled back)${t.other > 0 ? `, ${t.other} other` : ""}`,
+    );
+  }
   if (r.devices.length > 0) {
     lines.push("");
     const width = Math.max(6, ...r.devices.map((d) => d.thingName.length));
@@ -151,6 +174,7 @@ interface StartFlags extends TargetFlags {
   failureThreshold?: number;
   successThreshold?: number;
   rate?: number;
+  /** Minutes (minutesOption). */
   timeout?: number;
   healthDeadline?: number;
   force?: boolean;
@@ -183,8 +207,8 @@ export function register(program: Command): void {
       .option("--rate <n>", "devices notified per minute (default 1000)", intOption(1))
       .option(
         "--timeout <duration>",
-        "in-progress timeout per device, e.g. 60m (whole minutes)",
-        durationOption,
+        "in-progress timeout per device in whole minutes, e.g. 60m or 2h",
+        minutesOption,
       )
       .option("--health-deadline <duration>", "device health-check deadline, e.g. 300s", durationOption)
       .option("--force", "start even if the fleet already has a rollout running"),
@@ -199,7 +223,7 @@ export function register(program: Command): void {
         successThresholdPercent: flags.successThreshold,
       }),
       ...(flags.rate ? { rolloutRate: { maximumPerMinute: flags.rate } } : {}),
-      ...(flags.timeout ? { inProgressTimeoutMinutes: Math.max(1, Math.round(flags.timeout / 60)) } : {}),
+      ...(flags.timeout ? { inProgressTimeoutMinutes: flags.timeout } : {}),
       ...(flags.healthDeadline ? { healthDeadlineSeconds: Math.round(flags.healthDeadline) } : {}),
       ...(flags.force ? { force: true } : {}),
     };

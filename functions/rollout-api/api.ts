@@ -24,7 +24,15 @@ import {
   StaleStateError,
 } from "../errors.ts";
 import { type AdvanceDeps, advanceRollout, lockNames, logIfAborted } from "../rollout/advance.ts";
-import { abort, isTerminal, pause, planRollout, resume } from "../rollout/engine.ts";
+import {
+  abort,
+  deviceTotals,
+  isSettling,
+  isTerminal,
+  pause,
+  planRollout,
+  resume,
+} from "../rollout/engine.ts";
 import { ensureThingGroup, thingArn, thingGroupArn } from "../rollout/iot.ts";
 import {
   type CreateRolloutBody,
@@ -90,17 +98,30 @@ async function checkRelease(deps: ApiDeps, version: string, fleets: string[]): P
   return rel;
 }
 
-/** Canary things and named thing groups must exist: a typo must not become an empty, "successful" wave. */
+/**
+ * The fleets (at least one registered device each) and thing groups a rollout targets must exist: a typo
+ * must not become an empty rollout that reports SUCCEEDED at once. 404 naming every missing one.
+ */
+async function checkTargetsFound(deps: ApiDeps, body: CreateRolloutBody): Promise<void> {
+  const fleets = body.fleets ?? [];
+  const groups = body.thingGroups ?? [];
+  const [fleetFound, groupFound] = await Promise.all([
+    Promise.all(fleets.map((f) => deps.store.fleetHasThings(f))),
+    Promise.all(groups.map(async (g) => (await thingGroupArn(deps.jobs.iot, g)) !== undefined)),
+  ]);
+  const missing = [
+    ...fleets
+      .filter((_, i) => !fleetFound[i])
+      .map((f) => `fleet ${f} has no registered devices (register one with \`keel fleet register\`)`),
+    ...groups.filter((_, i) => !groupFound[i]).map((g) => `thing group ${g} does not exist`),
+  ];
+  if (missing.length > 0) throw new NotFoundError(missing.join("; "));
+}
+
+/** Canary things must exist: a typo must not become a wave nobody can answer. */
 async function checkTargetsExist(deps: ApiDeps, body: CreateRolloutBody): Promise<void> {
   const iot = deps.jobs.iot;
   const checks: Array<Promise<{ path: string; message: string } | null>> = [];
-  for (const [i, g] of (body.thingGroups ?? []).entries()) {
-    checks.push(
-      thingGroupArn(iot, g).then((a) =>
-        a ? null : { path: `thingGroups[${i}]`, message: `thing group ${g} does not exist` },
-      ),
-    );
-  }
   for (const [i, w] of body.waves.entries()) {
     if (!("canary" in w)) continue;
     for (const [j, t] of w.canary.entries()) {
@@ -118,6 +139,7 @@ async function checkTargetsExist(deps: ApiDeps, body: CreateRolloutBody): Promis
 async function createRollout(deps: ApiDeps, req: Request) {
   const body = parseWith(CreateRolloutBodySchema, req.body(), "rollout request");
   for (const [i, f] of (body.fleets ?? []).entries()) checkFleet(deps, f, `fleets[${i}]`);
+  await checkTargetsFound(deps, body);
   await checkTargetsExist(deps, body);
   const rel = await checkRelease(deps, body.release, body.fleets ?? []);
   const now = deps.now();
@@ -213,10 +235,13 @@ async function changeRollout(deps: ApiDeps, req: Request, id: string, action: "p
 }
 
 async function getRollout(deps: ApiDeps, id: string) {
-  const r = await deps.store.getRollout(id);
+  let r = await deps.store.getRollout(id);
   if (!r) throw new NotFoundError(`no rollout ${id}`);
+  // An aborted wave's counts move on as its devices finish: read them now (one DescribeJob per request)
+  // rather than show the counts frozen at the abort until the next tick.
+  if (isSettling(r)) r = (await kick(deps, id)) ?? r;
   const devices = await deps.store.listDeviceOutcomes(id);
-  return { status: 200, value: { ...r, devices } };
+  return { status: 200, value: { ...r, devices, totals: deviceTotals(devices) } };
 }
 
 async function fleetStatus(deps: ApiDeps, fleet: string) {

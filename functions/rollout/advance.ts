@@ -14,11 +14,13 @@ import {
   claimJob,
   type Effect,
   gate,
+  isSettling,
   isTerminal,
   jobClaimedByOther,
   markEffectDone,
   nextEffect,
   releaseJobClaim,
+  settle,
 } from "./engine.ts";
 import { cancelWaveJob, createWaveJob, type JobsConfig, observeWave } from "./iot.ts";
 import { type Rollout, RolloutStatus } from "./model.ts";
@@ -105,11 +107,11 @@ export async function advanceRollout(deps: AdvanceDeps, id: string): Promise<Rol
       }
       const wave = r.waves[r.current];
       // One DescribeJob per wave per invocation is enough to see a change; the next event or tick sees more.
-      if (isTerminal(r)) return r;
+      if (isTerminal(r) && !isSettling(r)) return r;
       if (!wave?.jobCreatedAt || observedWave === r.current) return r;
       const obs = await observeWave(deps.jobs.iot, wave.jobId);
       observedWave = r.current;
-      const next = gate(r, obs, deps.now());
+      const next = isSettling(r) ? settle(r, obs, deps.now()) : gate(r, obs, deps.now());
       if (!next) return r;
       const before: Rollout = r;
       r = await deps.store.saveRollout(next);

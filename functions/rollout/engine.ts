@@ -11,6 +11,8 @@ import {
   type CreateRolloutBody,
   DEFAULT_FAILURE_THRESHOLD_PERCENT,
   DEFAULT_SUCCESS_THRESHOLD_PERCENT,
+  type DeviceOutcome,
+  type DeviceTotals,
   MAX_JOB_TARGETS,
   type Rollout,
   RolloutStatus,
@@ -377,7 +379,45 @@ export function markEffectDone(r: Rollout, e: Effect, now: number): Rollout {
   }
 }
 
-/** Still needs the advance function: running, paused, or terminal with follow-up work left. */
+/** Still needs the advance function: running, paused, terminal with follow-up work left, or settling. */
 export function isActive(r: Rollout): boolean {
-  return !isTerminal(r) || nextEffect(r) !== null;
+  return !isTerminal(r) || nextEffect(r) !== null || isSettling(r);
+}
+
+/**
+ * An ABORTED rollout whose aborted wave had a job: its executions may still finish (devices that were
+ * installing fail and roll back, or succeed), so its counts are read until they are final.
+ */
+export function isSettling(r: Rollout): boolean {
+  return r.status === RolloutStatus.Aborted && r.settled !== true && !!r.waves[r.current]?.jobCreatedAt;
+}
+
+/**
+ * Records the aborted wave's latest counters. Settled once nothing is queued or in progress, or once the
+ * in-progress timeout (plus a minute) has passed since the abort: an execution still open then is one
+ * IoT no longer times out for us, and reading it forever would keep the rollout active forever.
+ */
+export function settle(r: Rollout, obs: Observation, now: number): Rollout | null {
+  if (!isSettling(r)) return null;
+  const abortedAt = [...r.timeline].reverse().find((t) => t.event === "aborted")?.at ?? r.updatedAt;
+  const deadline = Date.parse(abortedAt) + (r.inProgressTimeoutMinutes + 1) * 60_000;
+  const settled = obs.counts.queued + obs.counts.inProgress === 0 || now >= deadline;
+  const wave = r.waves[r.current];
+  if (!settled && sameCounts(wave?.counts, obs.counts)) return null;
+  const next = replaceWave(r, r.current, { counts: obs.counts });
+  return { ...next, ...(settled ? { settled: true } : {}), updatedAt: iso(now) };
+}
+
+/** Each device once, by its latest outcome in the rollout (outcomes are stored one per device). */
+export function deviceTotals(outcomes: readonly DeviceOutcome[]): DeviceTotals {
+  const t: DeviceTotals = { devices: 0, succeeded: 0, failed: 0, rolledBack: 0, other: 0 };
+  for (const o of new Map(outcomes.map((d) => [d.thingName, d])).values()) {
+    t.devices++;
+    if (o.status === "SUCCEEDED") t.succeeded++;
+    else if (FAILURE_STATUSES.has(o.status)) {
+      t.failed++;
+      if (o.statusDetails?.rolledBack === "true") t.rolledBack++;
+    } else t.other++;
+  }
+  return t;
 }

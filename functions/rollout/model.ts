@@ -43,8 +43,20 @@ export const CanaryWaveInputSchema = z.strictObject({
   canary: z.array(ThingNameSchema).min(1).max(MAX_JOB_TARGETS),
   ...gateFields,
 });
-export const WaveInputSchema = z.union([PercentWaveInputSchema, CanaryWaveInputSchema]);
-export type WaveInput = z.infer<typeof WaveInputSchema>;
+export type WaveInput = z.infer<typeof PercentWaveInputSchema> | z.infer<typeof CanaryWaveInputSchema>;
+/**
+ * A wave is a canary wave when it names `canary`, else a percent wave. Choosing the branch by that key,
+ * instead of a plain union, lets a bad item's issues name the field and what was expected
+ * (`waves[0].percent: … expected number`) rather than a bare "Invalid input" for the whole item.
+ */
+export const WaveInputSchema = z.unknown().transform((v, ctx): WaveInput => {
+  const isCanary = typeof v === "object" && v !== null && "canary" in v;
+  const r = (isCanary ? CanaryWaveInputSchema : PercentWaveInputSchema).safeParse(v);
+  if (r.success) return r.data;
+  for (const i of r.error.issues)
+    ctx.addIssue({ code: "custom", message: i.message, path: i.path, input: v });
+  return z.NEVER;
+});
 
 export const DEFAULT_FAILURE_THRESHOLD_PERCENT = 10;
 export const DEFAULT_SUCCESS_THRESHOLD_PERCENT = 90;
@@ -174,6 +186,12 @@ export const RolloutSchema = z.object({
   /** Follow-up work a state change left: the current wave's job canceled, fleet locks released. */
   cancelDone: z.boolean().optional(),
   locksReleased: z.boolean().optional(),
+  /**
+   * ABORTED only: the aborted wave's counts are final — no execution queued or in progress any more, or
+   * the in-progress timeout has passed. Until then the engine keeps reading them, so devices that finish
+   * (fail and roll back, say) after the abort show in the wave's counts.
+   */
+  settled: z.boolean().optional(),
   timeline: z.array(TimelineEntrySchema),
   /** Optimistic-lock counter: every write is conditional on the version it read. */
   version: z.int().min(1),
@@ -190,6 +208,25 @@ export const DeviceOutcomeSchema = z.object({
 });
 export type DeviceOutcome = z.infer<typeof DeviceOutcomeSchema>;
 
-/** What GET /rollouts/{id} returns: the rollout and its devices' outcomes. */
-export const RolloutViewSchema = RolloutSchema.extend({ devices: z.array(DeviceOutcomeSchema).default([]) });
+/**
+ * The rollout's outcome per device, each device counted once whatever number of waves targeted it (a
+ * canary device is in its percent wave's bucket groups too, so the per-wave counts include it twice).
+ */
+export const DeviceTotalsSchema = z.object({
+  devices: z.number(),
+  succeeded: z.number(),
+  /** FAILED, REJECTED or TIMED_OUT. */
+  failed: z.number(),
+  /** Failed devices that reported they rolled back to their previous release. */
+  rolledBack: z.number(),
+  /** Any other status: queued, in progress, canceled, removed. */
+  other: z.number(),
+});
+export type DeviceTotals = z.infer<typeof DeviceTotalsSchema>;
+
+/** What GET /rollouts/{id} returns: the rollout, its devices' outcomes, and their totals. */
+export const RolloutViewSchema = RolloutSchema.extend({
+  devices: z.array(DeviceOutcomeSchema).default([]),
+  totals: DeviceTotalsSchema.optional(),
+});
 export type RolloutView = z.infer<typeof RolloutViewSchema>;

@@ -6,7 +6,7 @@
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { parseWavesSpec, renderRollout } from "../../cli/commands/rollout.ts";
+import { minutesOption, parseWavesSpec, renderRollout } from "../../cli/commands/rollout.ts";
 import { SchemaError } from "../../core/errors.ts";
 import type { RolloutView } from "../../functions/rollout/model.ts";
 import { startLocalCloud } from "../../local/cloud.ts";
@@ -33,12 +33,37 @@ describe("parseWavesSpec", () => {
   it("names the bad item", () => {
     expect(() => parseWavesSpec("10,half,100")).toThrow(/--waves item 2 "half"/);
     expect(() => parseWavesSpec("canary:bad name,100")).toThrow(SchemaError);
-    expect(() => parseWavesSpec('[{"percent": 10, "bake": 1}]')).toThrow(/--waves item 1/);
+    expect(() => parseWavesSpec('[{"percent": 10, "bake": 1}]')).toThrow(
+      /invalid --waves: waves\[0\]: Unrecognized key: "bake"/,
+    );
+  });
+
+  it("names the field and what was expected in a JSON item of the wrong type", () => {
+    expect(() => parseWavesSpec('[{"percent":"x"}]')).toThrow(
+      /invalid --waves: waves\[0\]\.percent: Invalid input: expected number, received string/,
+    );
+    expect(() => parseWavesSpec('[{"percent":10},{"canary":[1]},{"percent":100}]')).toThrow(
+      /waves\[1\]\.canary\[0\]: Invalid input: expected string, received number/,
+    );
+  });
+});
+
+describe("minutesOption (--timeout)", () => {
+  it("takes whole minutes in any unit", () => {
+    expect(minutesOption("1m")).toBe(1);
+    expect(minutesOption("2h")).toBe(120);
+    expect(minutesOption("120s")).toBe(2);
+  });
+
+  it("refuses what is not a whole number of minutes instead of rounding it", () => {
+    expect(() => minutesOption("30s")).toThrow(/30s is not a whole number of minutes/);
+    expect(() => minutesOption("90s")).toThrow(/not a whole number of minutes/);
+    expect(() => minutesOption("0m")).toThrow(/not a whole number of minutes|positive/);
   });
 });
 
 describe("renderRollout", () => {
-  it("draws one bar per wave and a device table", () => {
+  function view0(): RolloutView {
     const counts = {
       queued: 1,
       inProgress: 1,
@@ -96,6 +121,11 @@ describe("renderRollout", () => {
         { thingName: "t1", wave: 1, status: "SUCCEEDED", statusDetails: { version: "1.2.0" }, at: 1 },
       ],
     };
+    return view;
+  }
+
+  it("draws one bar per wave and a device table", () => {
+    const view = view0();
     const text = renderRollout(view);
     expect(text).toContain("rollout r1: release 1.2.0 to fleet edge — RUNNING");
     expect(text).toMatch(/ {2}wave 1 canary t1 +\[#{30}\] done/);
@@ -104,6 +134,15 @@ describe("renderRollout", () => {
       /> wave 2 100% +\[#{18}!{6}~{3}\.{3}\] running {2}6 ok, 2 failed, 1 in progress, 1 queued/,
     );
     expect(text).toMatch(/t1 +1 +SUCCEEDED +version=1\.2\.0/);
+    expect(text).not.toContain("devices:");
+  });
+
+  it("prints the totals, each device once", () => {
+    const text = renderRollout({
+      ...view0(),
+      totals: { devices: 3, succeeded: 1, failed: 2, rolledBack: 2, other: 0 },
+    });
+    expect(text).toContain("  devices: 3 — 1 succeeded, 2 failed (2 rolled back)\n");
   });
 });
 
@@ -231,6 +270,8 @@ describe("keel release publish / releases / fleet / rollout against the local cl
     // The canary is also in its bucket group, so wave 2 reached it again; the table shows its latest outcome.
     expect(watch.stdout).toMatch(/dev-1 +2 +SUCCEEDED +version=1\.1\.0/);
     expect(watch.stdout).toMatch(/ {2}wave 1 canary dev-1 +\[#{30}\] done {2}1 ok/);
+    // Both waves count it; the rollout's totals count it once.
+    expect(watch.stdout).toContain("  devices: 1 — 1 succeeded, 0 failed (0 rolled back)\n");
     // The fleet's versions follow the device events and the rollout's last effect: allow them to land.
     await vi.waitFor(
       async () => {
@@ -271,5 +312,8 @@ describe("keel release publish / releases / fleet / rollout against the local cl
     expect(r.stderr).toMatch(
       /400 invalid rollout request: waves\[1\]\.percent: must be more than the previous wave's 50/,
     );
+    const timeout = await startRollout({ release: "1.1.0", fleet: "edge", waves: "100", timeout: "30s" });
+    expect(timeout.code).not.toBe(0);
+    expect(timeout.stderr).toMatch(/--timeout.*30s is not a whole number of minutes/);
   });
 });

@@ -6,7 +6,10 @@
 import mqtt, { type MqttClient } from "mqtt";
 import { z } from "zod";
 
-export type Outcome = "SUCCEEDED" | "FAILED" | "REJECTED" | "SILENT";
+/** SILENT: takes the execution and never answers; STARTED: reports IN_PROGRESS, then waits (finishOpen). */
+export type Outcome = "SUCCEEDED" | "FAILED" | "REJECTED" | "SILENT" | "STARTED";
+
+type Final = Exclude<Outcome, "SILENT" | "STARTED">;
 
 const ExecutionMsg = z.object({
   execution: z
@@ -63,26 +66,43 @@ export class SimDevice {
       if (this.handled.includes(key)) return;
       this.handled.push(key);
       this.documents.push(ex.jobDocument);
-      if (this.outcome === "SILENT") return;
-      const statusDetails =
-        this.outcome === "FAILED"
-          ? { reason: "health check failed", rolledBack: "true" }
-          : { version: String(ex.jobDocument.version) };
-      client.publish(
-        `${base}/${ex.jobId}/update`,
-        JSON.stringify({ status: this.outcome, statusDetails }),
-        { qos: 1 },
-        () => {
-          // Ask for the next one, as an agent does after finishing an execution.
-          client.publish(`${base}/start-next`, JSON.stringify({}), { qos: 1 });
-        },
-      );
+      if (this.outcome === "SILENT" || this.outcome === "STARTED") {
+        this.open.push({ jobId: ex.jobId, version: String(ex.jobDocument.version) });
+        if (this.outcome === "STARTED") {
+          client.publish(`${base}/${ex.jobId}/update`, JSON.stringify({ status: "IN_PROGRESS" }), { qos: 1 });
+        }
+        return;
+      }
+      this.answer(ex.jobId, this.outcome, String(ex.jobDocument.version));
     });
     await client.subscribeAsync(
       [`${base}/notify-next`, `${base}/start-next/accepted`, `${base}/+/update/+`],
       { qos: 1 },
     );
     await client.publishAsync(`${base}/start-next`, JSON.stringify({}), { qos: 1 });
+  }
+
+  private answer(jobId: string, outcome: Final, version: string): void {
+    const base = `$aws/things/${this.creds.thingName}/jobs`;
+    const statusDetails =
+      outcome === "FAILED" ? { reason: "health check failed", rolledBack: "true" } : { version };
+    this.client?.publish(
+      `${base}/${jobId}/update`,
+      JSON.stringify({ status: outcome, statusDetails }),
+      { qos: 1 },
+      () => {
+        // Ask for the next one, as an agent does after finishing an execution.
+        this.client?.publish(`${base}/start-next`, JSON.stringify({}), { qos: 1 });
+      },
+    );
+  }
+
+  /** Executions a SILENT or STARTED device took and has not answered yet. */
+  readonly open: Array<{ jobId: string; version: string }> = [];
+
+  /** Answers every open execution now with `outcome` (a device that finishes late, e.g. after an abort). */
+  finishOpen(outcome: Final): void {
+    for (const ex of this.open.splice(0)) this.answer(ex.jobId, outcome, ex.version);
   }
 
   async stop(): Promise<void> {

@@ -9,8 +9,11 @@ import {
   becameAborted,
   claimJob,
   countsFrom,
+  deviceTotals,
   failureNeedsGate,
   gate,
+  isActive,
+  isSettling,
   JOB_CLAIM_LEASE_MS,
   jobClaimedByOther,
   jobIdFor,
@@ -22,6 +25,7 @@ import {
   planRollout,
   releaseJobClaim,
   resume,
+  settle as settleAborted,
 } from "../../functions/rollout/engine.ts";
 import { CreateRolloutBodySchema, type Rollout, type WaveCounts } from "../../functions/rollout/model.ts";
 
@@ -309,5 +313,63 @@ describe("becameAborted", () => {
     expect(becameAborted(r, a)).toBe(true);
     expect(becameAborted(a, settle(a, T0 + 2))).toBe(false);
     expect(becameAborted(r, pause(r, T0 + 1, "op"))).toBe(false);
+  });
+});
+
+describe("an aborted wave's counts", () => {
+  // Wave 1's job exists and has two devices installing when the operator aborts.
+  const aborted = () => {
+    const r = settle(plan({ fleets: ["edge"], waves: [{ percent: 100 }] }), T0);
+    const running = gate(r, obs({ inProgress: 2 }), T0 + 1) ?? r;
+    return settle(abort(running, T0 + 2, "op"), T0 + 2);
+  };
+
+  it("keep being read after the abort until nothing is queued or in progress", () => {
+    let r = aborted();
+    expect(r.waves[0]?.counts).toEqual(counts({ inProgress: 2 }));
+    expect(isSettling(r)).toBe(true);
+    expect(isActive(r)).toBe(true);
+    expect(settleAborted(r, obs({ inProgress: 2 }), T0 + 3)).toBeNull(); // nothing new: no write
+    r = settleAborted(r, obs({ inProgress: 1, failed: 1 }), T0 + 4) ?? r;
+    expect(r.waves[0]?.counts).toEqual(counts({ inProgress: 1, failed: 1 }));
+    expect(r.settled).toBeUndefined();
+    r = settleAborted(r, obs({ failed: 2 }), T0 + 5) ?? r;
+    expect(r.waves[0]?.counts).toEqual(counts({ failed: 2 }));
+    expect(r.status).toBe("ABORTED");
+    expect(r.settled).toBe(true);
+    expect(isActive(r)).toBe(false);
+  });
+
+  it("stop being read once the in-progress timeout has passed since the abort", () => {
+    const r = aborted();
+    const timeout = r.inProgressTimeoutMinutes * 60_000;
+    expect(settleAborted(r, obs({ inProgress: 2 }), T0 + 2 + timeout)).toBeNull();
+    expect(settleAborted(r, obs({ inProgress: 2 }), T0 + 2 + timeout + 60_000)?.settled).toBe(true);
+  });
+
+  it("are not read for an abort before the wave's job existed", () => {
+    const r = abort(plan({ fleets: ["edge"], waves: [{ percent: 100 }] }), T0, "op");
+    expect(isSettling(r)).toBe(false);
+  });
+});
+
+describe("deviceTotals", () => {
+  it("counts each device once, by its latest outcome", () => {
+    const o = (thingName: string, wave: number, status: string, rolledBack?: boolean) => ({
+      thingName,
+      wave,
+      status,
+      at: wave,
+      ...(rolledBack ? { statusDetails: { rolledBack: "true" } } : {}),
+    });
+    expect(
+      deviceTotals([
+        o("canary", 2, "SUCCEEDED"),
+        o("a", 2, "FAILED", true),
+        o("b", 2, "REJECTED"),
+        o("c", 2, "IN_PROGRESS"),
+        o("canary", 2, "SUCCEEDED"),
+      ]),
+    ).toEqual({ devices: 4, succeeded: 1, failed: 2, rolledBack: 1, other: 1 });
   });
 });

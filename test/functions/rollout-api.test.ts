@@ -46,6 +46,8 @@ beforeAll(async () => {
     "releases/2.1.0/release.json",
     makeRelease({ version: "2.1.0", counter: 3, image, key: trust.key }),
   );
+  // A device that never connects: fleet edge exists, so bodies reach every later check.
+  await api.post("/fleets/edge/things", { thingName: "edge-1" });
   await vi.waitFor(
     async () => {
       expect((await store.getRelease("2.0.0"))?.status).toBe("VERIFIED");
@@ -181,20 +183,22 @@ describe("bad bodies get a 400 naming the field, and change nothing", () => {
     expect(await store.listRollouts("all")).toEqual([]);
   });
 
-  it("canary things and thing groups that do not exist → 400 naming them", async () => {
+  it("canary things that do not exist → 400 naming them", async () => {
     const e = await failure(
-      api.post("/rollouts", {
-        release: "2.0.0",
-        thingGroups: ["no-such-group"],
-        waves: [{ canary: ["ghost"] }, { percent: 100 }],
-      }),
+      api.post("/rollouts", { ...good, waves: [{ canary: ["edge-1", "ghost"] }, { percent: 100 }] }),
     );
     expect(e.status).toBe(400);
-    expect(e.issues).toEqual([
-      { path: "thingGroups[0]", message: "thing group no-such-group does not exist" },
-      { path: "waves[0].canary[0]", message: "thing ghost does not exist" },
-    ]);
+    expect(e.issues).toEqual([{ path: "waves[0].canary[1]", message: "thing ghost does not exist" }]);
     expect(await store.listRollouts("all")).toEqual([]);
+  });
+
+  it("a wave item of the wrong type names the field and what was expected", async () => {
+    const e = await failure(api.post("/rollouts", { ...good, waves: [{ percent: "x" }, { canary: [5] }] }));
+    expect(e.status).toBe(400);
+    expect(e.issues).toEqual([
+      { path: "waves[0].percent", message: "Invalid input: expected number, received string" },
+      { path: "waves[1].canary[0]", message: "Invalid input: expected string, received number" },
+    ]);
   });
 
   it("a body that is not JSON → 400", async () => {
@@ -230,6 +234,21 @@ describe("bad bodies get a 400 naming the field, and change nothing", () => {
 });
 
 describe("404 and 409", () => {
+  it("404 naming the fleet when it has no registered device, or the thing group that does not exist", async () => {
+    // lab is one of this deployment's fleets, but nobody registered a device in it (yet): a typo or a
+    // forgotten registration must not give an empty rollout that reports SUCCEEDED.
+    const empty = await failure(api.post("/rollouts", { ...good, fleets: ["edge", "lab"] }));
+    expect(empty.status).toBe(404);
+    expect(empty.message).toContain("fleet lab has no registered devices");
+    expect(empty.message).not.toContain("fleet edge");
+    const group = await failure(
+      api.post("/rollouts", { release: "2.0.0", thingGroups: ["no-such-group"], waves: [{ percent: 100 }] }),
+    );
+    expect(group.status).toBe(404);
+    expect(group.message).toContain("thing group no-such-group does not exist");
+    expect(await store.listRollouts("all")).toEqual([]);
+  });
+
   it("404 for an unknown rollout, route or fleet", async () => {
     expect((await failure(api.get("/rollouts/r-unknown"))).status).toBe(404);
     expect((await failure(api.post("/rollouts/r-unknown/pause"))).status).toBe(404);
@@ -261,9 +280,6 @@ describe("404 and 409", () => {
     expect(busy.message).toContain(`edge already has rollout ${first.id}`);
     const forced = (await api.post("/rollouts", { ...good, force: true })) as Rollout;
     expect(forced.forced).toBe(true);
-    // The other fleet is free (and, with no devices yet, its waves pass at once).
-    const lab = (await api.post("/rollouts", { ...good, fleets: ["lab"] })) as Rollout;
-    expect(lab.status).toBe("SUCCEEDED");
     // Abort applies once; the second is a 409.
     await api.post(`/rollouts/${first.id}/abort`, { reason: "superseded" });
     const again = await failure(api.post(`/rollouts/${first.id}/abort`));
@@ -271,7 +287,18 @@ describe("404 and 409", () => {
     const view = (await api.get(`/rollouts/${first.id}`)) as Rollout;
     expect(view.reason).toBe("aborted by arn:aws:iam::000000000000:user/keel-local: superseded");
     const list = (await api.get("/rollouts")) as { rollouts: Rollout[] };
-    expect(list.rollouts.map((r) => r.id).sort()).toEqual([first.id, forced.id, lab.id].sort());
+    expect(list.rollouts.map((r) => r.id).sort()).toEqual([first.id, forced.id].sort());
+    // The abort is audited once, with its caller and reason; the refused second abort is not.
+    const aborts = (await store.listAudit()).filter((a) => a.action === "rollout.abort");
+    expect(aborts).toEqual([
+      {
+        at: expect.any(String),
+        who: "arn:aws:iam::000000000000:user/keel-local",
+        action: "rollout.abort",
+        target: first.id,
+        detail: { reason: "superseded" },
+      },
+    ]);
   });
 
   it("a rollout to an existing thing group targets the group itself", async () => {
@@ -299,6 +326,19 @@ describe("404 and 409", () => {
     expect(t.group).toMatch(/^lab-b\d\d$/);
     expect(t.endpoint).toMatch(/^127\.0\.0\.1:\d+$/);
     expect((await failure(api.post("/fleets/lab/things", { thingName: "lab-1" }))).status).toBe(409);
+    // Registration is audited once (the refused second one is not), naming the certificate it made.
+    const registrations = (await store.listAudit()).filter(
+      (a) => a.action === "thing.register" && a.target === "lab-1",
+    );
+    expect(registrations).toEqual([
+      {
+        at: expect.any(String),
+        who: "arn:aws:iam::000000000000:user/keel-local",
+        action: "thing.register",
+        target: "lab-1",
+        detail: { fleet: "lab", group: t.group, certificateId: expect.stringMatching(/^[0-9a-f]{64}$/) },
+      },
+    ]);
     const fleet = (await api.get("/fleets/lab")) as { devices: number; versions: Record<string, number> };
     expect(fleet).toMatchObject({ devices: 1, versions: { "2.0.0": 1 } });
   });

@@ -9,6 +9,7 @@ import { ApiError } from "../../cli/api-client.ts";
 import { bucketOf } from "../../core/waves.ts";
 import { createAdvanceRolloutHandler } from "../../functions/advance-rollout/app.ts";
 import { parseEnv } from "../../functions/env.ts";
+import { isSettling } from "../../functions/rollout/engine.ts";
 import type { Rollout } from "../../functions/rollout/model.ts";
 import type { Store } from "../../functions/store.ts";
 import type { FunctionsWiring } from "../../local/functions-wiring.ts";
@@ -138,6 +139,71 @@ describe("abort on the failure threshold", () => {
     // The fleet is free again.
     const fleet = (await api.get("/fleets/bad")) as { activeRollout?: unknown };
     expect(fleet.activeRollout).toBeUndefined();
+  });
+});
+
+describe("after an abort", () => {
+  it("keeps recording device outcomes and the aborted wave's counts until its executions finish", async () => {
+    // Two devices that start installing and answer only when told: in progress when the abort lands.
+    const devs = await Promise.all(
+      namesAround("late", 1, 1).map((n) => registerDevice("late", n, "STARTED")),
+    );
+    const created = (await api.post("/rollouts", {
+      release: "1.1.0",
+      fleets: ["late"],
+      waves: [{ percent: 100 }],
+    })) as Rollout;
+    await vi.waitFor(() => expect(devs.every((d) => d.open.length === 1)).toBe(true), { timeout: 10_000 });
+    await vi.waitFor(
+      async () => {
+        await wiring.tick();
+        expect((await getRollout(created.id)).waves[0]?.counts).toMatchObject({ inProgress: 2 });
+      },
+      { timeout: 10_000, interval: 100 },
+    );
+    const aborted = (await api.post(`/rollouts/${created.id}/abort`, { reason: "bad build" })) as Rollout;
+    expect(aborted.status).toBe("ABORTED");
+    // The cancel leaves in-progress executions to finish: the devices fail and roll back afterwards.
+    for (const d of devs) d.finishOpen("FAILED");
+    const r = await until(
+      created.id,
+      (x) => x.waves[0]?.counts?.failed === 2 && x.devices.length === 2,
+      "the aborted wave's counts to show both failures",
+    );
+    expect(r.waves[0]?.counts?.inProgress).toBe(0);
+    expect(r.settled).toBe(true);
+    expect(r.devices.map((d) => [d.status, d.statusDetails?.rolledBack])).toEqual([
+      ["FAILED", "true"],
+      ["FAILED", "true"],
+    ]);
+    expect(r.totals).toEqual({ devices: 2, succeeded: 0, failed: 2, rolledBack: 2, other: 0 });
+    // Settled: no longer read by the schedule.
+    expect((await store.listRollouts("active")).map((x) => x.id)).not.toContain(created.id);
+  });
+});
+
+describe("a canary device in the percent wave that covers its bucket", () => {
+  it("gets that wave's job too, and the rollout's totals count it once", async () => {
+    const [canary, other] = namesAround("cn", 1, 1) as [string, string];
+    const devs = [
+      await registerDevice("cn", canary, "SUCCEEDED"),
+      await registerDevice("cn", other, "SUCCEEDED"),
+    ];
+    const created = (await api.post("/rollouts", {
+      release: "1.1.0",
+      fleets: ["cn"],
+      waves: [{ canary: [canary] }, { percent: 100 }],
+    })) as Rollout;
+    const r = await until(
+      created.id,
+      (x) => x.status === "SUCCEEDED" && x.devices.every((d) => d.wave === 2) && x.devices.length === 2,
+      "SUCCEEDED with both outcomes from wave 2",
+    );
+    // IoT jobs over bucket groups cannot leave the canary out: it ran both waves' jobs…
+    expect(devs[0]?.documents).toHaveLength(2);
+    expect(r.waves.map((w) => w.counts?.succeeded)).toEqual([1, 2]);
+    // …but the rollout's totals are per device.
+    expect(r.totals).toEqual({ devices: 2, succeeded: 2, failed: 0, rolledBack: 0, other: 0 });
   });
 });
 
@@ -283,7 +349,10 @@ describe("duplicate and concurrent advance invocations", () => {
     const after = cloud.iot.stats().apiCalls;
     const delta = (op: string) => (after[op] ?? 0) - (before[op] ?? 0);
     const active = (await api.get("/rollouts")) as { rollouts: Rollout[] };
-    const running = active.rollouts.filter((x) => x.status === "RUNNING" || x.status === "PAUSED").length;
+    // Aborted rollouts whose wave still has devices in progress are read too, until they settle.
+    const running = active.rollouts.filter(
+      (x) => x.status === "RUNNING" || x.status === "PAUSED" || isSettling(x),
+    ).length;
     expect(running).toBeGreaterThan(0);
     expect(delta("DescribeJob")).toBe(running);
     expect(

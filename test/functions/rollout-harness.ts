@@ -7,14 +7,14 @@ import { vi } from "vitest";
 import { ApiClient } from "../../cli/api-client.ts";
 import { bucketOf } from "../../core/waves.ts";
 import type { Env } from "../../functions/env.ts";
-import type { Rollout } from "../../functions/rollout/model.ts";
+import type { RolloutView } from "../../functions/rollout/model.ts";
 import { LOCAL_CREDENTIALS } from "../../local/contracts.ts";
 import { type FunctionsWiring, startFunctionsWiring } from "../../local/functions-wiring.ts";
 import { startTestCloud, type TestCloud } from "./cloud.ts";
 import { type Credentials, type Outcome, SimDevice } from "./devices.ts";
 import { makeRelease, makeTrust, putBytes, putJson } from "./fixtures.ts";
 
-export type RolloutView = Rollout & { devices: Array<{ thingName: string; status: string }> };
+export type { RolloutView };
 
 export interface RolloutHarness {
   readonly cloud: TestCloud;
