@@ -18,13 +18,22 @@ import { createLogger, type Logger } from "./logger.ts";
 import {
   type AgentEvent,
   canTransition,
+  isFailedTrial,
   PRE_ACTIVATION_STATES,
   phaseOf,
   type State,
   TERMINAL_STATES,
+  TRIAL_STATES,
   transition,
 } from "./state-machine.ts";
-import { type CurrentJob, type JobKey, MAX_HANDLED, type PersistedState, StateStore } from "./state-store.ts";
+import {
+  type CurrentJob,
+  type JobKey,
+  MAX_HANDLED,
+  MAX_ROLLED_BACK,
+  type PersistedState,
+  StateStore,
+} from "./state-store.ts";
 import { TrustStore } from "./trust.ts";
 
 export interface AgentOptions {
@@ -57,6 +66,9 @@ export interface AgentStatus {
   trial: Slot | null;
   lastResult: PersistedState["lastResult"];
 }
+
+/** The reason recorded when an operator cancels a pending trial with `keel-agent rollback`. */
+export const OPERATOR_ROLLBACK = "rolled back by the operator";
 
 const sameKey = (a: JobKey | null | undefined, b: JobKey | null | undefined) =>
   !!a && !!b && a.jobId === b.jobId && a.executionNumber === b.executionNumber;
@@ -179,10 +191,20 @@ export class Agent {
     await this.jobs?.stop();
   }
 
-  private async prepare(): Promise<void> {
+  /** Reads the booted slot and the saved record; writes nothing (commands that refuse or only read). */
+  private async load(): Promise<PersistedState> {
     this.booted = await readBootedSlot(this.config.cmdline);
     const record = await this.store.load();
     this.record = record;
+    return record;
+  }
+
+  /**
+   * The daemon resuming: only here does finding a state count as a re-entry (STYLE.md item 2), since only
+   * here is that state's work about to run again. `install`, `status` and `rollback` use load().
+   */
+  private async prepare(): Promise<void> {
+    const record = await this.load();
     this.logger.info("agent starting", { booted: this.booted, state: record.state, entries: record.entries });
     if (record.state !== "Idle" && record.job === null) {
       // Only a damaged record has a state without a job; nothing can be resumed from it.
@@ -192,7 +214,7 @@ export class Agent {
       await this.store.save(record);
     }
     if (record.state !== "Idle" && !TERMINAL_STATES.has(record.state)) {
-      // STYLE.md item 2: count re-entries so a crash/boot loop ends in `loop` instead of forever.
+      // Count re-entries so a crash/boot loop ends in `loop` instead of forever.
       record.entries++;
       await this.store.save(record);
     }
@@ -298,6 +320,12 @@ export class Agent {
         at: new Date(this.clock.now()).toISOString(),
       };
     }
+    const version = rec.job?.release?.version;
+    if (isFailedTrial(from, event) && version && reason !== OPERATOR_ROLLBACK) {
+      // The release was tried here and failed: never install it again automatically. An operator's
+      // rollback is no verdict on the release.
+      rec.rolledBack = [...rec.rolledBack.filter((v) => v !== version), version].slice(-MAX_ROLLED_BACK);
+    }
     if (to === "Idle") rec.job = null;
     await this.store.save(rec);
     this.logger.info("transition", { from, event, to, ...(reason ? { reason } : {}) });
@@ -321,6 +349,9 @@ export class Agent {
 
   private newJob(key: JobKey | null, document: unknown, standalone: CurrentJob["standalone"]): CurrentJob {
     const from = this.bootedSlot;
+    // Record what the running slot holds before anything else happens: the factory baseline applies only
+    // to the booted slot, so without this `status` booted from the new slot would call this one unknown.
+    this.rec.slots[from] ??= installedOn(this.rec, this.config, from);
     return {
       key,
       document,
@@ -601,7 +632,8 @@ export class Agent {
     manifestPath: string,
     image: string,
   ): Promise<{ state: State; reason: string | null }> {
-    await this.prepare();
+    // A refusal below must leave the record as it was: no re-entry counted, nothing written.
+    await this.load();
     if (this.rec.state !== "Idle") {
       throw new CommandFailedError(
         `an update is already in progress (state ${this.rec.state}); finish or roll it back first`,
@@ -625,16 +657,64 @@ export class Agent {
     }
   }
 
+  /**
+   * `keel-agent rollback`: go back to the committed good slot. With a trial pending (installed, set to be
+   * tried, booted or not) that means cancelling the trial: mark the new slot bad, make the old one primary
+   * and record the job as rolled back; otherwise the other slot becomes primary if it is good. Refuses,
+   * changing nothing, when there is no good slot to go back to or an install is still being written.
+   */
+  async rollback(): Promise<{ slot: Slot; cancelled: string | null; reboot: boolean }> {
+    const rec = await this.load();
+    const booted = this.bootedSlot;
+    const boot = await this.boot.readState();
+    const job = rec.job;
+    if (job && (rec.state === "Rebooting" || rec.state === "HealthChecking")) {
+      if (!boot.slots[job.from].good) {
+        throw new CommandFailedError(
+          `slot ${job.from}, the one the pending update would go back to, is not marked good; refusing`,
+        );
+      }
+      await this.boot.markBad(job.target);
+      await this.boot.forceSlot(job.from);
+      await this.apply(rec.state === "Rebooting" ? "fail" : "unhealthy", OPERATOR_ROLLBACK);
+      if (booted === job.from) {
+        // Already on the good slot: finish here. A cloud job stays RolledBack for the daemon to report.
+        const r = await this.work(this.currentState());
+        if (r) await this.apply(r.event, r.reason);
+        if (job.key === null && this.currentState() === "RolledBack") {
+          const done = await this.work("RolledBack");
+          if (done) await this.apply(done.event);
+        }
+      }
+      return { slot: job.from, cancelled: job.release?.version ?? null, reboot: booted !== job.from };
+    }
+    if (rec.state !== "Idle") {
+      throw new CommandFailedError(
+        `an update is in progress (state ${rec.state}); wait for it to finish or fail, then roll back`,
+      );
+    }
+    const other = otherSlot(booted);
+    if (!boot.slots[other].good) {
+      throw new CommandFailedError(`slot ${other} is not marked good; refusing to make it the boot slot`);
+    }
+    await this.boot.forceSlot(other);
+    return { slot: other, cancelled: null, reboot: true };
+  }
+
+  /** Reads only: the saved record and the bootloader, never a write. */
   async status(): Promise<AgentStatus> {
     const booted = await readBootedSlot(this.config.cmdline);
     const rec = await this.store.load();
     const boot = await this.boot.readState();
+    // The agent's own record says whether a slot is on trial: the loader may already flag a slot that
+    // was written and set to be tried, never booted, as OK, which is not the same as committed.
+    const trial = rec.job && TRIAL_STATES.has(rec.state) ? rec.job.target : boot.trial;
     const slot = (s: Slot) => {
       const inst = rec.slots[s] ?? (s === booted ? (this.config.factory ?? null) : null);
       return {
         version: inst?.version ?? null,
         releaseCounter: inst?.releaseCounter ?? null,
-        good: boot.slots[s].good,
+        good: boot.slots[s].good && s !== trial,
         bootable: boot.slots[s].bootable,
       };
     };
@@ -651,7 +731,7 @@ export class Agent {
         : null,
       slots: { A: slot("A"), B: slot("B") },
       bootNext: boot.next,
-      trial: boot.trial,
+      trial,
       lastResult: rec.lastResult,
     };
   }

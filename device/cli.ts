@@ -4,7 +4,7 @@
  *   install RELEASE.json [--image F|U] the same pipeline without the cloud; exit 0 once the slot is set to be tried
  *   status [--json]                    booted slot, both slots' versions, pending state, last result
  *   mark-good                          commit the running slot
- *   rollback                           make the other (good) slot the one to boot next
+ *   rollback                           go back to the committed good slot (cancels a pending trial)
  * Logs are JSON lines on stderr; command output (status) goes to stdout.
  */
 import { basename, dirname, join } from "node:path";
@@ -15,7 +15,6 @@ import { parseJsonText } from "../core/parse.ts";
 import { parseReleaseEnvelope } from "../core/verify.ts";
 import { Agent, readBootedSlot } from "./agent.ts";
 import { createBootControl } from "./boot/factory.ts";
-import { otherSlot } from "./boot/types.ts";
 import { type AgentConfig, type ConfigFlags, loadAgentConfig } from "./config.ts";
 import { CommandFailedError } from "./errors.ts";
 import { createLogger } from "./logger.ts";
@@ -163,13 +162,17 @@ withConfigOptions(
     }
     const slotLine = (x: "A" | "B") => {
       const i = s.slots[x];
-      const flags = [
-        x === s.booted ? "booted" : "",
-        i.good ? "good" : i.bootable ? "bootable" : "not bootable",
-        s.trial === x ? "on trial" : "",
-      ]
-        .filter(Boolean)
-        .join(", ");
+      const health =
+        s.trial === x
+          ? x === s.booted
+            ? "on trial"
+            : "pending trial"
+          : i.good
+            ? "good"
+            : i.bootable
+              ? "bootable"
+              : "not bootable";
+      const flags = [x === s.booted ? "booted" : "", health].filter(Boolean).join(", ");
       return `slot ${x}: ${i.version ?? "unknown"}${i.releaseCounter !== null ? ` (counter ${i.releaseCounter})` : ""} [${flags}]`;
     };
     console.log(`booted:  slot ${s.booted}`);
@@ -195,18 +198,14 @@ withConfigOptions(program.command("mark-good").description("commit the running s
 );
 
 withConfigOptions(
-  program.command("rollback").description("boot the other slot next (it must hold a good release)"),
+  program
+    .command("rollback")
+    .description("go back to the committed good slot (cancels a pending update's trial)"),
 ).action(async (o: ConfigOptions) => {
   const config = await configFrom(o);
-  const booted = await readBootedSlot(config.cmdline);
-  const other = otherSlot(booted);
-  const boot = createBootControl(config.bootloader);
-  const state = await boot.readState();
-  if (!state.slots[other].good) {
-    throw new CommandFailedError(`slot ${other} is not marked good; refusing to make it the boot slot`);
-  }
-  await boot.forceSlot(other);
-  console.log(`slot ${other} will boot next; reboot to switch`);
+  const r = await makeAgent(config, { connect: false }).rollback();
+  if (r.cancelled) console.log(`pending update to ${r.cancelled} cancelled`);
+  console.log(`slot ${r.slot} will boot next${r.reboot ? "; reboot to switch" : ""}`);
 });
 
 program.parseAsync(process.argv).catch((err: unknown) => {

@@ -57,6 +57,25 @@ export const TERMINAL_STATES: ReadonlySet<State> = new Set([
 /** Before activation a cancel abandons the install; from Activating on, the boot decision is finished. */
 export const PRE_ACTIVATION_STATES: ReadonlySet<State> = new Set(["Validating", "Downloading", "Verifying"]);
 
+/** The new slot is recorded and set (or being set) to be tried, and nobody has committed it yet. */
+export const TRIAL_STATES: ReadonlySet<State> = new Set(["Activating", "Rebooting", "HealthChecking"]);
+
+/**
+ * The rows on which a release that was tried (booted, or set to boot and given up by the firmware or a
+ * boot loop) is judged a failure on this node. A pre-reboot hook failing never tried the release.
+ */
+const FAILED_TRIAL = new Set([
+  "Rebooting|booted-old",
+  "Rebooting|loop",
+  "HealthChecking|unhealthy",
+  "HealthChecking|booted-old",
+  "HealthChecking|loop",
+]);
+
+export function isFailedTrial(state: State, event: AgentEvent): boolean {
+  return FAILED_TRIAL.has(`${state}|${event}`);
+}
+
 type Row = readonly [from: State, event: AgentEvent, to: State];
 
 // biome-ignore format: one row per line is the point of this table

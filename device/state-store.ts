@@ -61,10 +61,17 @@ export const PersistedStateSchema = z.strictObject({
   /** Job executions already taken, newest last (aws-iot-jobs.md §6.1: dedupe across restarts). */
   handled: z.array(JobKeySchema).max(256),
   lastResult: LastResultSchema.nullable(),
+  /**
+   * Versions that failed on this node and were rolled back (health, firmware fallback, boot loop). A
+   * later job offering one again (a canary targeted by a percent wave) is REJECTED without touching a
+   * slot. Defaults to empty so records saved before this field existed still load.
+   */
+  rolledBack: z.array(z.string()).max(256).default([]),
 });
 export type PersistedState = z.infer<typeof PersistedStateSchema>;
 
 export const MAX_HANDLED = 64;
+export const MAX_ROLLED_BACK = 64;
 
 export function initialState(): PersistedState {
   return {
@@ -75,6 +82,7 @@ export function initialState(): PersistedState {
     slots: { A: null, B: null },
     handled: [],
     lastResult: null,
+    rolledBack: [],
   };
 }
 

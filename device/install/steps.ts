@@ -128,6 +128,11 @@ const validate: InstallStep = {
         const doc = parseWith(JobDocumentSchema, job.document, "job document");
         job.parsed = doc;
         jobVersion = doc.version;
+        if (ctx.record.rolledBack.includes(doc.version)) {
+          // A release that already failed health here and was rolled back is not tried again by a later
+          // job (a canary targeted again by a percent wave); checked before anything is fetched.
+          throw new RefusedError(`release ${doc.version} rolled back on this node`);
+        }
         for (const url of doc.rootUrls) {
           roots.push(parseJsonText(await fetchDocument(url), "trust root"));
         }

@@ -1,6 +1,6 @@
 /** `keel-agent` as a user runs it: a child process on a simulated node, checking exit codes and output. */
 import { execFile } from "node:child_process";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
@@ -79,29 +79,59 @@ describe("keel-agent CLI", () => {
     expect((await node.boot.readState()).next).toBe("B");
   });
 
-  it("shows status as text and JSON", async () => {
+  it("shows status as text and JSON, with the written slot pending its trial, not good", async () => {
     const text = await agent(["status", "--config", config]);
     expect(text.code).toBe(0);
     expect(text.stdout).toMatch(/booted: {2}slot A/);
-    expect(text.stdout).toMatch(/slot B: 1\.1\.0 \(counter 2\)/);
+    expect(text.stdout).toMatch(/slot A: 1\.0\.0 \(counter 1\) \[booted, good\]/);
+    expect(text.stdout).toMatch(/slot B: 1\.1\.0 \(counter 2\) \[pending trial\]/);
     expect(text.stdout).toMatch(/state: {3}Rebooting/);
     const json = JSON.parse((await agent(["status", "--json", "--config", config])).stdout);
     expect(json).toMatchObject({
       booted: "A",
       state: "Rebooting",
       bootNext: "B",
-      slots: { A: { good: true }, B: { version: "1.1.0" } },
+      trial: "B",
+      slots: { A: { good: true }, B: { version: "1.1.0", good: false } },
     });
   });
 
-  it("rolls back to a good slot on request, and refuses a slot that is not good", async () => {
-    // B is set to be tried (not committed): A is good, so from B the operator could go back to A
-    await node.setBooted("B");
+  it("a refused install and status change nothing on disk; slot A's version survives booting B", async () => {
+    const statePath = join(dir, "state", "state.json");
+    const before = await readFile(statePath);
+    for (let i = 0; i < 5; i++) {
+      const r = await agent(["install", join(dir, "release.json"), "--config", config]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/an update is already in progress \(state Rebooting\)/);
+    }
+    await agent(["status", "--json", "--config", config]);
+    // Byte for byte: no re-entry counted (5 refusals used to push `entries` past maxReentries, so the
+    // next start gave the new slot up without a health check).
+    expect((await readFile(statePath)).equals(before)).toBe(true);
+    expect(JSON.parse(before.toString("utf8"))).toMatchObject({
+      entries: 0,
+      slots: { A: { version: "1.0.0" } },
+    });
+    await writeFile(join(dir, "cmdline-b"), "ro keel.slot=B\n");
+    const fromB = await agent(["status", "--config", config, "--cmdline", join(dir, "cmdline-b")]);
+    expect(fromB.stdout).toMatch(/slot A: 1\.0\.0 \(counter 1\) \[good\]/);
+  });
+
+  it("rollback cancels a pending trial and goes back to the good slot; refuses when there is none", async () => {
     const ok = await agent(["rollback", "--config", config]);
-    expect(ok.code).toBe(0);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.stdout).toMatch(/pending update to 1\.1\.0 cancelled/);
     expect(ok.stdout).toMatch(/slot A will boot next/);
-    await node.boot.markBad("B");
-    await node.setBooted("A");
+    const boot = await node.boot.readState();
+    expect(boot.next).toBe("A");
+    expect(boot.slots.B.bootable).toBe(false);
+    const json = JSON.parse((await agent(["status", "--json", "--config", config])).stdout);
+    expect(json).toMatchObject({
+      state: "Idle",
+      trial: null,
+      lastResult: { state: "RolledBack", version: "1.1.0", reason: "rolled back by the operator" },
+    });
+    // Nothing pending now, and B is not good: nowhere to go back to.
     const refused = await agent(["rollback", "--config", config]);
     expect(refused.code).toBe(1);
     expect(refused.stderr).toMatch(/slot B is not marked good/);

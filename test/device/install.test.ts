@@ -48,6 +48,30 @@ describe("standalone install pipeline", () => {
     return path;
   }
 
+  it("install refused while pending never adds up to a boot-loop verdict: B still gets its health check", async () => {
+    // Prepare: 1.1.0 pending, then the issue's reproduction: `install` five more times
+    const path = await manifest();
+    expect((await node.agent().installStandalone(path, join(dir, "image.squashfs"))).state).toBe("Rebooting");
+    for (let i = 0; i < 5; i++) {
+      await expect(node.agent().installStandalone(path, join(dir, "image.squashfs"))).rejects.toThrow(
+        /an update is already in progress/,
+      );
+    }
+    // Act: boot B and start the agent
+    expect(await node.powerOn()).toBe("B");
+    const chain: string[] = [];
+    const agent = node.agent({ connect: false, onTransition: (_f, _e, to) => chain.push(to) });
+    await agent.start();
+    await waitFor(() => chain.at(-1) === "Idle");
+    await agent.stop();
+    // Assess: health-checked and committed, not given up; A's version is still known
+    expect(chain).toEqual(["HealthChecking", "Committed", "Idle"]);
+    expect((await node.boot.readState()).slots.B.good).toBe(true);
+    const s = await node.agent().status();
+    expect(s.slots.A.version).toBe("1.0.0");
+    expect(s.slots.B.version).toBe("1.1.0");
+  });
+
   it("streams the image into slot B, verifies it and sets B to be tried once", async () => {
     // Prepare
     const sentBefore = server.bytesSent;

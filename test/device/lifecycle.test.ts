@@ -4,7 +4,7 @@
  * real IoT SDK with presigned-URL placeholders, exactly as the rollout engine creates them.
  */
 import { execFileSync } from "node:child_process";
-import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -95,7 +95,12 @@ describe("keel-agent against the local cloud", () => {
 
   it("installs, reboots into B, passes health and reports SUCCEEDED", async () => {
     // Prepare
-    const { node, thing } = await newNode();
+    const { node, thing, dir } = await newNode();
+    // The post-commit hook leaves its marker only if B is already committed (B_TRY=0 after the trial).
+    const marker = join(dir, "post-commit-ran");
+    node.config.hooks.postCommit = [
+      `grub-editenv ${join(dir, "grubenv")} list | grep -qx B_TRY=0 && touch ${marker}`,
+    ];
     // Act
     const { r, runner } = await runJob(node, thing, "ok");
     // Assess
@@ -106,6 +111,7 @@ describe("keel-agent against the local cloud", () => {
     expect(runner.boots).toEqual(["B"]);
     expect((await node.slotBytes("B")).subarray(0, image.length).equals(image)).toBe(true);
     expect((await node.boot.readState()).slots.B.good).toBe(true);
+    await expect(stat(marker)).resolves.toBeTruthy();
   });
 
   it("rolls back when health fails on the new slot: FAILED with rolledBack and both versions", async () => {
@@ -129,6 +135,37 @@ describe("keel-agent against the local cloud", () => {
     expect(r.details.reason).toMatch(/health check command/);
     expect(runner.boots).toEqual(["B", "A"]);
     await expectBackOnA(node);
+
+    // A later wave offers the same bad release again: REJECTED, no slot or bootloader write.
+    const env = await node.envBytes();
+    const slotA = await node.slotBytes("A");
+    const slotB = await node.slotBytes("B");
+    const again = await runJob(node, thing, "again");
+    expect(again.r).toMatchObject({
+      status: "REJECTED",
+      details: { reason: "release 1.1.0 rolled back on this node" },
+    });
+    expect(again.runner.boots).toEqual([]);
+    expect((await node.envBytes()).equals(env)).toBe(true);
+    expect((await node.slotBytes("A")).equals(slotA)).toBe(true);
+    expect((await node.slotBytes("B")).equals(slotB)).toBe(true);
+  });
+
+  it("gives the new slot up when a pre-reboot hook fails: FAILED, never booted, still on A", async () => {
+    const { node, thing } = await newNode();
+    node.config.hooks.preReboot = ["echo 'disk busy' >&2; exit 3"];
+    const { r, runner } = await runJob(node, thing, "hook");
+    expect(r.status).toBe("FAILED");
+    expect(r.details).toMatchObject({
+      rolledBack: "true",
+      fromVersion: "1.0.0",
+      toVersion: "1.1.0",
+      slot: "A",
+    });
+    expect(r.details.reason).toMatch(/pre-reboot hook failed: .*exit 3: disk busy/);
+    expect(runner.boots).toEqual([]);
+    await expectBackOnA(node);
+    expect((await node.boot.readState()).next).toBe("A");
   });
 
   it("reports the firmware's fallback when the new slot never comes up", async () => {

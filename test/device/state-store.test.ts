@@ -40,6 +40,12 @@ describe("StateStore", () => {
     expect((await store.load()).state).toBe("Verifying");
   });
 
+  it("loads a record saved before rolled-back versions were remembered, with none remembered", async () => {
+    const { rolledBack: _dropped, ...older } = { ...initialState(), state: "Rebooting" as const };
+    await writeFile(join(dir, "state.json"), JSON.stringify(older));
+    expect(await new StateStore(dir).load()).toMatchObject({ state: "Rebooting", rolledBack: [] });
+  });
+
   it("refuses a damaged record with the file name and the field at fault", async () => {
     await writeFile(join(dir, "state.json"), JSON.stringify({ ...initialState(), state: "Dancing" }));
     const err = await new StateStore(dir).load().catch((e: unknown) => e);
