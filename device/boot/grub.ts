@@ -1,5 +1,6 @@
 /**
- * BootControl for GRUB with RAUC's variable scheme (docs/bootloaders.md#grub-slot-selection and #what-the-agent-writes):
+ * BootControl for GRUB with RAUC's variable scheme (docs/bootloaders.md#grub-slot-selection,
+ * docs/bootloaders.md#what-the-agent-writes):
  * `ORDER` (space-separated slot names), `<X>_OK`, `<X>_TRY`. The selection logic below is the one in the
  * shipped device/boot/grub.cfg; readState and the simulated firmware both use it, so "what the loader will
  * do" is defined once. Every operation is one grubenv update (one temp file + rename).

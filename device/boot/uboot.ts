@@ -1,5 +1,6 @@
 /**
- * BootControl for U-Boot with RAUC's variable scheme (docs/bootloaders.md#u-boot-slot-selection and #what-the-agent-writes):
+ * BootControl for U-Boot with RAUC's variable scheme (docs/bootloaders.md#u-boot-slot-selection,
+ * docs/bootloaders.md#what-the-agent-writes):
  * `BOOT_ORDER` (space-separated slot names) and `BOOT_<X>_LEFT` (boot attempts left, hex as `setexpr`
  * writes it). The selection below is the one in the shipped device/boot/boot.cmd; readState and the
  * simulated firmware share it. Every operation is one environment write (the non-current copy).
