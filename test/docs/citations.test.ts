@@ -117,6 +117,31 @@ describe("findCitationProblems on fixtures", () => {
     ]);
   });
 
+  it("checks bare § numbers against the one docs page a file cites with sections", () => {
+    // Prepare
+    const code = [
+      "// The data plane (docs/agent.md §1.2).",
+      "// answered as §1.2 says; §3 does not exist",
+      "// RFC 8785 §3.2.3 is someone else's section",
+    ].join("\n");
+
+    // Act
+    const problems = findCitationProblems(tree(code));
+
+    // Assess
+    expect(problems.map((p) => [p.line, p.cited])).toEqual([[2, "§3"]]);
+  });
+
+  it("leaves bare § numbers alone when a file cites no page, or several, with sections", () => {
+    const none = findCitationProblems(tree("// see docs/agent.md; §9 of some spec\n"));
+    const several = findCitationProblems(
+      tree("// docs/agent.md §1.2 and docs/other.md §1\n// §9\n", "device/x.ts"),
+    );
+
+    expect(none).toEqual([]);
+    expect(reasons(several)).toEqual(["docs/other.md does not exist"]);
+  });
+
   it("reports paths outside the repository and notes that were never part of it", () => {
     // Prepare
     const text = [

@@ -4,7 +4,8 @@
  * no heading of the cited Markdown file (GitHub's slug rules), a section (`docs/iot-jobs.md §1.2`) that
  * is not there, and any citation of something outside the repository: a relative path climbing out of it
  * to the shared notes, an absolute path into the machine's work tree, the design notes and reference pages
- * that were never part of it (OUTSIDE_PATTERNS).
+ * that were never part of it (OUTSIDE_PATTERNS). A bare `§n.m` is checked against the one docs page its
+ * file cites with a section number, if there is exactly one (the conformance suite names its tests so).
  *
  * The extractor is conservative so that ordinary code is not flagged: a path counts as a citation only
  * when its first segment is a top-level folder the repository tracks and it does not continue a longer
@@ -194,6 +195,43 @@ function linkProblems(r: Resolver, file: string, lineNo: number, line: string): 
   return problems;
 }
 
+/** Lines that number sections of outside specifications, whose `§` are not ours to check. */
+const FOREIGN_SECTIONS = /\b(?:RFC|TUF|semver|SemVer)\b/;
+
+/**
+ * The docs page a file's bare `§n.m` refer to: the one page it cites with a section number, if exactly one
+ * (a file whose header says `docs/iot-jobs.md §1, §2` goes on with `(§2)`).
+ */
+function sectionPageOf(text: string): string | null {
+  const pages = new Set<string>();
+  for (const m of text.matchAll(/(?<![\w./-])(docs\/[\w/-]+\.md)\s+§\d/g)) pages.add(m[1] as string);
+  return pages.size === 1 ? ([...pages][0] as string) : null;
+}
+
+/** Bare `§n.m` in a file whose section page is known: that page must have the section. */
+function bareSectionProblems(
+  r: Resolver,
+  page: string,
+  file: string,
+  lineNo: number,
+  line: string,
+): CitationProblem[] {
+  if (FOREIGN_SECTIONS.test(line)) return [];
+  const problems: CitationProblem[] = [];
+  for (const m of line.matchAll(/(?<!\.md\s*)§(\d+(?:\.\d+)*)/g)) {
+    const section = m[1] as string;
+    if (!hasSection(r.text(page) ?? "", section)) {
+      problems.push({
+        file,
+        line: lineNo,
+        cited: m[0],
+        reason: `${page} (the page this file cites) has no section §${section}`,
+      });
+    }
+  }
+  return problems;
+}
+
 /** Every citation in the tree that does not resolve, in file and line order. */
 export function findCitationProblems(tree: Tree): CitationProblem[] {
   const r = new Resolver(tree);
@@ -201,6 +239,7 @@ export function findCitationProblems(tree: Tree): CitationProblem[] {
   for (const [file, text] of tree) {
     if (text === null) continue;
     const isMarkdown = file.endsWith(".md");
+    const sectionPage = isMarkdown ? null : sectionPageOf(text);
     const lines = isMarkdown
       ? markdownLines(text)
       : text.split("\n").map((t) => ({ text: t, fenced: false }));
@@ -221,6 +260,9 @@ export function findCitationProblems(tree: Tree): CitationProblem[] {
       }
       problems.push(...pathProblems(r, file, lineNo, line));
       problems.push(...bareMarkdownProblems(r, file, lineNo, line));
+      if (sectionPage !== null && r.exists(sectionPage)) {
+        problems.push(...bareSectionProblems(r, sectionPage, file, lineNo, line));
+      }
     });
   }
   return problems;
