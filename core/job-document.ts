@@ -6,7 +6,7 @@
 import { z } from "zod";
 import { SemverSchema } from "./version.ts";
 
-/** AWS IoT Jobs limit on a job document (reference/aws-iot-jobs.md §3). */
+/** AWS IoT Jobs limit on a job document (docs/iot-jobs.md §3). */
 export const MAX_JOB_DOCUMENT_BYTES = 32 * 1024;
 export const JOB_OPERATION = "keel.update";
 

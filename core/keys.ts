@@ -16,7 +16,7 @@ export interface KeyPair {
 export const toHex = (b: Uint8Array): string => Buffer.from(b).toString("hex");
 export const fromHex = (h: string): Uint8Array => new Uint8Array(Buffer.from(h, "hex"));
 
-/** keyId = hex SHA-256 of the raw 32-byte public key (DESIGN.md). */
+/** keyId = hex SHA-256 of the raw 32-byte public key (docs/architecture.md#releases-and-trust). */
 export function keyIdOf(publicKey: Uint8Array): string {
   return createHash("sha256").update(publicKey).digest("hex");
 }

@@ -1,5 +1,5 @@
 /**
- * Release manifest, signed envelope and trust root, exactly as DESIGN.md "Releases and trust" describes.
+ * Release manifest, signed envelope and trust root, exactly as docs/architecture.md#releases-and-trust describes.
  * Objects are strict: a field we do not understand inside signed bytes is refused rather than ignored.
  */
 import { z } from "zod";

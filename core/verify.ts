@@ -1,6 +1,6 @@
 /**
  * Threshold signature verification for the two roles, root rotation, and release verification with
- * trusted time (DESIGN.md "Releases and trust"). Pure: callers pass the clock in.
+ * trusted time (docs/architecture.md#releases-and-trust). Pure: callers pass the clock in.
  */
 import { canonicalBytes } from "./canonical-json.ts";
 import { ExpiredError, RootRotationError, ThresholdError } from "./errors.ts";

@@ -1,5 +1,5 @@
 /**
- * Wave buckets (DESIGN.md "Waves without per-device calls"). Each device belongs, from registration, to
+ * Wave buckets (docs/architecture.md#waves-without-per-device-calls). Each device belongs, from registration, to
  * one of 100 bucket thing groups of its fleet. bucket = first 4 bytes of SHA-256(thing name) read as a
  * big-endian unsigned integer, mod 100. SHA-256 spreads any naming scheme (serials, sequential ids)
  * evenly, is stable across languages and releases, and 2^32 mod 100 leaves a bias below 1e-7.

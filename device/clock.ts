@@ -1,5 +1,5 @@
 /**
- * Time for the agent, injected (STYLE.md item 9): backoff, health-check deadlines and timeouts all go
+ * Time for the agent, injected (docs/style.md#tests): backoff, health-check deadlines and timeouts all go
  * through it, so tests can run a fast clock and many agents share no timers of their own.
  */
 import { AbortedError } from "./errors.ts";
@@ -43,7 +43,7 @@ export function systemClock(scale = 1): AgentClock {
   };
 }
 
-/** Capped exponential backoff: initial, 2×, 4× … up to max (aws-iot-jobs.md §6.5). */
+/** Capped exponential backoff: initial, 2×, 4× … up to max (docs/iot-jobs.md §6.5). */
 export function backoffMs(attempt: number, initialMs: number, maxMs: number): number {
   return Math.min(maxMs, initialMs * 2 ** Math.min(attempt, 30));
 }

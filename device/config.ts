@@ -1,6 +1,6 @@
 /**
  * agent.json: read once, layered file → flags → env (later layers win), validated with zod before
- * anything connects (STYLE.md item 12). Relative paths are resolved against the config file's directory,
+ * anything connects (docs/style.md#shapes-we-follow, item 7). Relative paths are resolved against the config file's directory,
  * so an example config and its certificates can travel together.
  */
 import { readFile } from "node:fs/promises";

@@ -1,5 +1,5 @@
 /**
- * Crash-safe small-file writes (DESIGN.md, "persisted state machine"): write a temp file in the same
+ * Crash-safe small-file writes (docs/architecture.md#persisted-state-machine): write a temp file in the same
  * directory, fsync it, rename it over the target, fsync the directory. After a power cut the file holds
  * either the old or the new bytes, never a mix.
  */

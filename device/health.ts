@@ -1,5 +1,5 @@
 /**
- * Post-boot health checks (DESIGN.md "Health checks"): HTTP (kubelet healthz must answer "ok"), TCP,
+ * Post-boot health checks (docs/architecture.md#health-checks): HTTP (kubelet healthz must answer "ok"), TCP,
  * a command, and "connected to the broker". Each check retries until it passes, runs out of retries or
  * the overall deadline passes; all of them must pass. Time comes from the injected clock.
  */

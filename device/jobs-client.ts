@@ -1,6 +1,6 @@
 /**
- * The AWS IoT Jobs MQTT data plane, from the device side, in one module behind a narrow seam (STYLE.md
- * item 6; reference/aws-iot-jobs.md §1, §2, §6). MQTT.js over mutual TLS with the thing name as client
+ * The AWS IoT Jobs MQTT data plane, from the device side, in one module behind a narrow seam (docs/style.md
+ * item 4; docs/iot-jobs.md §1, §2, §6). MQTT.js over mutual TLS with the thing name as client
  * id. On every connect: subscribe, then StartNextPendingJobExecution. Responses are matched by a fresh
  * clientToken per request; every payload is parsed with zod before use. Deduplication by
  * (jobId, executionNumber) is the agent's (it persists the keys); this module only delivers.
@@ -205,7 +205,7 @@ export class JobsClient {
     }
   }
 
-  /** One switch on the topic kind (STYLE.md item 7); every payload parsed before use. */
+  /** One switch on the topic kind (docs/style.md#shapes-we-follow, item 5); every payload parsed before use. */
   private dispatch(topic: string, payload: Buffer): void {
     if (!topic.startsWith(this.prefix)) return; // §1.1: check that T is our own thing
     const rest = topic.slice(this.prefix.length).split("/");

@@ -1,5 +1,5 @@
 /**
- * The device's trust state (DESIGN.md "Releases and trust"): root 1 shipped in the image (config
+ * The device's trust state (docs/architecture.md#releases-and-trust): root 1 shipped in the image (config
  * `trustRoot`), newer roots persisted under stateDir/trust/root.<n>.json once verified, and the latest
  * time seen in verified metadata (trust/time.json), so a clock stepping backwards cannot revive an
  * expired manifest.

@@ -1,6 +1,6 @@
 /**
  * `--broker mosquitto`: a real mosquitto child process with a generated config under the data dir, enforcing
- * the same rules as the aedes broker (DESIGN.md, device IoT policy) with what mosquitto 2.0 offers without a
+ * the same rules as the aedes broker (docs/local-cloud.md#devices-and-mutual-tls) with what mosquitto 2.0 offers without a
  * custom plugin:
  * - TLS listener with require_certificate against the local CA: no certificate, or one from another CA, is
  *   refused at the handshake.

@@ -1,6 +1,6 @@
 /**
  * `keel dev --services-only`: the local cloud (S3, DynamoDB, MQTT broker with mutual TLS, AWS IoT Jobs
- * stand-in) on 127.0.0.1 until SIGINT/SIGTERM, endpoints in `<dir>/local.json` (DESIGN.md "Local cloud").
+ * stand-in) on 127.0.0.1 until SIGINT/SIGTERM, endpoints in `<dir>/local.json` (docs/local-cloud.md).
  *
  * runServices() is the reusable part: the full `keel dev` (with the Lambda wiring) and `--demo` start the
  * services the same way and add their own pieces on top.

@@ -1,5 +1,5 @@
 /**
- * `keel root init|rotate`: the TUF-style trust root (DESIGN.md "Releases and trust"). Every root is
+ * `keel root init|rotate`: the TUF-style trust root (docs/architecture.md#releases-and-trust). Every root is
  * verified with core's own rules before it is written, so the CLI can never produce a root that devices
  * would refuse.
  */

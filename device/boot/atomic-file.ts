@@ -1,5 +1,5 @@
 /**
- * Crash-safe whole-file replacement (reference/ab-boot.md §1 "Power loss"): write `<file>.new`, fsync it,
+ * Crash-safe whole-file replacement (docs/bootloaders.md#how-the-tools-write-it): write `<file>.new`, fsync it,
  * rename it over the target, fsync the directory. A power cut at any byte leaves either the old file
  * (the temp file is ignored by every reader) or the complete new one; never a short grubenv.
  */

@@ -1,5 +1,5 @@
 /**
- * Simulated firmware (reference/ab-boot.md §6 "Simulated firmware boot"): applies the loader's selection to
+ * Simulated firmware (docs/bootloaders.md#simulated-firmware): applies the loader's selection to
  * the same on-disk state the agent writes, mutating it exactly as the loader does before "running" the
  * chosen slot. Tests and the fleet simulator boot with it instead of rebooting; the grub variant is checked
  * against the real GRUB (grub-emu) running the shipped grub.cfg.

@@ -1,5 +1,6 @@
 /**
- * BootControl for GRUB with RAUC's variable scheme (reference/ab-boot.md §1 "RAUC scheme", §6 table):
+ * BootControl for GRUB with RAUC's variable scheme (docs/bootloaders.md#grub-slot-selection,
+ * docs/bootloaders.md#what-the-agent-writes):
  * `ORDER` (space-separated slot names), `<X>_OK`, `<X>_TRY`. The selection logic below is the one in the
  * shipped device/boot/grub.cfg; readState and the simulated firmware both use it, so "what the loader will
  * do" is defined once. Every operation is one grubenv update (one temp file + rename).
@@ -14,7 +15,7 @@ export const GRUB_SAVED_VARS = ["A_TRY", "A_OK", "B_TRY", "B_OK", "ORDER"] as co
 /** grub.cfg's defaults, set before `load_env` so a missing or empty grubenv still boots A. */
 const GRUB_DEFAULTS: Record<string, string> = { ORDER: "A B", A_OK: "0", B_OK: "0", A_TRY: "0", B_TRY: "0" };
 
-/** Menu entries of grub.cfg: 0 rescue, 1 slot A, 2 slot B (§6 "Menu index 1 is A, 2 is B, 0 is rescue"). */
+/** Menu entries of grub.cfg: 0 rescue, 1 slot A, 2 slot B (docs/bootloaders.md#grub-slot-selection). */
 const MENU: Record<number, Slot | "rescue"> = { 0: "rescue", 1: "A", 2: "B" };
 const INDEX: Record<Slot, number> = { A: 1, B: 2 };
 
@@ -96,7 +97,7 @@ export class GrubBootControl extends OpBootControl implements BootControl {
     return decodeGrubState((await this.env.read()).toRecord());
   }
 
-  /** The §6 write for each operation (static so tests can plan a write and cut it at every byte). */
+  /** The write for each operation (docs/bootloaders.md#what-the-agent-writes) (static so tests can plan a write and cut it at every byte). */
   static changesFor(op: BootOp): GrubEnvChange[] {
     const good = (s: Slot): GrubEnvChange[] => [
       [`${s}_OK`, "1"],

@@ -1,6 +1,6 @@
 /**
  * GRUB environment block codec, byte-compatible with grub-editenv and GRUB's own load_env/save_env
- * (reference/ab-boot.md §1; GRUB grub-core/lib/envblk.c). The block is edited as raw bytes with the same
+ * (docs/bootloaders.md#environment-block-format; GRUB grub-core/lib/envblk.c). The block is edited as raw bytes with the same
  * algorithm GRUB uses, so in-place `set` (later lines shift, end refilled with `#`), append and `unset`
  * produce the very bytes grub-editenv would, and a block of any size keeps its size.
  */

@@ -1,4 +1,4 @@
-/** The BootControl operations as data, so every backend maps each one to exactly one write (§6 table). */
+/** The BootControl operations as data, so every backend maps each one to exactly one write (docs/bootloaders.md#what-the-agent-writes). */
 import type { BootControl, Slot } from "./types.ts";
 
 export type BootOp =

@@ -1,5 +1,5 @@
 /**
- * The bootloader seam (reference/ab-boot.md §6). One file per backend implements BootControl; the agent
+ * The bootloader seam (docs/bootloaders.md#the-interface). One file per backend implements BootControl; the agent
  * never touches bootloader bytes directly. A simulated firmware per scheme applies the loader's documented
  * selection logic to the same on-disk state so tests and the fleet simulator can "boot" without rebooting.
  */

@@ -1,5 +1,6 @@
 /**
- * BootControl for U-Boot with RAUC's variable scheme (reference/ab-boot.md §2 "RAUC on U-Boot", §6 table):
+ * BootControl for U-Boot with RAUC's variable scheme (docs/bootloaders.md#u-boot-slot-selection,
+ * docs/bootloaders.md#what-the-agent-writes):
  * `BOOT_ORDER` (space-separated slot names) and `BOOT_<X>_LEFT` (boot attempts left, hex as `setexpr`
  * writes it). The selection below is the one in the shipped device/boot/boot.cmd; readState and the
  * simulated firmware share it. Every operation is one environment write (the non-current copy).
@@ -89,7 +90,7 @@ export class UbootBootControl extends OpBootControl implements BootControl {
     return decodeUbootState((await this.env.read()).vars);
   }
 
-  /** The §6 write for each operation, given the current variables (markBad edits BOOT_ORDER). */
+  /** The write for each operation (docs/bootloaders.md#what-the-agent-writes), given the current variables (markBad edits BOOT_ORDER). */
   static changesFor(op: BootOp, env: Readonly<Record<string, string>>): UbootEnvChange[] {
     const order = orderOf(withDefaults(env));
     const without = (s: Slot) => order.filter((x) => x !== s);

@@ -1,5 +1,5 @@
 /**
- * U-Boot environment codec and store (reference/ab-boot.md §2), compatible with U-Boot, mkenvimage and
+ * U-Boot environment codec and store (docs/bootloaders.md#environment-format), compatible with U-Boot, mkenvimage and
  * libubootenv's fw_printenv/fw_setenv.
  *
  * Layout: single copy `crc32(4) | data(SIZE-4)`; redundant `crc32(4) | flags(1) | data(SIZE-5)`. The CRC is

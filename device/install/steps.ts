@@ -1,5 +1,5 @@
 /**
- * The install pipeline as an ordered list of named steps (STYLE.md item 7), each the work of one state:
+ * The install pipeline as an ordered list of named steps (docs/style.md#shapes-we-follow, item 5), each the work of one state:
  *   validate  (Validating)  document → trust roots → signed manifest → acceptance → slot size
  *   download  (Downloading) invalidate target if bootable → GET (Range resume) → SHA-256 → write at offset
  *                           → fsync → size and hash must match the manifest

@@ -1,5 +1,5 @@
 /**
- * Job and job-execution events (reference/aws-iot-jobs.md §5) as they reach advance-rollout through the
+ * Job and job-execution events (docs/iot-jobs.md §5) as they reach advance-rollout through the
  * IoT rule, and what we keep of them: the device's outcome, then a gate run for that rollout only.
  */
 import { z } from "zod";

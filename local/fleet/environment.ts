@@ -2,7 +2,7 @@
  * Everything `keel dev` and `keel dev --demo` run on one machine: the local cloud, the Lambda wiring, demo
  * signing keys and trust root, real SquashFS releases, and a simulated fleet registered through the rollout
  * API. The release steps (keygen, root init, release build/sign/publish, fleet registration) are the CLI's
- * own code paths, passed in as `DevTooling` so that local/ never imports cli/ (DESIGN.md "Layout").
+ * own code paths, passed in as `DevTooling` so that local/ never imports cli/ (docs/architecture.md#layout).
  */
 import { createHash } from "node:crypto";
 import { access, mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";

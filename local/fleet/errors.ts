@@ -1,4 +1,4 @@
-/** Named errors for the fleet simulator and the demo (one errors.ts per area, STYLE.md item 11). */
+/** Named errors for the fleet simulator and the demo (one errors.ts per area, docs/style.md#rules). */
 import { KeelError } from "../../core/errors.ts";
 
 /** The simulated fleet could not be laid down, registered or started. */

@@ -1,5 +1,5 @@
 /**
- * The fleet simulator (DESIGN.md "Local cloud"): N real keel-agents in one process, each with its own thing,
+ * The fleet simulator (docs/local-cloud.md): N real keel-agents in one process, each with its own thing,
  * certificate, file-backed A/B slots, GRUB environment and simulated firmware, plus one HTTP server standing
  * in for every node's kubelet. Agents share nothing but the event loop, so hundreds or thousands fit on a
  * laptop.

@@ -1,7 +1,7 @@
 /**
  * The control plane over HTTP (node:http, no framework), shaped so that the real `@aws-sdk/client-iot`
  * works with only `endpoint` changed: the same methods, paths, query names, bodies, status codes and
- * error types (`x-amzn-ErrorType` + `{"message"}`) as the service model (reference §4.1–4.2).
+ * error types (`x-amzn-ErrorType` + `{"message"}`) as the service model (docs/iot-jobs.md §4.1–4.2).
  * Signatures are not checked (§4.1 allows that); every body and parameter goes through zod.
  */
 import { once } from "node:events";

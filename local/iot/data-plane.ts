@@ -1,5 +1,5 @@
 /**
- * The MQTT data plane (reference §1): connects to the broker as the privileged service client, subscribes
+ * The MQTT data plane (docs/iot-jobs.md §1): connects to the broker as the privileged service client, subscribes
  * to `$aws/things/+/jobs/#`, acts only on request topics (never on its own responses and notifications),
  * validates every payload with zod and answers on `/accepted` or `/rejected`. Publishing is serialized per
  * thing, so a device sees its response before the notifications that response caused.

@@ -1,11 +1,11 @@
 /**
  * Named errors of the IoT Jobs stand-in. Control-plane failures carry the AWS error shape name and HTTP
- * status (reference §4.1) so the real SDK raises the same exception classes; data-plane failures carry the
+ * status (docs/iot-jobs.md §4.1) so the real SDK raises the same exception classes; data-plane failures carry the
  * `/rejected` code (§1.4).
  */
 import { KeelError } from "../../core/errors.ts";
 
-/** HTTP status per control-plane error type (reference §4.1 table). */
+/** HTTP status per control-plane error type (docs/iot-jobs.md §4.1). */
 export const ERROR_STATUS = {
   InvalidRequestException: 400,
   ThrottlingException: 400,
@@ -56,7 +56,7 @@ export interface ExecutionStateWire {
   versionNumber: number;
 }
 
-/** A data-plane request the service refuses: published on `.../rejected` (reference §1.4). */
+/** A data-plane request the service refuses: published on `.../rejected` (docs/iot-jobs.md §1.4). */
 export class JobsRejection extends KeelError {
   override name = "JobsRejection";
   constructor(

@@ -1,5 +1,5 @@
 /**
- * The jobs engine: jobs, executions, the execution state machine (reference §2), rollout pacing, abort,
+ * The jobs engine: jobs, executions, the execution state machine (docs/iot-jobs.md §2), rollout pacing, abort,
  * timeouts, retries, notifications (§1.3) and events (§5). Every change is synchronous, so a change is
  * atomic; what it publishes (responses, notify, notify-next) is handed to the sink in order, per thing.
  * Per-operation cost is O(jobs of that thing) or O(things of that job), never O(all executions).
@@ -37,7 +37,7 @@ export interface EngineSink {
   event(e: IotEvent): void;
 }
 
-/** AWS limits (reference §1.2, §1.3, §3). */
+/** AWS limits (docs/iot-jobs.md §1.2, §1.3, §3). */
 export const MAX_PENDING_LISTED = 10;
 export const MAX_TARGETS = 100;
 export const MAX_DOCUMENT_BYTES = 32 * 1024;
@@ -571,7 +571,7 @@ export class JobsEngine {
 
   update(thing: string, jobId: string, req: UpdateRequest): void {
     if (!DEVICE_STATUSES.has(req.status)) {
-      // [unconfirmed] code for a device-sent service-only status; InvalidRequest per the reference (§2).
+      // [unconfirmed] code for a device-sent service-only status; InvalidRequest, as docs/iot-jobs.md §7 records.
       throw new JobsRejection(
         RejectCode.InvalidRequest,
         `Status ${req.status} cannot be set by a device; use IN_PROGRESS, SUCCEEDED, FAILED or REJECTED`,

@@ -1,5 +1,5 @@
 /**
- * Property tests: any change to the signed bytes breaks verification (DESIGN.md: signatures cover the
+ * Property tests: any change to the signed bytes breaks verification (docs/architecture.md#releases-and-trust: signatures cover the
  * RFC 8785 bytes of `signed`, so no edit can keep a signature valid).
  */
 import fc from "fast-check";

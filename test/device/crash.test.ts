@@ -1,5 +1,5 @@
 /**
- * Crash table (STYLE.md item 3): the agent runs as a real child process (`node bin/keel-agent.mjs run`)
+ * Crash table (docs/style.md#tests): the agent runs as a real child process (`node bin/keel-agent.mjs run`)
  * against the local cloud; for each row it is SIGKILLed in one state (or at a byte offset during the slot
  * write), restarted, rebooted by the simulated firmware when it asks, and must end with the exact same
  * state chain, the node on a good slot and the truth reported to IoT Jobs.

@@ -1,6 +1,6 @@
 /**
  * Agent resilience against the local cloud (IoT Jobs stand-in + aedes over mutual TLS + s3rver): service
- * faults injected in the stand-in (reference/aws-iot-jobs.md §1.4, §6.5) and garbage MQTT payloads
+ * faults injected in the stand-in (docs/iot-jobs.md §1.4, §6.5) and garbage MQTT payloads
  * published on the agent's own topics by the privileged service identity, which may publish anywhere.
  */
 import { readFileSync } from "node:fs";

@@ -1,6 +1,6 @@
 /**
  * The jobs client and the agent against a real broker (aedes over mutual TLS) with a small fake IoT Jobs
- * responder (STYLE.md item 8). The full cloud (stand-in + s3rver) is exercised in lifecycle.test.ts.
+ * responder (docs/style.md#tests). The full cloud (stand-in + s3rver) is exercised in lifecycle.test.ts.
  */
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";

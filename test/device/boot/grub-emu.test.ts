@@ -1,6 +1,6 @@
 /**
  * The real GRUB (grub-emu 2.06) running our shipped grub.cfg is the oracle for the simulated firmware
- * (reference/ab-boot.md §7): before every boot the same grubenv bytes go to both; they must choose the same
+ * (docs/bootloaders.md#what-the-tests-hold-the-code-to): before every boot the same grubenv bytes go to both; they must choose the same
  * menu entry and leave byte-identical grubenv files. Between boots our GrubBootControl plays the agent.
  */
 import { readFile, writeFile } from "node:fs/promises";
@@ -68,7 +68,7 @@ describe("simulated GRUB firmware vs grub-emu running device/boot/grub.cfg", () 
     expect(await bootBoth(envFile, work)).toBe("A");
   });
 
-  it('reproduces the §1 trace: ORDER="B A", both OK, nobody marks → B, A, rescue, B', async () => {
+  it('reproduces the trace in docs/bootloaders.md#grub-slot-selection: ORDER="B A", both OK, nobody marks → B, A, rescue, B', async () => {
     const envFile = join(dir, "trace.grubenv");
     const block = GrubEnvBlock.create();
     for (const [n, v] of [

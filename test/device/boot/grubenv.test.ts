@@ -1,5 +1,5 @@
 /**
- * GRUB environment block interop with the real grub-editenv (reference/ab-boot.md §1, §7): byte equality
+ * GRUB environment block interop with the real grub-editenv (docs/bootloaders.md#environment-block-format, docs/bootloaders.md#what-the-tests-hold-the-code-to): byte equality
  * with `create` + `set`/`unset` in the same order, their files read by us, ours read by them, escapes, the
  * 930-byte limit, kept sizes and the errors.
  */

@@ -48,7 +48,7 @@ export const SHIPPED_GRUB_CFG = resolve(import.meta.dirname, "../../../device/bo
 const GRUB_EMU_MODULES = "/usr/lib/grub/x86_64-emu";
 
 /**
- * The real GRUB as oracle (reference/ab-boot.md §7): grubenv in an ext2 image mapped as (hd0), the shipped
+ * The real GRUB as oracle (docs/bootloaders.md#what-the-tests-hold-the-code-to): grubenv in an ext2 image mapped as (hd0), the shipped
  * grub.cfg pointed at it and ended with `echo SELECTED=$default; halt` so nothing boots. Returns the menu
  * index GRUB chose and the grubenv bytes its save_env left on the image.
  */
@@ -98,7 +98,7 @@ export function parsePrintenv(out: Buffer): Record<string, string> {
 }
 
 /**
- * The agent rules of reference/ab-boot.md §6 after a boot into `booted`, as the real agent applies them:
+ * The agent rules of docs/bootloaders.md#agent-rules after a boot into `booted`, as the real agent applies them:
  * health failed → write nothing; fallback seen (trial pending, booted elsewhere) → one write marking the
  * running slot good and the trial bad; otherwise mark the running slot good if the state says it is not.
  * Returns the trial still pending.

@@ -1,5 +1,5 @@
 /**
- * Per-scheme behaviour required by reference/ab-boot.md §6 ("Required tests"), with the real BootControl
+ * Per-scheme behaviour required by docs/bootloaders.md#what-the-tests-hold-the-code-to, with the real BootControl
  * writing real files and the simulated firmware booting from them:
  * (1) trial → X → healthy → X on every later boot;
  * (2) unhealthy X → next boot O with no agent write, then O forever and X never retried;

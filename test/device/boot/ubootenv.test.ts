@@ -1,5 +1,5 @@
 /**
- * U-Boot environment interop (reference/ab-boot.md §2, §7): byte equality with mkenvimage, file-backed
+ * U-Boot environment interop (docs/bootloaders.md#environment-format, docs/bootloaders.md#what-the-tests-hold-the-code-to): byte equality with mkenvimage, file-backed
  * single and redundant fw_env.config round trips through fw_printenv / fw_setenv, and the copy-selection
  * table checked against libubootenv's own choice.
  */

@@ -1,7 +1,7 @@
 /**
- * A real MQTT broker for jobs-client tests (STYLE.md item 8): aedes in-process behind node:tls with
+ * A real MQTT broker for jobs-client tests (docs/style.md#tests): aedes in-process behind node:tls with
  * mutual TLS (certificates made by the real openssl), plus a small fake IoT Jobs responder speaking the
- * `$aws/things/T/jobs/...` topics of reference/aws-iot-jobs.md §1: start-next, get, update, notify-next.
+ * `$aws/things/T/jobs/...` topics of docs/iot-jobs.md §1: start-next, get, update, notify-next.
  */
 import { execFileSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";

@@ -1,5 +1,5 @@
 /**
- * Both local brokers, over mutual TLS with MQTT.js, enforce the device IoT policy (DESIGN.md): a device
+ * Both local brokers, over mutual TLS with MQTT.js, enforce the device IoT policy (docs/local-cloud.md#devices-and-mutual-tls): a device
  * connects with an ACTIVE certificate attached to the thing named by its client id, and uses only
  * `$aws/things/<its thing>/jobs/…`. Each refusal case is its own test, on aedes and on mosquitto.
  */
