@@ -1,0 +1,202 @@
+/**
+ * `keel console` in a real browser (Debian's chromium via playwright-core) against a local cloud that ran
+ * the demo's two rollouts on a four-node fleet. What the page shows is checked against the rollout API;
+ * what the page does (pause, resume, abort, start) is checked through the API too. Every request the
+ * browser makes is recorded: none may leave the console. Screenshots of each view go to test-artifacts/
+ * (KEEL_UPDATE_DOCS_IMAGES=1 also refreshes docs/images/console-rollout.png).
+ */
+import { copyFile } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import { PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import type { Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { z } from "zod";
+import { type Rollout, RolloutSchema, RolloutViewSchema } from "../../functions/rollout/model.ts";
+import { LOCAL_CREDENTIALS } from "../../local/contracts.ts";
+import { BAD_RELEASE, GOOD_RELEASE, runDemo } from "../../local/demo.ts";
+import { type ConsoleServer, startConsole } from "../../cli/console/server.ts";
+import { discard, type E2E, startE2E, until } from "../e2e/helpers.ts";
+import { ARTIFACTS, type Browser, launchBrowser } from "./browser.ts";
+
+const FLEET = "consolefleet";
+const DEVICES = 4;
+const BOGUS_RELEASE = "9.9.9";
+
+describe("keel console in chromium, on the demo's fleet", () => {
+  let e: E2E;
+  let server: ConsoleServer;
+  let browser: Browser;
+  let page: Page;
+  let rollouts: Rollout[];
+  const api = () => e.env.tooling.api;
+  const getRollout = async (id: string) => RolloutViewSchema.parse(await api().get(`/rollouts/${id}`));
+  const shot = (name: string) => page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
+
+  beforeAll(async () => {
+    // Prepare: the demo's scenario (1.1.0 succeeds, 1.2.0 aborts at the canary), a manifest the cloud
+    // must reject, the console on a free port, and one browser for the whole file.
+    e = await startE2E(FLEET, DEVICES);
+    const [demo, b] = await Promise.all([runDemo({ env: e.env, out: discard(), bakeSeconds: 1 }), launchBrowser()]);
+    browser = b;
+    expect(demo.ok, demo.problems.join("; ")).toBe(true);
+    const s3 = new S3Client({
+      region: e.env.info.region,
+      endpoint: e.env.info.s3,
+      forcePathStyle: true,
+      credentials: LOCAL_CREDENTIALS,
+    });
+    await s3.send(
+      new PutObjectCommand({
+        Bucket: e.env.info.bucket,
+        Key: `releases/${BOGUS_RELEASE}/release.json`,
+        Body: '{"signed": "not a manifest"}',
+      }),
+    );
+    s3.destroy();
+    await until("the bogus release to be REJECTED", async () => {
+      const r = z.object({ releases: z.array(z.object({ version: z.string() })) }).parse(await api().get("/releases"));
+      return r.releases.some((x) => x.version === BOGUS_RELEASE) ? true : undefined;
+    });
+    rollouts = z.object({ rollouts: z.array(RolloutSchema) }).parse(await api().get("/rollouts")).rollouts;
+    server = await startConsole({ api: api(), port: 0, target: "local cloud (test)", pollMs: 500 });
+    page = await browser.context.newPage();
+  }, 150_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await server?.close();
+    await e?.stop();
+  });
+
+  const idOf = (release: string) => rollouts.find((r) => r.release === release)?.id ?? "";
+
+  it("lists the demo's two rollouts with their status", async () => {
+    await page.goto(server.url);
+    const rows = page.locator("tr[data-rollout]");
+    await expect.poll(() => rows.count()).toBe(2);
+    expect(await page.locator(`tr[data-rollout="${idOf(GOOD_RELEASE)}"]`).getAttribute("data-status")).toBe("SUCCEEDED");
+    expect(await page.locator(`tr[data-rollout="${idOf(BAD_RELEASE)}"]`).getAttribute("data-status")).toBe("ABORTED");
+    await shot("rollouts");
+  });
+
+  it("shows 1.1.0's three waves done and 1.2.0 stopped at its canary, which rolled back", async () => {
+    await page.click(`a[href="#/rollouts/${idOf(GOOD_RELEASE)}"]`);
+    const waves = page.locator("li[data-wave]");
+    await expect.poll(() => waves.count()).toBe(3);
+    expect(await waves.evaluateAll((ls) => ls.map((l) => l.getAttribute("data-state")))).toEqual(["done", "done", "done"]);
+    await shot("rollout-succeeded");
+
+    await page.goto(`${server.url}#/rollouts/${idOf(BAD_RELEASE)}`);
+    await expect.poll(() => page.locator("li[data-wave]").first().getAttribute("data-state")).toBe("aborted");
+    expect(
+      await page.locator("li[data-wave]").evaluateAll((ls) => ls.map((l) => l.getAttribute("data-state"))),
+    ).toEqual(["aborted", "never", "never"]);
+    // The canary's bar: one failed device, as the API counts it.
+    const view = await getRollout(idOf(BAD_RELEASE));
+    const failed = page.locator('li[data-wave="1"] .seg[data-part="failed"]');
+    expect(Number(await failed.getAttribute("data-count"))).toBe(view.waves[0]?.counts?.failed);
+    const canary = e.env.fleet.thingNames()[0] ?? "";
+    const row = page.locator(`tr[data-device="${canary}"]`);
+    expect(await row.getAttribute("data-status")).toBe("FAILED");
+    expect(await row.innerText()).toMatch(/yes[\s\S]*health check/);
+    // Filter: "Succeeded" hides the failed canary.
+    await page.getByLabel("Outcome").selectOption("succeeded");
+    await expect.poll(() => page.locator("tr[data-device]").count()).toBe(0);
+    await page.getByLabel("Outcome").selectOption("all");
+    await shot("rollout-aborted");
+    if (process.env.KEEL_UPDATE_DOCS_IMAGES === "1") {
+      await page.screenshot({ path: resolve(import.meta.dirname, "../../docs/images/console-rollout.png") });
+    }
+  });
+
+  it("the fleet chart shows the counts GET /fleets/{fleet} returns, at 1280 px and on a phone", async () => {
+    await page.goto(`${server.url}#/fleets/${FLEET}`);
+    const bars = page.locator("svg.chart g[data-version]");
+    await expect.poll(() => bars.count()).toBeGreaterThan(0);
+    const fleet = z
+      .object({ versions: z.record(z.string(), z.number()), things: z.array(z.object({ thingName: z.string() })) })
+      .parse(await api().get(`/fleets/${FLEET}`));
+    const shown = Object.fromEntries(
+      await bars.evaluateAll((gs) => gs.map((g) => [g.getAttribute("data-version"), Number(g.getAttribute("data-count"))])),
+    );
+    expect(shown).toEqual(fleet.versions);
+    await expect.poll(() => page.locator("tr[data-device]").count()).toBe(fleet.things.length);
+    await page.getByLabel("Search").fill(fleet.things[0]?.thingName ?? "");
+    await expect.poll(() => page.locator("tr[data-device]").count()).toBe(1);
+    await page.getByLabel("Search").fill("");
+    await shot("fleet");
+    await page.setViewportSize({ width: 390, height: 844 });
+    // Usable on a phone: nothing wider than the screen except inside the scrollable tables.
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
+    await shot("fleet-phone");
+    await page.setViewportSize({ width: 1280, height: 900 });
+  });
+
+  it("lists releases VERIFIED and REJECTED with the reason", async () => {
+    await page.goto(`${server.url}#/releases`);
+    const bogus = page.locator(`tr[data-release="${BOGUS_RELEASE}"]`);
+    await expect.poll(() => bogus.getAttribute("data-status")).toBe("REJECTED");
+    expect((await bogus.locator("td.reason").innerText()).length).toBeGreaterThan(0);
+    expect(await page.locator(`tr[data-release="${GOOD_RELEASE}"]`).getAttribute("data-status")).toBe("VERIFIED");
+    await shot("releases");
+  });
+
+  it("starts, pauses, resumes and (after a confirmation) aborts a rollout from the page", async () => {
+    const canary = e.env.fleet.thingNames()[1] ?? "";
+    await page.goto(`${server.url}#/rollouts`);
+    await page.getByRole("button", { name: "Start a rollout…" }).click();
+    const dialog = page.getByRole("dialog", { name: "Start a rollout" });
+    await dialog.getByLabel("Release (VERIFIED only)").selectOption(GOOD_RELEASE);
+    await dialog.getByLabel("Fleet", { exact: true }).fill(FLEET);
+    await dialog.getByLabel("Canary devices").fill(canary);
+    await dialog.getByLabel("Waves (% of the fleet)").fill("100");
+    // A long bake keeps the rollout RUNNING after its canary, whatever the canary does.
+    await dialog.getByLabel("Bake between waves (s)").fill("3600");
+    expect(await dialog.locator(".start-summary").innerText()).toContain(`the canary ${canary}, then 100% of the fleet`);
+    await shot("start-dialog");
+    await dialog.getByRole("button", { name: "Start rollout" }).click();
+    await page.waitForURL(/#\/rollouts\/r/);
+    const id = decodeURIComponent(page.url().split("#/rollouts/")[1] ?? "");
+    expect((await getRollout(id)).status).toBe("RUNNING");
+
+    // Pause, through the confirmation
+    await page.getByRole("button", { name: "Pause…" }).click();
+    const pause = page.getByRole("dialog", { name: "Pause this rollout?" });
+    expect(await pause.innerText()).toContain("no new wave starts");
+    await pause.getByRole("button", { name: "Pause rollout" }).click();
+    await until("the API to say PAUSED", async () => ((await getRollout(id)).status === "PAUSED" ? true : undefined));
+    await expect.poll(() => page.getByRole("button", { name: "Resume…" }).isVisible()).toBe(true);
+    await shot("rollout-paused");
+
+    // Resume
+    await page.getByRole("button", { name: "Resume…" }).click();
+    await page.getByRole("dialog", { name: "Resume this rollout?" }).getByRole("button", { name: "Resume rollout" }).click();
+    await until("the API to say RUNNING", async () => ((await getRollout(id)).status === "RUNNING" ? true : undefined));
+
+    // Abort asks first; cancelling changes nothing
+    await expect.poll(() => page.getByRole("button", { name: "Abort…" }).isVisible()).toBe(true);
+    await page.getByRole("button", { name: "Abort…" }).click();
+    const abort = page.getByRole("dialog", { name: "Abort this rollout?" });
+    expect(await abort.innerText()).toContain("cannot be undone");
+    await shot("abort-dialog");
+    await abort.getByRole("button", { name: "Cancel" }).click();
+    await expect.poll(() => abort.count()).toBe(0);
+    expect((await getRollout(id)).status).toBe("RUNNING");
+
+    await page.getByRole("button", { name: "Abort…" }).click();
+    await abort.getByLabel(/Reason/).fill("console test");
+    await abort.getByRole("button", { name: "Abort rollout" }).click();
+    const aborted = await until("the API to say ABORTED", async () => {
+      const r = await getRollout(id);
+      return r.status === "ABORTED" ? r : undefined;
+    });
+    expect(aborted.timeline.map((t) => t.event)).toEqual(expect.arrayContaining(["paused", "resumed"]));
+    expect(JSON.stringify(aborted.timeline)).toContain("console test");
+  });
+
+  it("the page requested nothing from any host but the console", () => {
+    expect(browser.requests.length).toBeGreaterThan(10);
+    const elsewhere = browser.requests.filter((u) => !u.startsWith(`${server.origin}/`));
+    expect(elsewhere).toEqual([]);
+  });
+});
