@@ -71,8 +71,10 @@ function readBody(req: IncomingMessage): Promise<string> {
     req.on("data", (c: Buffer) => {
       size += c.length;
       if (size > MAX_BODY_BYTES) {
+        // Answer 413 and drain the rest unread, so the client gets the answer rather than a reset.
+        req.removeAllListeners("data");
+        req.resume();
         reject(new ConsoleRequestError(413, `request body over ${MAX_BODY_BYTES} bytes`));
-        req.destroy();
         return;
       }
       chunks.push(c);

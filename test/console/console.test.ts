@@ -5,7 +5,7 @@
  * browser makes is recorded: none may leave the console. Screenshots of each view go to test-artifacts/
  * (KEEL_UPDATE_DOCS_IMAGES=1 also refreshes docs/images/console-rollout.png).
  */
-import { copyFile } from "node:fs/promises";
+import { request } from "node:http";
 import { join, resolve } from "node:path";
 import { PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import type { Page } from "playwright-core";
@@ -21,6 +21,24 @@ import { ARTIFACTS, type Browser, launchBrowser } from "./browser.ts";
 const FLEET = "consolefleet";
 const DEVICES = 4;
 const BOGUS_RELEASE = "9.9.9";
+
+interface RawAnswer {
+  status: number;
+  text: string;
+}
+
+/** A request as any local program could send it: every header (Host included) exactly as given. */
+function raw(url: string, method: string, headers: Record<string, string>, body = ""): Promise<RawAnswer> {
+  return new Promise((resolveAnswer, reject) => {
+    const req = request(url, { method, headers: { ...headers, "content-length": String(Buffer.byteLength(body)) } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (c: Buffer) => chunks.push(c));
+      res.on("end", () => resolveAnswer({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString() }));
+    });
+    req.on("error", reject);
+    req.end(body);
+  });
+}
 
 describe("keel console in chromium, on the demo's fleet", () => {
   let e: E2E;
@@ -139,6 +157,60 @@ describe("keel console in chromium, on the demo's fleet", () => {
     expect((await bogus.locator("td.reason").innerText()).length).toBeGreaterThan(0);
     expect(await page.locator(`tr[data-release="${GOOD_RELEASE}"]`).getAttribute("data-status")).toBe("VERIFIED");
     await shot("releases");
+  });
+
+  it("the proxy refuses every request the page must not make, with a named reason, and changes nothing", async () => {
+    // Prepare: a rollout that stays RUNNING (its canary bakes for an hour)
+    const things = e.env.fleet.thingNames();
+    const running = RolloutSchema.parse(
+      await api().post("/rollouts", {
+        release: GOOD_RELEASE,
+        fleets: [FLEET],
+        waves: [{ canary: [things[2] ?? ""], bakeSeconds: 3600 }, { percent: 100 }],
+      }),
+    );
+    const before = await getRollout(running.id);
+    const o = server.origin;
+    const host = o.replace("http://", "");
+    const token = { "x-keel-console-token": server.token };
+    const json = { ...token, origin: o, "content-type": "application/json" };
+    const pausePath = `/api/rollouts/${running.id}/pause`;
+    const cases: Array<[string, () => Promise<RawAnswer>, number, RegExp]> = [
+      ["page without the token", () => raw(`${o}/`, "GET", {}), 403, /full URL/],
+      ["page with a wrong token", () => raw(`${o}/?token=x${server.token}`, "GET", {}), 403, /full URL/],
+      ["API without the token", () => raw(`${o}/api/rollouts`, "GET", {}), 403, /x-keel-console-token/],
+      ["another Host (DNS rebinding)", () => raw(`${o}/api/rollouts`, "GET", { ...token, host: "evil.example" }), 403, /evil\.example.* is not this console's address/],
+      ["POST from another origin", () => raw(`${o}${pausePath}`, "POST", { ...json, origin: "http://evil.example" }, "{}"), 403, /cross-site/],
+      ["POST with no Origin", () => raw(`${o}${pausePath}`, "POST", { ...token, "content-type": "application/json" }, "{}"), 403, /cross-site/],
+      ["POST marked cross-site", () => raw(`${o}${pausePath}`, "POST", { ...json, "sec-fetch-site": "cross-site" }, "{}"), 403, /Sec-Fetch-Site/],
+      ["POST as a form", () => raw(`${o}${pausePath}`, "POST", { ...json, "content-type": "text/plain" }, "{}"), 415, /application\/json/],
+      ["POST of malformed JSON", () => raw(`${o}${pausePath}`, "POST", json, "{"), 400, /not valid UTF-8 JSON/],
+      ["POST over 64 KiB", () => raw(`${o}${pausePath}`, "POST", json, JSON.stringify({ reason: "x".repeat(70_000) })), 413, /over 65536 bytes/],
+      ["an action body with an unknown field", () => raw(`${o}${pausePath}`, "POST", json, '{"force":true}'), 400, /force/],
+      ["device registration (its answer holds a private key)", () => raw(`${o}/api/fleets/${FLEET}/things`, "POST", json, '{"thingName":"x"}'), 404, /does not proxy/],
+      ["a method the route does not have", () => raw(`${o}/api/rollouts/${running.id}`, "DELETE", token), 405, /not allowed/],
+      ["a route the console does not proxy", () => raw(`${o}/api/audit`, "GET", token), 404, /does not proxy/],
+      ["a bad rollout id", () => raw(`${o}/api/rollouts/bad%20id!`, "GET", token), 400, /id in the path/],
+      ["an unknown query parameter", () => raw(`${o}/api/rollouts?all=1`, "GET", token), 400, /query/],
+      ["a bad rollout request", () => raw(`${o}/api/rollouts`, "POST", json, '{"release":"1.1.0","fleets":["x"],"waves":[]}'), 400, /waves/],
+      ["the API's own refusal", () => raw(`${o}/api/rollouts/r20990101000000-000000`, "GET", token), 404, /no rollout/],
+    ];
+    try {
+      for (const [what, answer, status, message] of cases) {
+        const a = await answer();
+        expect(a.status, what).toBe(status);
+        expect(a.text, what).toMatch(message);
+      }
+      expect(host).toMatch(/^127\.0\.0\.1:\d+$/);
+      // Nothing changed: still RUNNING, never paused or aborted
+      const after = await getRollout(running.id);
+      expect(after.status).toBe("RUNNING");
+      expect(after.timeline.filter((t) => t.event === "paused" || t.event === "aborted")).toEqual([]);
+      expect(after.timeline.length).toBeGreaterThanOrEqual(before.timeline.length);
+    } finally {
+      // Frees the fleet for the next test's rollout.
+      await api().post(`/rollouts/${running.id}/abort`, { reason: "proxy test done" });
+    }
   });
 
   it("starts, pauses, resumes and (after a confirmation) aborts a rollout from the page", async () => {

@@ -4,7 +4,8 @@
  * token header. Relative URLs, so nothing can be sent to another host.
  */
 
-const token = document.querySelector('meta[name="keel-console-token"]')?.getAttribute("content") ?? "";
+/** The per-start token the server wrote into the page (read when first needed). */
+const token = () => document.querySelector('meta[name="keel-console-token"]')?.getAttribute("content") ?? "";
 
 export class ConsoleApiError extends Error {
   override name = "ConsoleApiError";
@@ -33,7 +34,7 @@ async function call<T>(method: "GET" | "POST", path: string, body?: unknown): Pr
   const res = await fetch(`/api${path}`, {
     method,
     headers: {
-      "x-keel-console-token": token,
+      "x-keel-console-token": token(),
       ...(body === undefined ? {} : { "content-type": "application/json" }),
     },
     ...(body === undefined ? {} : { body: JSON.stringify(body) }),
