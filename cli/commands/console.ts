@@ -4,7 +4,13 @@
  * Ctrl-C. See docs/console.md.
  */
 import { type Command, InvalidArgumentError } from "commander";
-import { ApiClient, addTargetOptions, type CloudTarget, resolveTarget, type TargetFlags } from "../api-client.ts";
+import {
+  ApiClient,
+  addTargetOptions,
+  type CloudTarget,
+  resolveTarget,
+  type TargetFlags,
+} from "../api-client.ts";
 import { type ConsoleServer, type ConsoleUpstream, startConsole } from "../console/server.ts";
 import { durationOption } from "../inputs.ts";
 import { untilStopSignal } from "./dev.ts";
@@ -13,7 +19,8 @@ export const DEFAULT_CONSOLE_PORT = 4780;
 
 export function portOption(v: string): number {
   const n = Number(v.trim());
-  if (!/^\d+$/.test(v.trim()) || n > 65535) throw new InvalidArgumentError("expected a port number 0–65535 (0: any free port)");
+  if (!/^\d+$/.test(v.trim()) || n > 65535)
+    throw new InvalidArgumentError("expected a port number 0–65535 (0: any free port)");
   return n;
 }
 
@@ -31,15 +38,27 @@ export function serveConsole(
   api: ConsoleUpstream,
   o: { port: number; target: string; pollMs?: number },
 ): Promise<ConsoleServer> {
-  return startConsole({ api, port: o.port, target: o.target, log: stderrLog, ...(o.pollMs ? { pollMs: o.pollMs } : {}) });
+  return startConsole({
+    api,
+    port: o.port,
+    target: o.target,
+    log: stderrLog,
+    ...(o.pollMs ? { pollMs: o.pollMs } : {}),
+  });
 }
 
 export function register(program: Command): void {
   addTargetOptions(
     program
       .command("console")
-      .description("serve the web console on 127.0.0.1: rollouts, fleets and releases, with pause/resume/abort/start")
-      .option("--port <n>", `port on 127.0.0.1 (default ${DEFAULT_CONSOLE_PORT}; 0: any free port)`, portOption)
+      .description(
+        "serve the web console on 127.0.0.1: rollouts, fleets and releases, with pause/resume/abort/start",
+      )
+      .option(
+        "--port <n>",
+        `port on 127.0.0.1 (default ${DEFAULT_CONSOLE_PORT}; 0: any free port)`,
+        portOption,
+      )
       .option("--poll <duration>", "how often the page refreshes (default 2s)", durationOption),
   ).action(async (flags: TargetFlags & { port?: number; poll?: number }) => {
     const target = await resolveTarget(flags);

@@ -87,8 +87,7 @@ function readBody(req: IncomingMessage): Promise<string> {
 /** The error as the browser gets it: status, a message, and the field issues of a 400. */
 function errorAnswer(err: unknown): { status: number; body: Record<string, unknown> } {
   if (err instanceof ConsoleRequestError) return { status: err.status, body: { error: err.message } };
-  if (err instanceof SchemaError)
-    return { status: 400, body: { error: err.message, issues: err.issues } };
+  if (err instanceof SchemaError) return { status: 400, body: { error: err.message, issues: err.issues } };
   if (err instanceof ApiError)
     return { status: err.status, body: { error: err.message, issues: err.issues } };
   return { status: 502, body: { error: err instanceof Error ? err.message : String(err) } };

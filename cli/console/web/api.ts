@@ -26,7 +26,10 @@ interface ErrorBody {
 function issuesOf(v: unknown): Array<{ path: string; message: string }> {
   if (!Array.isArray(v)) return [];
   return v
-    .filter((i): i is { path: string; message: string } => typeof i?.path === "string" && typeof i?.message === "string")
+    .filter(
+      (i): i is { path: string; message: string } =>
+        typeof i?.path === "string" && typeof i?.message === "string",
+    )
     .map((i) => ({ path: i.path, message: i.message }));
 }
 

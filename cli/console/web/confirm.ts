@@ -17,7 +17,9 @@ export interface ConfirmOptions {
 /** Resolves with the reason typed (possibly empty) when confirmed, null when cancelled. */
 export function confirmDialog(o: ConfirmOptions): Promise<{ reason: string } | null> {
   return new Promise((resolve) => {
-    const reason = o.reason ? h("input", { type: "text", name: "reason", maxlength: 1000, autocomplete: "off" }) : null;
+    const reason = o.reason
+      ? h("input", { type: "text", name: "reason", maxlength: 1000, autocomplete: "off" })
+      : null;
     const cancel = h("button", { type: "button", className: "secondary" }, "Cancel");
     const ok = h("button", { type: "button", className: o.danger ? "danger" : "primary" }, o.confirm);
     const titleId = `dlg-${Math.random().toString(36).slice(2, 9)}`;

@@ -11,7 +11,8 @@ import { rolloutView } from "./views/rollout.ts";
 import { rolloutsView } from "./views/rollouts.ts";
 
 const main = document.getElementById("main") as HTMLElement;
-const pollMs = Number(document.querySelector('meta[name="keel-console-poll-ms"]')?.getAttribute("content")) || 2000;
+const pollMs =
+  Number(document.querySelector('meta[name="keel-console-poll-ms"]')?.getAttribute("content")) || 2000;
 
 let view: View | undefined;
 let busy = false;

@@ -21,7 +21,10 @@ export interface StartInput {
 
 /** The API body for the form's values: a canary wave first (if any), then the percent waves; no bake after the last. */
 export function rolloutBody(i: StartInput): Record<string, unknown> {
-  const gate = { failureThresholdPercent: i.failureThresholdPercent, successThresholdPercent: i.successThresholdPercent };
+  const gate = {
+    failureThresholdPercent: i.failureThresholdPercent,
+    successThresholdPercent: i.successThresholdPercent,
+  };
   const waves: Array<Record<string, unknown>> = [
     ...(i.canary.length > 0 ? [{ canary: i.canary }] : []),
     ...i.percents.map((percent) => ({ percent })),
@@ -54,8 +57,18 @@ const numbers = (s: string) =>
 export function startDialog(releases: ReleaseRecord[], fleets: string[]): Promise<Rollout | null> {
   return new Promise((resolve) => {
     const verified = releases.filter((r) => r.status === "VERIFIED");
-    const release = h("select", { name: "release", required: true }, ...verified.map((r) => h("option", { value: r.version }, r.version)));
-    const fleet = h("input", { name: "fleet", required: true, list: "known-fleets", autocomplete: "off", value: fleets[0] ?? "" });
+    const release = h(
+      "select",
+      { name: "release", required: true },
+      ...verified.map((r) => h("option", { value: r.version }, r.version)),
+    );
+    const fleet = h("input", {
+      name: "fleet",
+      required: true,
+      list: "known-fleets",
+      autocomplete: "off",
+      value: fleets[0] ?? "",
+    });
     const list = h("datalist", { id: "known-fleets" }, ...fleets.map((f) => h("option", { value: f })));
     const canary = h("input", { name: "canary", autocomplete: "off" });
     const percents = h("input", { name: "percents", value: "25, 100", autocomplete: "off" });
@@ -84,7 +97,9 @@ export function startDialog(releases: ReleaseRecord[], fleets: string[]): Promis
       "dialog",
       { className: "confirm start", "aria-labelledby": "start-title" },
       h("h2", { id: "start-title" }, "Start a rollout"),
-      verified.length === 0 ? h("p", { className: "error" }, "No VERIFIED release yet: publish one first.") : null,
+      verified.length === 0
+        ? h("p", { className: "error" }, "No VERIFIED release yet: publish one first.")
+        : null,
       h(
         "div",
         { className: "grid" },

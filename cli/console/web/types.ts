@@ -5,7 +5,13 @@
  */
 import type { FleetStatus } from "../../commands/fleet.ts";
 
-export type { DeviceOutcome, Rollout, RolloutView, Wave, WaveCounts } from "../../../functions/rollout/model.ts";
+export type {
+  DeviceOutcome,
+  Rollout,
+  RolloutView,
+  Wave,
+  WaveCounts,
+} from "../../../functions/rollout/model.ts";
 export type { ReleaseRecord } from "../../../functions/store.ts";
 
 export type FleetThing = FleetStatus["things"][number] & {

@@ -26,7 +26,10 @@ export function waveState(r: RolloutView, i: number, now: number): WaveState {
     const left = (Date.parse(w.thresholdMetAt) + w.bakeSeconds * 1000 - now) / 1000;
     const after = i === r.waves.length - 1 ? "finishing" : "next wave";
     if (r.status === "PAUSED")
-      return { kind: "paused", text: `paused while baking (${left > 0 ? `${clock(left)} of bake left` : "bake over"})` };
+      return {
+        kind: "paused",
+        text: `paused while baking (${left > 0 ? `${clock(left)} of bake left` : "bake over"})`,
+      };
     return left > 0
       ? { kind: "baking", text: `baking: ${after} in ${clock(left)}` }
       : { kind: "baking", text: `bake over: ${after} at the next check` };

@@ -100,7 +100,8 @@ export function fleetsView(ctx: ViewContext, initial: string | undefined): View 
     );
     fill(count, `${shown.length} of ${fleet.things.length} device(s) shown`);
   };
-  for (const c of [search, version, status]) c.addEventListener(c === search ? "input" : "change", renderThings);
+  for (const c of [search, version, status])
+    c.addEventListener(c === search ? "input" : "change", renderThings);
 
   const render = (f: FleetAnswer) => {
     const target = targetOf(f);
@@ -112,12 +113,21 @@ export function fleetsView(ctx: ViewContext, initial: string | undefined): View 
       [
         "Active rollout",
         f.activeRollout
-          ? h("span", {}, h("a", { href: `#/rollouts/${encodeURIComponent(f.activeRollout.id)}` }, f.activeRollout.id), ` (${f.activeRollout.status}, release ${f.activeRollout.release})`)
+          ? h(
+              "span",
+              {},
+              h("a", { href: `#/rollouts/${encodeURIComponent(f.activeRollout.id)}` }, f.activeRollout.id),
+              ` (${f.activeRollout.status}, release ${f.activeRollout.release})`,
+            )
           : "none",
       ],
     ];
     fill(facts, ...rows.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
-    fill(chart, versionChart(f.versions, target), h("figcaption", {}, `Devices per version (${f.devices} in all)`));
+    fill(
+      chart,
+      versionChart(f.versions, target),
+      h("figcaption", {}, `Devices per version (${f.devices} in all)`),
+    );
     options(version, sortVersions(Object.keys(f.versions)), "All versions");
     options(status, [...new Set(f.things.map((t) => t.lastStatus ?? "none"))].sort(), "Any last status");
     renderThings();
@@ -152,7 +162,13 @@ export function fleetsView(ctx: ViewContext, initial: string | undefined): View 
       "section",
       { "aria-labelledby": "fleet-devices-h" },
       h("h2", { id: "fleet-devices-h" }, "Devices"),
-      h("div", { className: "filters" }, field("Search", search), field("Version", version), field("Last status", status)),
+      h(
+        "div",
+        { className: "filters" },
+        field("Search", search),
+        field("Version", version),
+        field("Last status", status),
+      ),
       count,
       h(
         "div",
@@ -161,7 +177,17 @@ export function fleetsView(ctx: ViewContext, initial: string | undefined): View 
           "table",
           {},
           h("caption", { className: "visually-hidden" }, "The fleet's devices"),
-          h("thead", {}, h("tr", {}, ...["Device", "Version", "Slot", "Last status", "Last seen", "Bucket"].map((c) => h("th", { scope: "col" }, c)))),
+          h(
+            "thead",
+            {},
+            h(
+              "tr",
+              {},
+              ...["Device", "Version", "Slot", "Last status", "Last seen", "Bucket"].map((c) =>
+                h("th", { scope: "col" }, c),
+              ),
+            ),
+          ),
           rows,
         ),
       ),

@@ -21,7 +21,10 @@ export function releasesView(): View {
 
   const render = () => {
     const verified = releases.filter((r) => r.status === "VERIFIED").length;
-    fill(counters, `${releases.length} release(s): ${verified} VERIFIED, ${releases.length - verified} REJECTED`);
+    fill(
+      counters,
+      `${releases.length} release(s): ${verified} VERIFIED, ${releases.length - verified} REJECTED`,
+    );
     const order = sortVersions(releases.map((r) => r.version));
     const shown = [...releases]
       .filter((r) => !status.value || r.status === status.value)
@@ -36,7 +39,11 @@ export function releasesView(): View {
           h("td", {}, statusBadge(r.status)),
           h("td", {}, r.releaseCounter ?? "–"),
           h("td", {}, bytes(r.imageSize)),
-          h("td", {}, r.signers ? `${r.signers.length} key(s)${r.rootVersion ? `, root v${r.rootVersion}` : ""}` : "–"),
+          h(
+            "td",
+            {},
+            r.signers ? `${r.signers.length} key(s)${r.rootVersion ? `, root v${r.rootVersion}` : ""}` : "–",
+          ),
           h("td", {}, (r.compatible ?? []).join(", ") || "–"),
           h("td", {}, time(r.registeredAt, r.registeredAt.replace("T", " ").slice(0, 16))),
           h("td", {}, r.expiresAt ? time(r.expiresAt, r.expiresAt.slice(0, 10)) : "–"),
@@ -64,7 +71,21 @@ export function releasesView(): View {
         h(
           "thead",
           {},
-          h("tr", {}, ...["Version", "Status", "Counter", "Image size", "Signed by", "Compatible", "Registered", "Expires", "Reason"].map((c) => h("th", { scope: "col" }, c))),
+          h(
+            "tr",
+            {},
+            ...[
+              "Version",
+              "Status",
+              "Counter",
+              "Image size",
+              "Signed by",
+              "Compatible",
+              "Registered",
+              "Expires",
+              "Reason",
+            ].map((c) => h("th", { scope: "col" }, c)),
+          ),
         ),
         rows,
       ),

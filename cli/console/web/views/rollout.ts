@@ -95,7 +95,15 @@ export function rolloutView(ctx: ViewContext, id: string): View {
           h("td", {}, statusBadge(d.status)),
           h("td", {}, versions(d)),
           h("td", {}, d.statusDetails?.slot ?? "–"),
-          h("td", {}, d.statusDetails?.rolledBack === "true" ? "yes" : d.statusDetails?.rolledBack === "false" ? "no" : "–"),
+          h(
+            "td",
+            {},
+            d.statusDetails?.rolledBack === "true"
+              ? "yes"
+              : d.statusDetails?.rolledBack === "false"
+                ? "no"
+                : "–",
+          ),
           h("td", { className: "reason" }, d.statusDetails?.reason ?? d.statusDetails?.phase ?? ""),
           h("td", {}, time(d.at, ago(d.at, Date.now()))),
         ),
@@ -113,8 +121,18 @@ export function rolloutView(ctx: ViewContext, id: string): View {
         const st = waveState(r, i, now);
         return h(
           "li",
-          { className: `wave wave-${st.kind}`, "data-wave": i + 1, "data-state": st.kind, "aria-current": i === r.current && r.status !== "SUCCEEDED" ? "step" : undefined },
-          h("div", { className: "wave-head" }, h("h3", {}, waveTitle(r, i)), h("span", { className: "wave-state" }, st.text)),
+          {
+            className: `wave wave-${st.kind}`,
+            "data-wave": i + 1,
+            "data-state": st.kind,
+            "aria-current": i === r.current && r.status !== "SUCCEEDED" ? "step" : undefined,
+          },
+          h(
+            "div",
+            { className: "wave-head" },
+            h("h3", {}, waveTitle(r, i)),
+            h("span", { className: "wave-state" }, st.text),
+          ),
           waveBar(w.counts),
           legend(w.counts),
         );
@@ -123,14 +141,26 @@ export function rolloutView(ctx: ViewContext, id: string): View {
   };
 
   const render = (r: RolloutView) => {
-    const target = r.fleets.length > 0 ? `fleet ${r.fleets.join(", ")}` : `groups ${r.thingGroups.join(", ")}`;
+    const target =
+      r.fleets.length > 0 ? `fleet ${r.fleets.join(", ")}` : `groups ${r.thingGroups.join(", ")}`;
     fill(heading, `Rollout of ${r.release} to ${target} `, statusBadge(r.status));
     const rows: Array<[string, Node | string]> = [
       ["Rollout", r.id],
       ["Status", `${r.status}${r.reason ? `: ${r.reason}` : ""}`],
       ["Wave", `${Math.min(r.current + 1, r.waves.length)} of ${r.waves.length}`],
-      ["Created", h("span", {}, time(r.createdAt, r.createdAt.replace("T", " ").slice(0, 19)), ` by ${r.createdBy}${r.forced ? " (forced)" : ""}`)],
-      ["Pace", `${r.maximumPerMinute}/min, device timeout ${r.inProgressTimeoutMinutes} min, health deadline ${r.healthDeadlineSeconds} s`],
+      [
+        "Created",
+        h(
+          "span",
+          {},
+          time(r.createdAt, r.createdAt.replace("T", " ").slice(0, 19)),
+          ` by ${r.createdBy}${r.forced ? " (forced)" : ""}`,
+        ),
+      ],
+      [
+        "Pace",
+        `${r.maximumPerMinute}/min, device timeout ${r.inProgressTimeoutMinutes} min, health deadline ${r.healthDeadlineSeconds} s`,
+      ],
     ];
     fill(summary, ...rows.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
     buttons.pause.hidden = r.status !== "RUNNING";
@@ -147,17 +177,19 @@ export function rolloutView(ctx: ViewContext, id: string): View {
     renderDevices();
     fill(
       timeline,
-      ...[...r.timeline].reverse().map((e) =>
-        h(
-          "li",
-          {},
-          time(e.at, e.at.replace("T", " ").slice(0, 19)),
-          " ",
-          h("strong", {}, e.event),
-          e.detail ? `: ${e.detail}` : "",
-          e.by ? h("span", { className: "muted" }, ` (${e.by})`) : "",
+      ...[...r.timeline]
+        .reverse()
+        .map((e) =>
+          h(
+            "li",
+            {},
+            time(e.at, e.at.replace("T", " ").slice(0, 19)),
+            " ",
+            h("strong", {}, e.event),
+            e.detail ? `: ${e.detail}` : "",
+            e.by ? h("span", { className: "muted" }, ` (${e.by})`) : "",
+          ),
         ),
-      ),
     );
   };
 
@@ -189,16 +221,28 @@ export function rolloutView(ctx: ViewContext, id: string): View {
             h(
               "tr",
               {},
-              ...["Device", "Wave", "Status", "Version", "Slot", "Rolled back", "Reason / phase", "Reported"].map((c) =>
-                h("th", { scope: "col" }, c),
-              ),
+              ...[
+                "Device",
+                "Wave",
+                "Status",
+                "Version",
+                "Slot",
+                "Rolled back",
+                "Reason / phase",
+                "Reported",
+              ].map((c) => h("th", { scope: "col" }, c)),
             ),
           ),
           deviceRows,
         ),
       ),
     ),
-    h("section", { "aria-labelledby": "timeline-h" }, h("h2", { id: "timeline-h" }, "Timeline (newest first)"), timeline),
+    h(
+      "section",
+      { "aria-labelledby": "timeline-h" },
+      h("h2", { id: "timeline-h" }, "Timeline (newest first)"),
+      timeline,
+    ),
   );
   heading.id = "rollout-title";
 

@@ -24,7 +24,9 @@ export function rolloutsView(ctx: ViewContext): View {
   const status = h(
     "select",
     {},
-    ...["all", "RUNNING", "PAUSED", "SUCCEEDED", "ABORTED"].map((s) => h("option", { value: s }, s === "all" ? "All statuses" : s)),
+    ...["all", "RUNNING", "PAUSED", "SUCCEEDED", "ABORTED"].map((s) =>
+      h("option", { value: s }, s === "all" ? "All statuses" : s),
+    ),
   );
   const start = h("button", { type: "button", className: "primary" }, "Start a rollout…");
 
@@ -76,7 +78,17 @@ export function rolloutsView(ctx: ViewContext): View {
         "table",
         {},
         h("caption", { className: "visually-hidden" }, "Rollouts, newest first"),
-        h("thead", {}, h("tr", {}, ...["Rollout", "Release", "Target", "Status", "Waves", "Created"].map((c) => h("th", { scope: "col" }, c)))),
+        h(
+          "thead",
+          {},
+          h(
+            "tr",
+            {},
+            ...["Rollout", "Release", "Target", "Status", "Waves", "Created"].map((c) =>
+              h("th", { scope: "col" }, c),
+            ),
+          ),
+        ),
         rows,
       ),
     ),
