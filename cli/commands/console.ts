@@ -11,7 +11,7 @@ import {
   resolveTarget,
   type TargetFlags,
 } from "../api-client.ts";
-import { type ConsoleServer, type ConsoleUpstream, startConsole } from "../console/server.ts";
+import { startConsole } from "../console/server.ts";
 import { durationOption } from "../inputs.ts";
 import { untilStopSignal } from "./dev.ts";
 
@@ -26,25 +26,6 @@ export function portOption(v: string): number {
 
 export function describeTarget(t: Pick<CloudTarget, "kind" | "apiUrl" | "region">, stack?: string): string {
   return t.kind === "local" ? `local cloud (${t.apiUrl})` : `stack ${stack ?? "Keel"} in ${t.region}`;
-}
-
-/** A JSON log line on stderr for each refused or failed request: the terminal stays readable. */
-export function stderrLog(entry: Record<string, unknown>): void {
-  process.stderr.write(`${JSON.stringify({ at: new Date().toISOString(), ...entry })}\n`);
-}
-
-/** Starts a console for an API client; what `keel console` and the demo both run. */
-export function serveConsole(
-  api: ConsoleUpstream,
-  o: { port: number; target: string; pollMs?: number },
-): Promise<ConsoleServer> {
-  return startConsole({
-    api,
-    port: o.port,
-    target: o.target,
-    log: stderrLog,
-    ...(o.pollMs ? { pollMs: o.pollMs } : {}),
-  });
 }
 
 export function register(program: Command): void {
@@ -62,7 +43,8 @@ export function register(program: Command): void {
       .option("--poll <duration>", "how often the page refreshes (default 2s)", durationOption),
   ).action(async (flags: TargetFlags & { port?: number; poll?: number }) => {
     const target = await resolveTarget(flags);
-    const server = await serveConsole(new ApiClient(target), {
+    const server = await startConsole({
+      api: new ApiClient(target),
       port: flags.port ?? DEFAULT_CONSOLE_PORT,
       target: describeTarget(target, flags.stack),
       ...(flags.poll ? { pollMs: Math.max(250, Math.round(flags.poll * 1000)) } : {}),

@@ -25,3 +25,8 @@ export class ConsoleUpstreamError extends KeelError {
 export class ConsoleBundleError extends KeelError {
   override name = "ConsoleBundleError";
 }
+
+/** The console cannot listen where asked (port in use, not permitted). */
+export class ConsoleListenError extends KeelError {
+  override name = "ConsoleListenError";
+}

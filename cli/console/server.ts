@@ -11,7 +11,7 @@ import { SchemaError } from "../../core/errors.ts";
 import { parseJsonText, parseWith } from "../../core/parse.ts";
 import { ApiError } from "../api-client.ts";
 import { webBundle } from "./bundle.ts";
-import { ConsoleRequestError, ConsoleUpstreamError } from "./errors.ts";
+import { ConsoleListenError, ConsoleRequestError, ConsoleUpstreamError } from "./errors.ts";
 import { checkApiRequest, checkHost, newToken, sameToken } from "./guard.ts";
 import { FAVICON_SVG, forbiddenPage, indexPage } from "./page.ts";
 import { checkRequest } from "./routes.ts";
@@ -30,7 +30,7 @@ export interface ConsoleOptions {
   target: string;
   /** How often the page refreshes what it shows, in ms. @default 2000 */
   pollMs?: number;
-  /** One structured entry per refused or failed request. */
+  /** One structured entry per refused or failed request. @default a JSON line on stderr */
   log?: (entry: Record<string, unknown>) => void;
 }
 
@@ -43,6 +43,11 @@ export interface ConsoleServer {
 }
 
 const MAX_BODY_BYTES = 64 * 1024;
+
+/** A JSON log line on stderr: the terminal's own output (the URL, the demo's view) stays readable. */
+export function stderrLog(entry: Record<string, unknown>): void {
+  process.stderr.write(`${JSON.stringify({ at: new Date().toISOString(), ...entry })}\n`);
+}
 
 const SECURITY_HEADERS = {
   "content-security-policy":
@@ -109,7 +114,7 @@ async function proxy(o: ConsoleOptions, req: IncomingMessage, url: URL): Promise
 export async function startConsole(o: ConsoleOptions): Promise<ConsoleServer> {
   const bundle = await webBundle();
   const token = newToken();
-  const log = o.log ?? (() => {});
+  const log = o.log ?? stderrLog;
   let port = 0;
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
@@ -167,7 +172,14 @@ export async function startConsole(o: ConsoleOptions): Promise<ConsoleServer> {
     });
   });
   await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
+    server.once("error", (err: NodeJS.ErrnoException) =>
+      reject(
+        new ConsoleListenError(
+          `cannot listen on 127.0.0.1:${o.port}: ${err.code === "EADDRINUSE" ? "the port is in use (another console? pass --port)" : err.message}`,
+          { cause: err },
+        ),
+      ),
+    );
     server.listen(o.port, "127.0.0.1", () => resolve());
   });
   port = (server.address() as AddressInfo).port;

@@ -7,6 +7,7 @@
  */
 import { request } from "node:http";
 import { join, resolve } from "node:path";
+import { Writable } from "node:stream";
 import { PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -15,7 +16,7 @@ import { type ConsoleServer, startConsole } from "../../cli/console/server.ts";
 import { type Rollout, RolloutSchema, RolloutViewSchema } from "../../functions/rollout/model.ts";
 import { LOCAL_CREDENTIALS } from "../../local/contracts.ts";
 import { BAD_RELEASE, GOOD_RELEASE, runDemo } from "../../local/demo.ts";
-import { discard, type E2E, startE2E, until } from "../e2e/helpers.ts";
+import { type E2E, startE2E, until } from "../e2e/helpers.ts";
 import { ARTIFACTS, type Browser, launchBrowser } from "./browser.ts";
 
 const FLEET = "consolefleet";
@@ -52,6 +53,9 @@ describe("keel console in chromium, on the demo's fleet", () => {
   let browser: Browser;
   let page: Page;
   let rollouts: Rollout[];
+  /** What the demo printed; the console's log entries. */
+  let printed = "";
+  const logs: Array<Record<string, unknown>> = [];
   const api = () => e.env.tooling.api;
   const getRollout = async (id: string) => RolloutViewSchema.parse(await api().get(`/rollouts/${id}`));
   const shot = (name: string) => page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
@@ -60,8 +64,21 @@ describe("keel console in chromium, on the demo's fleet", () => {
     // Prepare: the demo's scenario (1.1.0 succeeds, 1.2.0 aborts at the canary), a manifest the cloud
     // must reject, the console on a free port, and one browser for the whole file.
     e = await startE2E(FLEET, DEVICES);
+    server = await startConsole({
+      api: api(),
+      port: 0,
+      target: "local cloud (test)",
+      pollMs: 500,
+      log: (l) => logs.push(l),
+    });
+    const out = new Writable({
+      write(chunk, _enc, cb) {
+        printed += String(chunk);
+        cb();
+      },
+    });
     const [demo, b] = await Promise.all([
-      runDemo({ env: e.env, out: discard(), bakeSeconds: 1 }),
+      runDemo({ env: e.env, out, bakeSeconds: 1, consoleUrl: server.url }),
       launchBrowser(),
     ]);
     browser = b;
@@ -87,7 +104,6 @@ describe("keel console in chromium, on the demo's fleet", () => {
       return r.releases.some((x) => x.version === BOGUS_RELEASE) ? true : undefined;
     });
     rollouts = z.object({ rollouts: z.array(RolloutSchema) }).parse(await api().get("/rollouts")).rollouts;
-    server = await startConsole({ api: api(), port: 0, target: "local cloud (test)", pollMs: 500 });
     page = await browser.context.newPage();
   }, 150_000);
 
@@ -98,6 +114,12 @@ describe("keel console in chromium, on the demo's fleet", () => {
   });
 
   const idOf = (release: string) => rollouts.find((r) => r.release === release)?.id ?? "";
+
+  it("the demo prints the console's URL", () => {
+    expect(printed).toContain(
+      `Watch the rollouts in a browser (keel console, served while the demo runs):\n  ${server.url}`,
+    );
+  });
 
   it("lists the demo's two rollouts with their status", async () => {
     await page.goto(server.url);
@@ -298,6 +320,17 @@ describe("keel console in chromium, on the demo's fleet", () => {
       expect(after.status).toBe("RUNNING");
       expect(after.timeline.filter((t) => t.event === "paused" || t.event === "aborted")).toEqual([]);
       expect(after.timeline.length).toBeGreaterThanOrEqual(before.timeline.length);
+      // Each refusal is logged as a structured entry with its status and reason.
+      expect(logs).toEqual(
+        expect.arrayContaining([
+          expect.objectContaining({
+            status: 403,
+            path: pausePath,
+            error: expect.stringMatching(/cross-site/),
+          }),
+          expect.objectContaining({ status: 405, method: "DELETE" }),
+        ]),
+      );
     } finally {
       // Frees the fleet for the next test's rollout.
       await api().post(`/rollouts/${running.id}/abort`, { reason: "proxy test done" });
