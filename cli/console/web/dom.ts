@@ -103,3 +103,22 @@ export function statusBadge(status: string): HTMLElement {
 export function errorBox(message: string): HTMLElement {
   return h("div", { className: "error", role: "alert" }, message);
 }
+
+/** A horizontally scrollable table: a caption for screen readers, column headers, and the body a view fills. */
+export function dataTable(
+  caption: string,
+  columns: readonly string[],
+  body: HTMLTableSectionElement,
+): HTMLElement {
+  return h(
+    "div",
+    { className: "table-wrap" },
+    h(
+      "table",
+      {},
+      h("caption", { className: "visually-hidden" }, caption),
+      h("thead", {}, h("tr", {}, ...columns.map((c) => h("th", { scope: "col" }, c)))),
+      body,
+    ),
+  );
+}

@@ -7,7 +7,7 @@
  */
 import { apiGet, describeError } from "../api.ts";
 import { sortVersions, versionChart } from "../charts.ts";
-import { ago, errorBox, field, h, statusBadge, time } from "../dom.ts";
+import { ago, dataTable, errorBox, field, h, statusBadge, time } from "../dom.ts";
 import type { DeviceOutcome, FleetAnswer, FleetThing, Rollout, RolloutView } from "../types.ts";
 import { fill, type View, type ViewContext } from "../view.ts";
 import { knownFleets } from "./rollouts.ts";
@@ -170,26 +170,10 @@ export function fleetsView(ctx: ViewContext, initial: string | undefined): View 
         field("Last status", status),
       ),
       count,
-      h(
-        "div",
-        { className: "table-wrap" },
-        h(
-          "table",
-          {},
-          h("caption", { className: "visually-hidden" }, "The fleet's devices"),
-          h(
-            "thead",
-            {},
-            h(
-              "tr",
-              {},
-              ...["Device", "Version", "Slot", "Last status", "Last seen", "Bucket"].map((c) =>
-                h("th", { scope: "col" }, c),
-              ),
-            ),
-          ),
-          rows,
-        ),
+      dataTable(
+        "The fleet's devices",
+        ["Device", "Version", "Slot", "Last status", "Last seen", "Bucket"],
+        rows,
       ),
     ),
   );

@@ -2,7 +2,7 @@
 /** Published releases: VERIFIED or REJECTED (and why), release counter, image size, signers, expiry. */
 import { apiGet, describeError } from "../api.ts";
 import { sortVersions } from "../charts.ts";
-import { bytes, errorBox, field, h, statusBadge, time } from "../dom.ts";
+import { bytes, dataTable, errorBox, field, h, statusBadge, time } from "../dom.ts";
 import type { ReleaseRecord } from "../types.ts";
 import { fill, type View } from "../view.ts";
 
@@ -61,34 +61,20 @@ export function releasesView(): View {
     errors,
     counters,
     h("div", { className: "toolbar" }, field("Status", status)),
-    h(
-      "div",
-      { className: "table-wrap" },
-      h(
-        "table",
-        {},
-        h("caption", { className: "visually-hidden" }, "Published releases, newest version first"),
-        h(
-          "thead",
-          {},
-          h(
-            "tr",
-            {},
-            ...[
-              "Version",
-              "Status",
-              "Counter",
-              "Image size",
-              "Signed by",
-              "Compatible",
-              "Registered",
-              "Expires",
-              "Reason",
-            ].map((c) => h("th", { scope: "col" }, c)),
-          ),
-        ),
-        rows,
-      ),
+    dataTable(
+      "Published releases, newest version first",
+      [
+        "Version",
+        "Status",
+        "Counter",
+        "Image size",
+        "Signed by",
+        "Compatible",
+        "Registered",
+        "Expires",
+        "Reason",
+      ],
+      rows,
     ),
   );
 

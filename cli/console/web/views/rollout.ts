@@ -7,7 +7,7 @@
 import { type RolloutAction, runAction } from "../actions.ts";
 import { apiGet, describeError } from "../api.ts";
 import { legend, waveBar } from "../charts.ts";
-import { ago, errorBox, field, h, statusBadge, time } from "../dom.ts";
+import { ago, dataTable, errorBox, field, h, statusBadge, time } from "../dom.ts";
 import type { DeviceOutcome, RolloutView } from "../types.ts";
 import { fill, type View, type ViewContext } from "../view.ts";
 import { waveState, waveTitle } from "../waves.ts";
@@ -208,33 +208,10 @@ export function rolloutView(ctx: ViewContext, id: string): View {
       h("h2", { id: "devices-h" }, "Devices"),
       h("div", { className: "filters" }, field("Search", search), field("Outcome", filter)),
       deviceCount,
-      h(
-        "div",
-        { className: "table-wrap" },
-        h(
-          "table",
-          {},
-          h("caption", { className: "visually-hidden" }, "Each device's last outcome in this rollout"),
-          h(
-            "thead",
-            {},
-            h(
-              "tr",
-              {},
-              ...[
-                "Device",
-                "Wave",
-                "Status",
-                "Version",
-                "Slot",
-                "Rolled back",
-                "Reason / phase",
-                "Reported",
-              ].map((c) => h("th", { scope: "col" }, c)),
-            ),
-          ),
-          deviceRows,
-        ),
+      dataTable(
+        "Each device's last outcome in this rollout",
+        ["Device", "Wave", "Status", "Version", "Slot", "Rolled back", "Reason / phase", "Reported"],
+        deviceRows,
       ),
     ),
     h(

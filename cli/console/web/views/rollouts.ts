@@ -1,7 +1,7 @@
 /// <reference lib="dom" />
 /** All rollouts, newest first, with their status and progress, filterable by status; "Start a rollout…". */
 import { apiGet, describeError } from "../api.ts";
-import { errorBox, field, h, statusBadge, time } from "../dom.ts";
+import { dataTable, errorBox, field, h, statusBadge, time } from "../dom.ts";
 import { startDialog } from "../start.ts";
 import type { ReleaseRecord, Rollout } from "../types.ts";
 import { fill, type View, type ViewContext } from "../view.ts";
@@ -71,27 +71,7 @@ export function rolloutsView(ctx: ViewContext): View {
     errors,
     h("div", { className: "toolbar" }, field("Status", status), start),
     count,
-    h(
-      "div",
-      { className: "table-wrap" },
-      h(
-        "table",
-        {},
-        h("caption", { className: "visually-hidden" }, "Rollouts, newest first"),
-        h(
-          "thead",
-          {},
-          h(
-            "tr",
-            {},
-            ...["Rollout", "Release", "Target", "Status", "Waves", "Created"].map((c) =>
-              h("th", { scope: "col" }, c),
-            ),
-          ),
-        ),
-        rows,
-      ),
-    ),
+    dataTable("Rollouts, newest first", ["Rollout", "Release", "Target", "Status", "Waves", "Created"], rows),
   );
 
   return {
