@@ -164,7 +164,10 @@ describe("keel console in chromium, on the demo's fleet", () => {
     await page.getByLabel("Outcome").selectOption("all");
     await shot("rollout-aborted");
     if (process.env.KEEL_UPDATE_DOCS_IMAGES === "1") {
-      await page.screenshot({ path: resolve(import.meta.dirname, "../../docs/images/console-rollout.png") });
+      await page.screenshot({
+        path: resolve(import.meta.dirname, "../../docs/images/console-rollout.png"),
+        fullPage: true,
+      });
     }
   });
 
