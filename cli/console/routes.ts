@@ -80,7 +80,7 @@ export const ROUTES: readonly RouteSpec[] = [
     method: "GET",
     path: ["rollouts", ":id"],
     params: { id: RolloutIdSchema },
-    query: NoQuerySchema,
+    query: PageQuerySchema,
     answer: ConsoleAnswerSchemas.rollout,
   },
   rolloutAction("pause"),

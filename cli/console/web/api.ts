@@ -58,6 +58,28 @@ async function call<T>(method: "GET" | "POST", path: string, body?: unknown): Pr
 }
 
 export const apiGet = <T>(path: string) => call<T>("GET", path);
+
+/** Most pages followed for one view: enough for any fleet the console is meant for, bounded per poll. */
+const MAX_PAGES = 20;
+
+/**
+ * GET a paginated list whole: while the answer names a `nextCursor`, fetch the next page and append its
+ * `key` array. An API without pagination answers in one page, and this is a plain GET.
+ */
+export async function apiGetAll<T extends object>(path: string, key: keyof T & string): Promise<T> {
+  const first = await apiGet<T & { nextCursor?: unknown }>(path);
+  const items = [...((first[key] as unknown[] | undefined) ?? [])];
+  let cursor = first.nextCursor;
+  for (let page = 1; typeof cursor === "string" && cursor && page < MAX_PAGES; page++) {
+    const sep = path.includes("?") ? "&" : "?";
+    const next = await apiGet<T & { nextCursor?: unknown }>(
+      `${path}${sep}cursor=${encodeURIComponent(cursor)}`,
+    );
+    items.push(...((next[key] as unknown[] | undefined) ?? []));
+    cursor = next.nextCursor;
+  }
+  return { ...first, [key]: items };
+}
 export const apiPost = <T>(path: string, body: unknown = {}) => call<T>("POST", path, body);
 
 /** A message for the page: the server's reason, and each field issue on its own line. */

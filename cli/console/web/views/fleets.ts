@@ -5,7 +5,7 @@
  * The fleet API has no slot or report time per device yet; those come from the device's latest outcome in
  * the fleet's recent rollouts (and from the API itself once it returns them).
  */
-import { apiGet, describeError } from "../api.ts";
+import { apiGetAll, describeError } from "../api.ts";
 import { sortVersions, versionChart } from "../charts.ts";
 import { ago, dataTable, errorBox, field, h, statusBadge, time } from "../dom.ts";
 import type { DeviceOutcome, FleetAnswer, FleetThing, Rollout, RolloutView } from "../types.ts";
@@ -142,7 +142,7 @@ export function fleetsView(ctx: ViewContext, initial: string | undefined): View 
       recent.map(async (r) => {
         const cached = finished.get(r.id);
         if (cached) return cached;
-        const v = await apiGet<RolloutView>(`/rollouts/${encodeURIComponent(r.id)}`);
+        const v = await apiGetAll<RolloutView>(`/rollouts/${encodeURIComponent(r.id)}`, "devices");
         if (v.status === "SUCCEEDED" || (v.status === "ABORTED" && v.settled)) finished.set(r.id, v);
         return v;
       }),
@@ -182,7 +182,7 @@ export function fleetsView(ctx: ViewContext, initial: string | undefined): View 
     el,
     async refresh() {
       try {
-        const { rollouts } = await apiGet<{ rollouts: Rollout[] }>("/rollouts");
+        const { rollouts } = await apiGetAll<{ rollouts: Rollout[] }>("/rollouts", "rollouts");
         const known = knownFleets(rollouts);
         fill(names, ...known.map((f) => h("option", { value: f })));
         if (!fleetName && known[0]) {
@@ -195,7 +195,7 @@ export function fleetsView(ctx: ViewContext, initial: string | undefined): View 
         }
         const name = fleetName;
         const [f] = await Promise.all([
-          apiGet<FleetAnswer>(`/fleets/${encodeURIComponent(name)}`),
+          apiGetAll<FleetAnswer>(`/fleets/${encodeURIComponent(name)}`, "things"),
           readOutcomes(rollouts, name),
         ]);
         fleet = f;

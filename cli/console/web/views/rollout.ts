@@ -5,7 +5,7 @@
  * whole timeline. Refreshed in place, so filters and focus survive every poll.
  */
 import { type RolloutAction, runAction } from "../actions.ts";
-import { apiGet, describeError } from "../api.ts";
+import { apiGetAll, describeError } from "../api.ts";
 import { legend, waveBar } from "../charts.ts";
 import { ago, dataTable, errorBox, field, h, statusBadge, time } from "../dom.ts";
 import type { DeviceOutcome, RolloutView } from "../types.ts";
@@ -227,7 +227,7 @@ export function rolloutView(ctx: ViewContext, id: string): View {
     el,
     async refresh() {
       try {
-        current = await apiGet<RolloutView>(`/rollouts/${encodeURIComponent(id)}`);
+        current = await apiGetAll<RolloutView>(`/rollouts/${encodeURIComponent(id)}`, "devices");
         fill(errors);
         render(current);
       } catch (err) {

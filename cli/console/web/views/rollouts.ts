@@ -1,6 +1,6 @@
 /// <reference lib="dom" />
 /** All rollouts, newest first, with their status and progress, filterable by status; "Start a rollout…". */
-import { apiGet, describeError } from "../api.ts";
+import { apiGet, apiGetAll, describeError } from "../api.ts";
 import { dataTable, errorBox, field, h, statusBadge, time } from "../dom.ts";
 import { startDialog } from "../start.ts";
 import type { ReleaseRecord, Rollout } from "../types.ts";
@@ -78,7 +78,7 @@ export function rolloutsView(ctx: ViewContext): View {
     el,
     async refresh() {
       try {
-        const first = await apiGet<RolloutsAnswer>("/rollouts");
+        const first = await apiGetAll<RolloutsAnswer>("/rollouts", "rollouts");
         rollouts = [...first.rollouts].sort((a, b) => b.createdAt.localeCompare(a.createdAt));
         fill(errors);
         render();
