@@ -5,6 +5,8 @@
  * browser makes is recorded: none may leave the console. Screenshots of each view go to test-artifacts/
  * (KEEL_UPDATE_DOCS_IMAGES=1 also refreshes docs/images/console-rollout.png).
  */
+import { type ChildProcess, spawn } from "node:child_process";
+import { symlink } from "node:fs/promises";
 import { request } from "node:http";
 import { join, resolve } from "node:path";
 import { Writable } from "node:stream";
@@ -22,6 +24,7 @@ import { ARTIFACTS, type Browser, launchBrowser } from "./browser.ts";
 const FLEET = "consolefleet";
 const DEVICES = 4;
 const BOGUS_RELEASE = "9.9.9";
+const KEEL = resolve(import.meta.dirname, "../../bin/keel.mjs");
 
 interface RawAnswer {
   status: number;
@@ -55,6 +58,8 @@ describe("keel console in chromium, on the demo's fleet", () => {
   let rollouts: Rollout[];
   /** What the demo printed; the console's log entries. */
   let printed = "";
+  let cli: ChildProcess | undefined;
+  let cliOut = "";
   const logs: Array<Record<string, unknown>> = [];
   const api = () => e.env.tooling.api;
   const getRollout = async (id: string) => RolloutViewSchema.parse(await api().get(`/rollouts/${id}`));
@@ -64,6 +69,18 @@ describe("keel console in chromium, on the demo's fleet", () => {
     // Prepare: the demo's scenario (1.1.0 succeeds, 1.2.0 aborts at the canary), a manifest the cloud
     // must reject, the console on a free port, and one browser for the whole file.
     e = await startE2E(FLEET, DEVICES);
+    // `keel console --local` as an operator runs it, next to this cloud (its .keel is the E2E's folder)
+    await symlink(join(e.tmp, "keel"), join(e.tmp, ".keel"));
+    cli = spawn(process.execPath, [KEEL, "console", "--local", "--port", "0"], {
+      cwd: e.tmp,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    cli.stdout?.on("data", (c: Buffer) => {
+      cliOut += c.toString();
+    });
+    cli.stderr?.on("data", (c: Buffer) => {
+      cliOut += c.toString();
+    });
     server = await startConsole({
       api: api(),
       port: 0,
@@ -108,6 +125,7 @@ describe("keel console in chromium, on the demo's fleet", () => {
   }, 150_000);
 
   afterAll(async () => {
+    cli?.kill("SIGINT");
     await browser?.close();
     await server?.close();
     await e?.stop();
@@ -119,6 +137,22 @@ describe("keel console in chromium, on the demo's fleet", () => {
     expect(printed).toContain(
       `Watch the rollouts in a browser (keel console, served while the demo runs):\n  ${server.url}`,
     );
+  });
+
+  it("keel console --local prints its URL and serves the rollouts, signing as the CLI does", async () => {
+    const url = await until(
+      "keel console to print its URL",
+      async () => /http:\/\/127\.0\.0\.1:\d+\/\?token=[\w-]+/.exec(cliOut)?.[0],
+    );
+    expect(cliOut).toContain("Keel console for the local cloud");
+    const origin = new URL(url).origin;
+    const token = new URL(url).searchParams.get("token") ?? "";
+    const res = await fetch(`${origin}/api/rollouts`, { headers: { "x-keel-console-token": token } });
+    expect(res.status).toBe(200);
+    const body = z.object({ rollouts: z.array(z.object({ release: z.string() })) }).parse(await res.json());
+    expect(body.rollouts.map((r) => r.release).sort()).toEqual([GOOD_RELEASE, BAD_RELEASE]);
+    // Its stdout is the URL and how to stop, nothing else (no SDK notice, no log lines).
+    expect(cliOut).not.toContain("Warning");
   });
 
   it("lists the demo's two rollouts with their status", async () => {
@@ -192,6 +226,13 @@ describe("keel console in chromium, on the demo's fleet", () => {
     await expect.poll(() => page.locator("tr[data-device]").count()).toBe(1);
     await page.getByLabel("Search").fill("");
     await shot("fleet");
+    // Every form control on the page has a label
+    const unlabelled = await page.evaluate(() =>
+      [...document.querySelectorAll<HTMLInputElement | HTMLSelectElement>("input, select")]
+        .filter((c) => (c.labels?.length ?? 0) === 0)
+        .map((c) => c.outerHTML),
+    );
+    expect(unlabelled).toEqual([]);
     await page.setViewportSize({ width: 390, height: 844 });
     // Usable on a phone: nothing wider than the screen except inside the scrollable tables.
     expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
@@ -359,6 +400,14 @@ describe("keel console in chromium, on the demo's fleet", () => {
     await page.waitForURL(/#\/rollouts\/r/);
     const id = decodeURIComponent(page.url().split("#/rollouts/")[1] ?? "");
     expect((await getRollout(id)).status).toBe("RUNNING");
+    // Live: the canary's success turns wave 1 to "baking" with a countdown, with no reload of the page
+    await page.evaluate(() => {
+      (window as unknown as { keelMarker: number }).keelMarker = 1;
+    });
+    const wave1 = page.locator('li[data-wave="1"]');
+    await expect.poll(() => wave1.getAttribute("data-state"), { timeout: 30_000 }).toBe("baking");
+    expect(await wave1.locator(".wave-state").textContent()).toMatch(/next wave in \d+:\d\d:\d\d/);
+    expect(await page.evaluate(() => (window as unknown as { keelMarker?: number }).keelMarker)).toBe(1);
 
     // Pause, through the confirmation
     await page.getByRole("button", { name: "Pause…" }).click();
@@ -383,11 +432,14 @@ describe("keel console in chromium, on the demo's fleet", () => {
 
     // Abort asks first; cancelling changes nothing
     await expect.poll(() => page.getByRole("button", { name: "Abort…" }).isVisible()).toBe(true);
-    await page.getByRole("button", { name: "Abort…" }).click();
+    // …by keyboard: Enter on the button opens it with Cancel focused; Escape closes it
+    await page.getByRole("button", { name: "Abort…" }).focus();
+    await page.keyboard.press("Enter");
     const abort = page.getByRole("dialog", { name: "Abort this rollout?" });
     expect(await abort.textContent()).toContain("cannot be undone");
+    expect(await page.evaluate(() => document.activeElement?.textContent)).toBe("Cancel");
     await shot("abort-dialog");
-    await abort.getByRole("button", { name: "Cancel" }).click();
+    await page.keyboard.press("Escape");
     await expect.poll(() => abort.count()).toBe(0);
     expect((await getRollout(id)).status).toBe("RUNNING");
 
