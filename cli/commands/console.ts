@@ -43,6 +43,8 @@ export function register(program: Command): void {
       .option("--poll <duration>", "how often the page refreshes (default 2s)", durationOption),
   ).action(async (flags: TargetFlags & { port?: number; poll?: number }) => {
     const target = await resolveTarget(flags);
+    // Bundling the web app takes a moment on a slow machine: say what is happening meanwhile.
+    process.stderr.write("keel console: bundling the web app and starting the server…\n");
     const server = await startConsole({
       api: new ApiClient(target),
       port: flags.port ?? DEFAULT_CONSOLE_PORT,
