@@ -83,6 +83,8 @@ export interface DemoOptions {
   resultFile?: string;
   /** Redraw period of the live view. @default 250 ms */
   refreshMs?: number;
+  /** The web console serving this demo (`keel dev --demo` starts one), printed before the rollouts. */
+  consoleUrl?: string;
 }
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
@@ -306,6 +308,13 @@ export function renderTimeline(run: LastRun): string {
   return `${lines.join("\n")}\n`;
 }
 
+// --- web console (docs/console.md) ---
+/** Where to watch the demo in a browser; the console serves only while the demo runs. */
+export function consoleLines(url: string): string {
+  return `\nWatch the rollouts in a browser (keel console, served while the demo runs):\n  ${url}\n\n`;
+}
+// --- end web console ---
+
 /** Runs the two rollouts, writes the report, prints the summary; `ok` says whether the outcome held. */
 export async function runDemo(o: DemoOptions): Promise<LastRun> {
   const { env, out, signal } = o;
@@ -314,6 +323,7 @@ export async function runDemo(o: DemoOptions): Promise<LastRun> {
   const things = env.fleet.thingNames();
   const canary = things[0];
   if (!canary) throw new DemoOutcomeError("the fleet has no devices");
+  if (o.consoleUrl) out.write(consoleLines(o.consoleUrl));
   out.write(`waiting for ${things.length} node(s) to boot and commit 1.0.0…\n`);
   await env.fleet.waitSettled(60_000 + things.length * 100, signal);
   await publishDemoReleases(env, (l) => out.write(`  ${l}\n`));

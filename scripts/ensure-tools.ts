@@ -20,6 +20,7 @@ export const REQUIRED_TOOLS: ReadonlyArray<{ tool: string; pkg: string; why: str
   { tool: "debugfs", pkg: "e2fsprogs", why: "reads files back from ext2 images for grub-emu" },
   { tool: "mkfs.ext2", pkg: "e2fsprogs", why: "builds ext2 images for grub-emu" },
   { tool: "openssl", pkg: "openssl", why: "TLS interop checks" },
+  { tool: "chromium", pkg: "chromium", why: "browser tests of keel console (playwright-core)" },
 ];
 
 const SEARCH_PATH = [

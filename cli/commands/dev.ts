@@ -26,6 +26,7 @@ import {
   startDevEnvironment,
 } from "../../local/fleet/environment.ts";
 import { ApiClient } from "../api-client.ts";
+import { startConsole } from "../console/server.ts";
 import { CliUsageError } from "../errors.ts";
 import { RegisteredThingSchema } from "./fleet.ts";
 import { keygen } from "./keys.ts";
@@ -214,14 +215,22 @@ async function runDemoCommand(flags: DevFlags): Promise<number> {
     dir,
     { fleet: flags.fleet ?? "demo", reuse: false, linkInfoFile: join(flags.dir, LOCAL_INFO_FILE) },
     async (env, signal) => {
-      const run = await runDemo({
-        env,
-        out: process.stdout,
-        signal,
-        resultFile,
-      });
-      process.stdout.write(`Finished in ${Math.round((Date.now() - started) / 1000)} s.\n`);
-      return run.ok ? 0 : 1;
+      // The web console watches the same rollouts while the demo runs (any free port: a `keel console`
+      // may already hold the default one).
+      const web = await startConsole({ api: env.tooling.api, port: 0, target: "local cloud (demo)" });
+      try {
+        const run = await runDemo({
+          env,
+          out: process.stdout,
+          signal,
+          resultFile,
+          consoleUrl: web.url,
+        });
+        process.stdout.write(`Finished in ${Math.round((Date.now() - started) / 1000)} s.\n`);
+        return run.ok ? 0 : 1;
+      } finally {
+        await web.close();
+      }
     },
   );
 }
@@ -244,6 +253,7 @@ async function runDevCommand(flags: DevFlags): Promise<number> {
         `  keel rollout start --local --release 1.1.0 --fleet ${fleet} --waves canary:${env.fleet.thingNames()[0]},25,100 --bake 5s`,
         "  keel rollout status --local <id> --watch",
         `  keel fleet status --local ${fleet}`,
+        "  keel console --local        (the web console: rollouts, fleets, releases)",
         `Releases signed with ${p.releaseKey} (trusted by the nodes' ${p.rootFile}); publish your own with:`,
         `  keel release publish --local ${imagePath(p, "1.1.0")} ${manifestPath(p, "1.1.0")}`,
         "Press Ctrl-C to stop.",
