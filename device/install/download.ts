@@ -10,8 +10,7 @@
  *   total    the whole fetch, retries and backoff included (final: DownloadTimeoutError "total")
  * The idle clock runs only while waiting on the network, never while our own sink (the slot write) is busy.
  */
-import { createReadStream } from "node:fs";
-import { readFile } from "node:fs/promises";
+import { type FileHandle, open as openFile, readFile } from "node:fs/promises";
 import http, { type IncomingMessage } from "node:http";
 import https from "node:https";
 import { type AgentClock, backoffMs } from "../clock.ts";
@@ -56,7 +55,11 @@ export interface FetchOptions {
   start: number;
   /** Total expected size: the fetch stops at `size` and refuses extra bytes instead of writing them. */
   size: number;
-  /** Called with consecutive chunks, in order, starting at `start`. Awaited: backpressure reaches the socket. */
+  /**
+   * Called with consecutive chunks, in order, starting at `start`. Awaited: backpressure reaches the
+   * socket. A chunk is valid only until the promise settles (a local file is read into one reused buffer):
+   * copy what must be kept.
+   */
   onChunk: (chunk: Buffer, position: number) => Promise<void>;
   retry: RetryPolicy;
   clock: AgentClock;
@@ -360,6 +363,15 @@ async function httpAttempt(
   }
 }
 
+/** Bytes per read of a local image: the same order as a socket read, so both paths use memory alike. */
+const FILE_READ_BYTES = 256 * 1024;
+
+/**
+ * A local image is read into ONE buffer reused for every read: a read stream allocates a fresh buffer per
+ * read, and those dead buffers (outside the V8 heap) piled up to ~35 MB of RSS before a collection freed
+ * them (issue 11: 108 MB peak against 74 MB over HTTP). Reuse is safe because onChunk is awaited and the
+ * sinks copy the chunk before they resolve (FetchOptions.onChunk).
+ */
 async function fileAttempt(
   path: string,
   start: number,
@@ -369,12 +381,16 @@ async function fileAttempt(
   let position = start;
   let fetched = 0;
   let overflow = false;
-  const stream = createReadStream(path, { start, highWaterMark: 1024 * 1024, signal });
+  let fh: FileHandle | undefined;
   try {
-    for await (const raw of stream) {
-      const chunk = raw as Buffer;
-      fetched += chunk.length;
-      const kept = await deliver(chunk, position, opts);
+    fh = await openFile(path, "r");
+    const buf = Buffer.allocUnsafe(FILE_READ_BYTES);
+    for (;;) {
+      signal.throwIfAborted();
+      const { bytesRead } = await fh.read(buf, 0, buf.length, position);
+      if (bytesRead === 0) break;
+      fetched += bytesRead;
+      const kept = await deliver(buf.subarray(0, bytesRead), position, opts);
       position += kept.length;
       if (kept.overflow) {
         overflow = true;
@@ -386,7 +402,7 @@ async function fileAttempt(
     if (signal.aborted) throw new AbortedError("read abandoned", { cause: err });
     throw new DownloadError(path, `cannot read image file (${(err as Error).message})`, { cause: err });
   } finally {
-    stream.destroy();
+    await fh?.close();
   }
   if (position < opts.size && !overflow) {
     throw new DownloadError(path, `image file ends at byte ${position}, manifest says ${opts.size}`);
