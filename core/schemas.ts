@@ -58,7 +58,7 @@ export type Signature = z.infer<typeof SignatureSchema>;
  * named `__proto__` sets a prototype instead: the member would vanish before the strict schema of the
  * role could refuse it as unknown.
  */
-const JsonObjectSchema = z.custom<Record<string, unknown>>(
+export const JsonObjectSchema = z.custom<Record<string, unknown>>(
   (v) => typeof v === "object" && v !== null && !Array.isArray(v),
   "must be a JSON object",
 );
