@@ -49,6 +49,11 @@ export class ExpiredUrlError extends DownloadError {
   override name = "ExpiredUrlError";
 }
 
+/** Delta updates: the server answered a Range request with the whole object. */
+export class RangeUnsupportedError extends DownloadError {
+  override name = "RangeUnsupportedError";
+}
+
 export type DeadlinePhase = "headers" | "idle" | "total";
 
 /**

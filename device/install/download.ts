@@ -20,6 +20,7 @@ import {
   DownloadError,
   DownloadTimeoutError,
   ExpiredUrlError,
+  RangeUnsupportedError,
 } from "../errors.ts";
 import type { Logger } from "../logger.ts";
 
@@ -67,6 +68,11 @@ export interface FetchOptions {
   logger?: Logger;
   /** Called on a 403 once per download, to get a fresh presigned URL (job re-described). */
   refresh?: () => Promise<void>;
+  /**
+   * Delta updates (device/install/delta.ts): ask for exactly [start, size) and refuse a server that
+   * ignores Range (RangeUnsupportedError) instead of reading the whole object to skip to `start`.
+   */
+  rangeOnly?: boolean;
 }
 
 export interface FetchResult {
@@ -300,7 +306,12 @@ async function httpAttempt(
   let position = start;
   let fetched = 0;
   let overflow = false;
-  const o = await open(url, start > 0 ? { range: `bytes=${start}-` } : {}, opts.retry, signal);
+  const range = opts.rangeOnly
+    ? `bytes=${start}-${opts.size - 1}`
+    : start > 0
+      ? `bytes=${start}-`
+      : undefined;
+  const o = await open(url, range ? { range } : {}, opts.retry, signal);
   const { res, status } = o;
   try {
     if (status === 403) {
@@ -322,6 +333,9 @@ async function httpAttempt(
         res.resume();
         throw new DownloadError(url, `server answered a range from ${m?.[1] ?? "?"} when asked for ${start}`);
       }
+    } else if (status === 200 && opts.rangeOnly) {
+      res.destroy();
+      throw new RangeUnsupportedError(url, "the server ignored the Range header (HTTP 200)");
     } else if (status === 200) {
       // No range support: the body starts at 0; drop what we already have.
       skip = start;

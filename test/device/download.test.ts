@@ -4,7 +4,13 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { AbortedError, DownloadError, DownloadTimeoutError, ExpiredUrlError } from "../../device/errors.ts";
+import {
+  AbortedError,
+  DownloadError,
+  DownloadTimeoutError,
+  ExpiredUrlError,
+  RangeUnsupportedError,
+} from "../../device/errors.ts";
 import { DEFAULT_RETRY, type FetchOptions, fetchRange, fetchSmall } from "../../device/install/download.ts";
 import { type FileServer, startFileServer } from "./helpers/http-server.ts";
 import { recordingClock } from "./helpers/node.ts";
@@ -154,6 +160,13 @@ describe("fetchRange against a real HTTP server", () => {
     const s = sink();
     await fetchImage({ onChunk: s.onChunk });
     expect(Buffer.compare(s.out, Buffer.from(image))).toBe(0);
+  });
+
+  it("rangeOnly asks for exactly [start, size) and refuses a server that answers 200 instead", async () => {
+    // This test server knows only open ranges (bytes=N-): it answers the closed one with the whole object.
+    const err = await fetchImage({ start: 1000, rangeOnly: true }).catch((e: unknown) => e);
+    expect(server.requests.map((r) => r.range)).toEqual([`bytes=1000-${SIZE - 1}`]);
+    expect(err).toBeInstanceOf(RangeUnsupportedError);
   });
 
   it("reads a local file the same way (standalone install)", async () => {
