@@ -41,7 +41,7 @@ describe("fuzz: signed metadata", () => {
         // Whatever got through verification is byte for byte what the release key signed.
         if (v !== undefined) expect(canonicalize(v)).toBe(canonicalize(release));
       }),
-      { numRuns: fuzzRuns(400) },
+      { numRuns: fuzzRuns(300) },
     );
   });
 
@@ -91,7 +91,7 @@ describe("fuzz: job document and agent.json", () => {
           (text) => parseJsonWith(JobDocumentSchema, text, "again"),
         );
       }),
-      { numRuns: fuzzRuns(400) },
+      { numRuns: fuzzRuns(300) },
     );
   });
 
@@ -172,7 +172,7 @@ describe("fuzz: MQTT jobs payloads", () => {
           expect(JobExecutionSchema.parse(JSON.parse(JSON.stringify(e)))).toEqual(e);
         }
       }),
-      { numRuns: fuzzRuns(400) },
+      { numRuns: fuzzRuns(300) },
     );
   });
 
