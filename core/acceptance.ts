@@ -21,7 +21,20 @@ export interface AcceptanceInput {
   jobVersion?: string | undefined;
 }
 
-export type Acceptance = { kind: "upgrade" } | { kind: "same-release" };
+declare const accepted: unique symbol;
+
+/**
+ * The verdict on a release that passed every check. Only checkAcceptance makes one (the brand exists in
+ * types only), and the device advances its trusted time only from one (TrustStore.advanceTime): a
+ * release that was refused for any reason can never move the clock.
+ */
+export type Acceptance = {
+  readonly kind: "upgrade" | "same-release";
+  readonly release: ReleaseSigned;
+  readonly [accepted]: true;
+};
+
+const accept = (kind: Acceptance["kind"], release: ReleaseSigned) => ({ kind, release }) as Acceptance;
 
 export function checkAcceptance({ release, installed, hardware, jobVersion }: AcceptanceInput): Acceptance {
   if (jobVersion !== undefined && jobVersion !== release.version) {
@@ -36,7 +49,7 @@ export function checkAcceptance({ release, installed, hardware, jobVersion }: Ac
       `hardware ${hardware} is not in the release's compatible list [${release.compatible.join(", ")}]`,
     );
   }
-  if (installed === null) return { kind: "upgrade" };
+  if (installed === null) return accept("upgrade", release);
   if (release.releaseCounter < installed.releaseCounter) {
     throw new AcceptanceError(
       AcceptanceCode.Downgrade,
@@ -45,7 +58,7 @@ export function checkAcceptance({ release, installed, hardware, jobVersion }: Ac
   }
   const order = compareVersions(release.version, installed.version);
   if (release.releaseCounter === installed.releaseCounter) {
-    if (order === 0) return { kind: "same-release" };
+    if (order === 0) return accept("same-release", release);
     throw new AcceptanceError(
       AcceptanceCode.EqualCounter,
       `releaseCounter ${release.releaseCounter} equals the installed release's (${installed.version}) but the version is ${release.version}`,
@@ -57,7 +70,7 @@ export function checkAcceptance({ release, installed, hardware, jobVersion }: Ac
       `version ${release.version} is not newer than the installed ${installed.version}`,
     );
   }
-  return { kind: "upgrade" };
+  return accept("upgrade", release);
 }
 
 /** The bytes are the release only when both size and SHA-256 match the signed manifest. */

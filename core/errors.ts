@@ -25,6 +25,19 @@ export class SchemaError extends KeelError {
   }
 }
 
+/**
+ * Text that is not strict JSON: bad syntax or UTF-8, a member name given twice, nesting too deep. A
+ * SchemaError, so every caller that refuses bad input refuses this too.
+ */
+export class StrictJsonError extends SchemaError {
+  override name = "StrictJsonError";
+}
+
+/** A trust root whose key id is not the SHA-256 of the public key it names. */
+export class KeyIdMismatchError extends SchemaError {
+  override name = "KeyIdMismatchError";
+}
+
 /** Not enough valid signatures from the keys a role trusts. */
 export class ThresholdError extends KeelError {
   override name = "ThresholdError";

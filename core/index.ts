@@ -6,6 +6,7 @@ export * from "./job-document.ts";
 export * from "./keys.ts";
 export * from "./parse.ts";
 export * from "./schemas.ts";
+export * from "./strict-json.ts";
 export * from "./verify.ts";
 export * from "./version.ts";
 export * from "./waves.ts";

@@ -1,6 +1,7 @@
 /** The one way outside input becomes typed data: JSON text or values through a zod schema. */
 import type { z } from "zod";
-import { SchemaError } from "./errors.ts";
+import { SchemaError, StrictJsonError } from "./errors.ts";
+import { JsonSyntaxError, parseStrictJson } from "./strict-json.ts";
 
 /** Upper bound for any JSON document we parse (manifests, roots, job documents are a few KB). */
 export const MAX_JSON_BYTES = 1024 * 1024;
@@ -21,6 +22,10 @@ export function parseWith<S extends z.ZodType>(schema: S, value: unknown, what: 
   return r.data;
 }
 
+/**
+ * JSON text (or UTF-8 bytes) to a value with the strict parser: a repeated member name or a member named
+ * `__proto__` can never be hidden from the schema that checks the value (core/strict-json.ts).
+ */
 export function parseJsonText(text: string | Uint8Array, what: string): unknown {
   const size = typeof text === "string" ? Buffer.byteLength(text) : text.byteLength;
   if (size > MAX_JSON_BYTES) {
@@ -29,11 +34,12 @@ export function parseJsonText(text: string | Uint8Array, what: string): unknown 
     ]);
   }
   try {
-    return JSON.parse(
+    return parseStrictJson(
       typeof text === "string" ? text : new TextDecoder("utf-8", { fatal: true }).decode(text),
     );
   } catch (err) {
-    throw new SchemaError(what, [{ path: "", message: `not valid UTF-8 JSON (${(err as Error).message})` }], {
+    const path = err instanceof JsonSyntaxError ? err.path : "";
+    throw new StrictJsonError(what, [{ path, message: `not valid UTF-8 JSON (${(err as Error).message})` }], {
       cause: err,
     });
   }

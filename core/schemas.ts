@@ -53,9 +53,19 @@ export const SignatureSchema = z.strictObject({
 });
 export type Signature = z.infer<typeof SignatureSchema>;
 
+/**
+ * A JSON object passed through as parsed. z.record would rebuild it by assignment, and assigning a member
+ * named `__proto__` sets a prototype instead: the member would vanish before the strict schema of the
+ * role could refuse it as unknown.
+ */
+export const JsonObjectSchema = z.custom<Record<string, unknown>>(
+  (v) => typeof v === "object" && v !== null && !Array.isArray(v),
+  "must be a JSON object",
+);
+
 /** `signed` is kept as raw JSON here; the role-specific schema is applied after the shape is known. */
 export const EnvelopeSchema = z.strictObject({
-  signed: z.record(z.string(), z.unknown()),
+  signed: JsonObjectSchema,
   signatures: z.array(SignatureSchema).max(64),
 });
 export interface Envelope<T> {

@@ -3,8 +3,8 @@
  * trusted time (docs/architecture.md#releases-and-trust). Pure: callers pass the clock in.
  */
 import { canonicalBytes } from "./canonical-json.ts";
-import { ExpiredError, RootRotationError, ThresholdError } from "./errors.ts";
-import { verifySignatureBytes } from "./keys.ts";
+import { ExpiredError, KeyIdMismatchError, RootRotationError, ThresholdError } from "./errors.ts";
+import { fromHex, keyIdOf, verifySignatureBytes } from "./keys.ts";
 import { parseWith } from "./parse.ts";
 import {
   type Envelope,
@@ -30,7 +30,23 @@ export function effectiveTime(t: TrustedTime): Date {
 
 export function parseRootEnvelope(value: unknown, what = "trust root"): Envelope<RootSigned> {
   const env = parseWith(EnvelopeSchema, value, what);
-  return { signed: parseWith(RootSignedSchema, env.signed, `${what} (signed)`), signatures: env.signatures };
+  const signed = parseWith(RootSignedSchema, env.signed, `${what} (signed)`);
+  checkKeyIds(signed, `${what} (signed)`);
+  return { signed, signatures: env.signatures };
+}
+
+/**
+ * A key id is the SHA-256 of its public key, nothing else: otherwise one key listed under two ids would
+ * count twice towards a threshold. A root that breaks the rule is refused as a whole.
+ */
+export function checkKeyIds(root: RootSigned, what = "trust root"): void {
+  const issues = Object.entries(root.keys)
+    .filter(([id, key]) => keyIdOf(fromHex(key.public)) !== id)
+    .map(([id, key]) => ({
+      path: `keys.${id}`,
+      message: `key id is not the SHA-256 of its public key (${keyIdOf(fromHex(key.public))})`,
+    }));
+  if (issues.length > 0) throw new KeyIdMismatchError(what, issues);
 }
 
 export function parseReleaseEnvelope(value: unknown, what = "release manifest"): Envelope<ReleaseSigned> {
@@ -42,8 +58,10 @@ export function parseReleaseEnvelope(value: unknown, what = "release manifest"):
 }
 
 /**
- * Counts valid signatures over `signed` by keys that `root` assigns to `role`. A key signing twice counts
- * once; keys the role does not list are ignored; returns the key ids that counted, or throws with have/need.
+ * Counts valid signatures over `signed` by keys that `root` assigns to `role`. What counts is distinct
+ * public keys, not key ids: a key signing twice, or listed under a second id, counts once (a key id that
+ * is not its key's SHA-256 never counts, should a root reach here without parseRootEnvelope); keys the
+ * role does not list are ignored; returns the key ids that counted, or throws with have/need.
  */
 export function verifyRole(
   signed: unknown,
@@ -55,6 +73,7 @@ export function verifyRole(
   const spec = root.roles[role];
   const message = canonicalBytes(signed);
   const counted = new Set<string>();
+  const keysCounted = new Set<string>();
   const details: string[] = [];
   for (const s of signatures) {
     if (counted.has(s.keyId)) continue;
@@ -63,8 +82,18 @@ export function verifyRole(
       continue;
     }
     const key = root.keys[s.keyId];
-    if (key && verifySignatureBytes(message, s.sig, key.public)) counted.add(s.keyId);
-    else details.push(`signature by key ${s.keyId.slice(0, 16)}… does not verify`);
+    if (!key || keyIdOf(fromHex(key.public)) !== s.keyId) {
+      details.push(`key ${s.keyId.slice(0, 16)}… is not the SHA-256 of its public key`);
+      continue;
+    }
+    if (keysCounted.has(key.public)) {
+      details.push(`key ${s.keyId.slice(0, 16)}… already counted`);
+      continue;
+    }
+    if (verifySignatureBytes(message, s.sig, key.public)) {
+      counted.add(s.keyId);
+      keysCounted.add(key.public);
+    } else details.push(`signature by key ${s.keyId.slice(0, 16)}… does not verify`);
   }
   if (counted.size < spec.threshold) throw new ThresholdError(label, counted.size, spec.threshold, details);
   return [...counted];
@@ -123,11 +152,14 @@ export function walkRootChain(
   return current;
 }
 
+/**
+ * A release whose signatures and expiry hold. Deliberately carries no time to persist: a verified
+ * release may still be refused (other hardware, a downgrade), and trusted time may only advance from a
+ * release that was accepted in full (checkAcceptance, then TrustStore.advanceTime on the device).
+ */
 export interface VerifiedRelease {
   release: ReleaseSigned;
   signers: string[];
-  /** max(trusted time, release createdAt): persist as the new latest known time. */
-  seenTime: Date;
 }
 
 export function verifyRelease(value: unknown, root: RootSigned, time: TrustedTime): VerifiedRelease {
@@ -135,7 +167,5 @@ export function verifyRelease(value: unknown, root: RootSigned, time: TrustedTim
   const env = parseReleaseEnvelope(value);
   const signers = verifyRole(env.signed, env.signatures, root, "release");
   checkNotExpired(`release ${env.signed.version} manifest`, env.signed.expiresAt, time);
-  const created = new Date(env.signed.createdAt);
-  const now = effectiveTime(time);
-  return { release: env.signed, signers, seenTime: created > now ? created : now };
+  return { release: env.signed, signers };
 }

@@ -6,15 +6,19 @@ const SEMVER =
 
 export const SemverSchema = z.string().max(128).regex(SEMVER, "must be a semantic version such as 1.2.3");
 
+/**
+ * Numeric identifiers are kept as digit strings and compared as BigInt: semver puts no bound on them, and
+ * a Number loses precision above 2^53 (9007199254740993 would equal 9007199254740992).
+ */
 interface Parsed {
-  core: [number, number, number];
+  core: [string, string, string];
   pre: string[];
 }
 
 function parse(v: string): Parsed {
   const m = SEMVER.exec(v);
   if (!m) throw new TypeError(`not a semantic version: ${JSON.stringify(v)}`);
-  return { core: [Number(m[1]), Number(m[2]), Number(m[3])], pre: m[4] ? m[4].split(".") : [] };
+  return { core: [m[1] ?? "0", m[2] ?? "0", m[3] ?? "0"], pre: m[4] ? m[4].split(".") : [] };
 }
 
 export function isSemver(v: string): boolean {
@@ -26,9 +30,8 @@ export function compareVersions(a: string, b: string): -1 | 0 | 1 {
   const pa = parse(a);
   const pb = parse(b);
   for (let i = 0; i < 3; i++) {
-    const x = pa.core[i] ?? 0;
-    const y = pb.core[i] ?? 0;
-    if (x !== y) return x < y ? -1 : 1;
+    const order = compareNumeric(pa.core[i] ?? "0", pb.core[i] ?? "0");
+    if (order !== 0) return order;
   }
   // A version without pre-release fields has higher precedence than one with them.
   if (pa.pre.length === 0 || pb.pre.length === 0) {
@@ -44,9 +47,16 @@ export function compareVersions(a: string, b: string): -1 | 0 | 1 {
     if (x === y) continue;
     const xn = /^\d+$/.test(x);
     const yn = /^\d+$/.test(y);
-    if (xn && yn) return Number(x) < Number(y) ? -1 : 1;
+    if (xn && yn) return compareNumeric(x, y);
     if (xn !== yn) return xn ? -1 : 1;
     return x < y ? -1 : 1;
   }
   return 0;
+}
+
+/** Two digit strings without leading zeros (the SEMVER pattern guarantees it), compared exactly. */
+function compareNumeric(a: string, b: string): -1 | 0 | 1 {
+  const x = BigInt(a);
+  const y = BigInt(b);
+  return x === y ? 0 : x < y ? -1 : 1;
 }

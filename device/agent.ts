@@ -130,7 +130,9 @@ export class Agent {
     this.logger =
       opts.logger ?? createLogger({ level: opts.config.log.level, fields: { thing: opts.config.thingName } });
     this.store = new StateStore(opts.config.stateDir);
-    this.trust = new TrustStore(opts.config.trustRoot, opts.config.stateDir, this.clock);
+    this.trust = new TrustStore(opts.config.trustRoot, opts.config.stateDir, this.clock, {
+      maxTimeAheadMs: opts.config.trustedTime.maxAheadHours * 3600_000,
+    });
     this.rebootFn = opts.reboot ?? (() => runCommand(this.config.reboot.command));
   }
 

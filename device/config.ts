@@ -65,7 +65,16 @@ export const AgentConfigSchema = z.strictObject({
       retries: z.number().int().min(0).max(100).default(5),
       initialBackoffMs: z.number().int().min(1).default(1000),
       maxBackoffMs: z.number().int().min(1).default(30_000),
+      /** Deadlines of every network read (device/install/download.ts): a cut, retried, when missed… */
       idleTimeoutMs: z.number().int().min(100).default(30_000),
+      headersTimeoutMs: z.number().int().min(100).default(30_000),
+      /** …and final: a whole manifest or root fetch, and a whole image download, retries included. */
+      documentTimeoutMs: z.number().int().min(100).default(120_000),
+      imageTimeoutMs: z
+        .number()
+        .int()
+        .min(100)
+        .default(24 * 3600_000),
       /** fsync the slot and persist the resume offset every this many bytes. */
       checkpointBytes: z
         .number()
@@ -78,6 +87,9 @@ export const AgentConfigSchema = z.strictObject({
       initialBackoffMs: 1000,
       maxBackoffMs: 30_000,
       idleTimeoutMs: 30_000,
+      headersTimeoutMs: 30_000,
+      documentTimeoutMs: 120_000,
+      imageTimeoutMs: 24 * 3600_000,
       checkpointBytes: 128 * 1024 * 1024,
     }),
   /** Terminal reports retry with this capped backoff until accepted. */
@@ -87,6 +99,13 @@ export const AgentConfigSchema = z.strictObject({
       maxMs: z.number().int().min(1).default(60_000),
     })
     .default({ initialMs: 1000, maxMs: 60_000 }),
+  /**
+   * Trusted time (the latest `createdAt` of an accepted release) never moves further than this past the
+   * node's own clock, so one manifest dated in the far future cannot make every later release "expired".
+   */
+  trustedTime: z
+    .strictObject({ maxAheadHours: z.number().int().min(0).max(8760).default(24) })
+    .default({ maxAheadHours: 24 }),
   /** Starts in the same state beyond this count are a crash/boot loop. */
   maxReentries: z.number().int().min(1).max(100).default(3),
   log: z

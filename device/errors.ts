@@ -49,6 +49,37 @@ export class ExpiredUrlError extends DownloadError {
   override name = "ExpiredUrlError";
 }
 
+/** Delta updates: the server answered a Range request with the whole object. */
+export class RangeUnsupportedError extends DownloadError {
+  override name = "RangeUnsupportedError";
+}
+
+export type DeadlinePhase = "headers" | "idle" | "total";
+
+/**
+ * A network read that missed its deadline: no response headers in time, no byte for too long, or the
+ * whole fetch (retries included) not done in time. Headers and idle count as a cut and are retried;
+ * this error is what remains once the retries are spent, or at once for `total`.
+ */
+export class DownloadTimeoutError extends DownloadError {
+  override name = "DownloadTimeoutError";
+  constructor(
+    url: string,
+    readonly phase: DeadlinePhase,
+    readonly ms: number,
+    message = DEADLINE_MESSAGES[phase](ms),
+    options?: { cause?: unknown },
+  ) {
+    super(url, message, options);
+  }
+}
+
+const DEADLINE_MESSAGES: Record<DeadlinePhase, (ms: number) => string> = {
+  headers: (ms) => `no response headers within ${ms} ms`,
+  idle: (ms) => `no data for ${ms} ms`,
+  total: (ms) => `not finished within ${ms} ms`,
+};
+
 /** The slot (block device or file) could not be opened, sized, written or read back. */
 export class SlotError extends KeelError {
   override name = "SlotError";

@@ -1,12 +1,19 @@
 /**
  * The device's trust state (docs/architecture.md#releases-and-trust): root 1 shipped in the image (config
  * `trustRoot`), newer roots persisted under stateDir/trust/root.<n>.json once verified, and the latest
- * time seen in verified metadata (trust/time.json), so a clock stepping backwards cannot revive an
+ * time seen in accepted metadata (trust/time.json), so a clock stepping backwards cannot revive an
  * expired manifest.
+ *
+ * Trusted time only moves forward, and only from a release that was accepted in full (signatures,
+ * threshold, expiry, hardware, version and counter: an `Acceptance`, which only checkAcceptance makes),
+ * and never further than `maxTimeAheadMs` past the node's own clock: a validly signed manifest with a
+ * `createdAt` in 2099 can otherwise push trusted time so far that every later release and root reads as
+ * expired, stranding the node for good.
  */
 import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { z } from "zod";
+import type { Acceptance } from "../core/acceptance.ts";
 import { parseJsonText, parseJsonWith } from "../core/parse.ts";
 import type { RootSigned } from "../core/schemas.ts";
 import { parseRootEnvelope, type TrustedTime, verifyRole, walkRootChain } from "../core/verify.ts";
@@ -16,14 +23,25 @@ import { writeFileAtomic } from "./fs-atomic.ts";
 
 const TimeFileSchema = z.strictObject({ latestKnown: z.iso.datetime({ offset: false }) });
 
+/** Default bound of trusted time past the node's clock (agent.json `trustedTime.maxAheadHours`). */
+export const DEFAULT_MAX_TIME_AHEAD_MS = 24 * 3600_000;
+
+export interface TrustStoreOptions {
+  /** How far past the node's own clock an accepted `createdAt` may move trusted time. */
+  maxTimeAheadMs?: number;
+}
+
 export class TrustStore {
   readonly dir: string;
+  private readonly maxTimeAheadMs: number;
   constructor(
     readonly shippedRootPath: string,
     stateDir: string,
     private readonly clock: AgentClock,
+    options: TrustStoreOptions = {},
   ) {
     this.dir = join(stateDir, "trust");
+    this.maxTimeAheadMs = options.maxTimeAheadMs ?? DEFAULT_MAX_TIME_AHEAD_MS;
   }
 
   /** max(clock, latest verified time) is applied by core; this supplies both. */
@@ -38,13 +56,20 @@ export class TrustStore {
     return { now: new Date(this.clock.now()), latestKnown };
   }
 
-  async recordTime(seen: Date): Promise<void> {
+  /**
+   * Moves trusted time up to the accepted release's `createdAt`, bounded by clock + maxTimeAheadMs;
+   * never backwards. Returns the latest known time after the call.
+   */
+  async advanceTime(acceptance: Acceptance): Promise<Date | undefined> {
+    const created = Date.parse(acceptance.release.createdAt);
+    const seen = new Date(Math.min(created, this.clock.now() + this.maxTimeAheadMs));
     const t = await this.trustedTime();
-    if (t.latestKnown && t.latestKnown >= seen) return;
+    if (t.latestKnown && t.latestKnown >= seen) return t.latestKnown;
     await writeFileAtomic(
       join(this.dir, "time.json"),
       `${JSON.stringify({ latestKnown: seen.toISOString() })}\n`,
     );
+    return seen;
   }
 
   /** Root 1 checks only its own signatures here: expiry applies to the root a walk ends on. */

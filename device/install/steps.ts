@@ -78,6 +78,9 @@ export function retryPolicy(config: AgentConfig): RetryPolicy {
     initialBackoffMs: config.download.initialBackoffMs,
     maxBackoffMs: config.download.maxBackoffMs,
     idleTimeoutMs: config.download.idleTimeoutMs,
+    headersTimeoutMs: config.download.headersTimeoutMs,
+    documentTimeoutMs: config.download.documentTimeoutMs,
+    imageTimeoutMs: config.download.imageTimeoutMs,
   };
 }
 
@@ -145,7 +148,6 @@ const validate: InstallStep = {
         root,
         await ctx.trust.trustedTime(),
       );
-      await ctx.trust.recordTime(verified.seenTime);
       const release = verified.release;
       const acceptance = checkAcceptance({
         release,
@@ -156,6 +158,7 @@ const validate: InstallStep = {
       job.release = release;
       if (acceptance.kind === "same-release") {
         // The release already runs here (a lost SUCCEEDED, or the job re-sent): nothing to write.
+        await ctx.trust.advanceTime(acceptance);
         job.target = ctx.booted;
         return { event: "already" };
       }
@@ -167,6 +170,8 @@ const validate: InstallStep = {
           `image is ${release.image.size} bytes but slot ${job.target} holds only ${capacity} bytes`,
         );
       }
+      // Only now, with every check passed, may the release's createdAt move trusted time (issue 11).
+      await ctx.trust.advanceTime(acceptance);
       return { event: "accepted" };
     } catch (err) {
       if (ctx.signal.aborted) throw new AbortedError("validation abandoned", { cause: err });

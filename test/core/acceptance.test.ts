@@ -20,13 +20,20 @@ describe("checkAcceptance", () => {
   it("accepts a newer release on listed hardware whose version the job names", () => {
     expect(checkAcceptance({ release, installed, hardware: "rpi4", jobVersion: "1.2.0" })).toEqual({
       kind: "upgrade",
+      release,
     });
-    expect(checkAcceptance({ release, installed: null, hardware: "pc-x86_64" })).toEqual({ kind: "upgrade" });
+    expect(checkAcceptance({ release, installed: null, hardware: "pc-x86_64" })).toEqual({
+      kind: "upgrade",
+      release,
+    });
   });
 
   it("accepts the same release again (re-delivered job)", () => {
     const same = { version: "1.2.0", releaseCounter: 12 };
-    expect(checkAcceptance({ release, installed: same, hardware: "rpi4" })).toEqual({ kind: "same-release" });
+    expect(checkAcceptance({ release, installed: same, hardware: "rpi4" })).toEqual({
+      kind: "same-release",
+      release,
+    });
   });
 
   it("refuses a job whose version differs from the signed manifest's (director vs repository)", () => {

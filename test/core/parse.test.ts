@@ -1,6 +1,6 @@
 /** Bad input in every shape is refused with the field path and reason, before any signature is looked at. */
 import { describe, expect, it } from "vitest";
-import { SchemaError } from "../../core/errors.ts";
+import { SchemaError, StrictJsonError } from "../../core/errors.ts";
 import { MAX_JSON_BYTES, parseJsonText, parseJsonWith } from "../../core/parse.ts";
 import { RootSignedSchema } from "../../core/schemas.ts";
 import { parseReleaseEnvelope, parseRootEnvelope, verifyRelease } from "../../core/verify.ts";
@@ -23,7 +23,7 @@ function issues(fn: () => unknown): Array<{ path: string; message: string }> {
 describe("JSON text", () => {
   it("refuses malformed JSON, naming the document", () => {
     expect(() => parseJsonText('{"signed": ', "release manifest x.json")).toThrow(
-      /invalid release manifest x\.json: \(root\): not valid UTF-8 JSON/,
+      /invalid release manifest x\.json: signed: not valid UTF-8 JSON \(unexpected end of text at offset 11\)/,
     );
   });
 
@@ -49,6 +49,42 @@ describe("JSON text", () => {
     const s = `"${"é".repeat(MAX_JSON_BYTES / 2)}"`; // 2 bytes each: over the limit in bytes
     expect(s.length).toBeLessThan(MAX_JSON_BYTES);
     expect(() => parseJsonText(s, "doc")).toThrow(/limit is/);
+  });
+});
+
+describe("signed JSON where no member name is special", () => {
+  const text = JSON.stringify(good);
+  // The member goes inside `signed`, as the first member, written the way an attacker would.
+  const withMember = (member: string) => text.replace('"signed":{', `"signed":{${member},`);
+
+  it("refuses an unknown member named __proto__ inside signed as an unknown field", () => {
+    const doc = withMember('"__proto__":{"releaseCounter":0}');
+    expect(() => parseReleaseEnvelope(parseJsonText(doc, "m"))).toThrow(/Unrecognized key: "__proto__"/);
+    expect(() => verifyRelease(parseJsonText(doc, "m"), root, { now: NOW })).toThrow(SchemaError);
+    // A __proto__ member in the envelope itself is refused the same way.
+    const outer = text.replace('{"signed":', '{"__proto__":[],"signed":');
+    expect(() => parseReleaseEnvelope(parseJsonText(outer, "m"))).toThrow(/Unrecognized key: "__proto__"/);
+  });
+
+  it("refuses a member name given twice, naming its path (canonical JSON would differ)", () => {
+    const doc = withMember('"version":"9.9.9"');
+    const err = (() => {
+      try {
+        parseJsonText(doc, "release manifest m");
+      } catch (e) {
+        return e;
+      }
+    })();
+    expect(err).toBeInstanceOf(StrictJsonError);
+    expect((err as StrictJsonError).issues[0]?.path).toBe("signed.version");
+    expect((err as Error).message).toMatch(/member "version" appears twice/);
+  });
+
+  it("the signed envelope keeps every member as parsed (no rebuild by assignment)", () => {
+    const doc = withMember('"__proto__":1');
+    const env = parseJsonText(doc, "m") as { signed: object };
+    expect(Object.keys(env.signed)).toContain("__proto__");
+    expect(Object.getPrototypeOf(env.signed)).toBe(Object.prototype);
   });
 });
 

@@ -1,5 +1,11 @@
 import { describe, expect, it } from "vitest";
-import { ExpiredError, RootRotationError, SchemaError, ThresholdError } from "../../core/errors.ts";
+import {
+  ExpiredError,
+  KeyIdMismatchError,
+  RootRotationError,
+  SchemaError,
+  ThresholdError,
+} from "../../core/errors.ts";
 import { signValue } from "../../core/keys.ts";
 import {
   effectiveTime,
@@ -38,7 +44,8 @@ describe("verifyRelease", () => {
     // Assess
     expect(v.release).toEqual(release);
     expect(v.signers.sort()).toEqual([rel1.keyId, rel3.keyId].sort());
-    expect(v.seenTime.toISOString()).toBe(NOW.toISOString());
+    // No time to persist: only an accepted release may move trusted time (core/acceptance.ts).
+    expect(Object.keys(v).sort()).toEqual(["release", "signers"]);
   });
 
   it("refuses one signature short of the threshold, naming have/need", () => {
@@ -113,9 +120,18 @@ describe("verifyRelease", () => {
     expect(() => verifyRelease(env, root1, { now: backwards.now })).not.toThrow();
   });
 
-  it("seenTime is the later of trusted time and createdAt (to persist as latest known)", () => {
-    const env = sign(makeRelease({ createdAt: "2030-06-15T00:00:00Z" }), [rel1, rel2]);
-    expect(verifyRelease(env, root1, time).seenTime.toISOString()).toBe("2030-06-15T00:00:00.000Z");
+  it("counts one public key listed under two key ids once (threshold counts keys)", () => {
+    // A root hand-built past parseRootEnvelope: rel1's key also listed under a forged id.
+    const forged = "f".repeat(64);
+    const root = makeRoot({ rootKeys: [r1], releaseKeys: [rel1], releaseThreshold: 1 });
+    root.keys[forged] = root.keys[rel1.keyId] as (typeof root.keys)[string];
+    root.roles.release = { keyIds: [rel1.keyId, forged], threshold: 2 };
+    const release = makeRelease();
+    const sig = signValue(release, rel1);
+    const env = { signed: release, signatures: [sig, { keyId: forged, sig: sig.sig }] };
+    expect(() => verifyRole(env.signed, env.signatures, root, "release")).toThrow(
+      /1 valid signature\(s\) of 2 needed.*not the SHA-256 of its public key/,
+    );
   });
 
   it("refuses schema problems in the signed body before counting signatures", () => {
@@ -133,6 +149,30 @@ describe("trust root", () => {
     );
     // Release keys cannot sign for the root role.
     expect(() => verifyInitialRoot(sign(root1, [r1, rel1]), time)).toThrow(ThresholdError);
+  });
+
+  it("refuses a root whose key id is not the SHA-256 of its public key (KeyIdMismatchError)", () => {
+    // One release key listed under its own id and a made-up one: a threshold of 2 met by one key.
+    const forged = "e".repeat(64);
+    const root = makeRoot({ rootKeys: [r1], releaseKeys: [rel1] });
+    root.keys[forged] = root.keys[rel1.keyId] as (typeof root.keys)[string];
+    root.roles.release = { keyIds: [rel1.keyId, forged], threshold: 2 };
+    const err = (() => {
+      try {
+        verifyInitialRoot(wire(sign(root, [r1])), time);
+      } catch (e) {
+        return e;
+      }
+    })();
+    expect(err).toBeInstanceOf(KeyIdMismatchError);
+    expect((err as KeyIdMismatchError).issues).toEqual([
+      { path: `keys.${forged}`, message: `key id is not the SHA-256 of its public key (${rel1.keyId})` },
+    ]);
+    // The same refusal for a rotation to such a root.
+    const next = { ...root, version: 2 };
+    expect(() => verifyRootUpdate(makeRoot({ rootKeys: [r1] }), wire(sign(next, [r1])))).toThrow(
+      KeyIdMismatchError,
+    );
   });
 
   it("refuses an expired root 1", () => {

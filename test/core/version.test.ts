@@ -41,6 +41,25 @@ describe("compareVersions (semver 2.0.0 §11)", () => {
     );
   });
 
+  it("compares numeric identifiers above 2^53 exactly (core and pre-release)", () => {
+    // Both numbers round to 9007199254740992 as a Number.
+    expect(compareVersions("9007199254740993.0.0", "9007199254740992.0.0")).toBe(1);
+    expect(compareVersions("1.0.9007199254740992", "1.0.9007199254740993")).toBe(-1);
+    expect(compareVersions("1.0.0-rc.9007199254740993", "1.0.0-rc.9007199254740992")).toBe(1);
+    expect(compareVersions("1.0.0-99999999999999999999", "1.0.0-99999999999999999999")).toBe(0);
+  });
+
+  it("orders big numeric identifiers as BigInt does", () => {
+    const big = fc.bigInt({ min: 0n, max: 2n ** 80n });
+    fc.assert(
+      fc.property(big, big, (a, b) => {
+        const expected = a === b ? 0 : a < b ? -1 : 1;
+        expect(compareVersions(`1.${a}.0`, `1.${b}.0`)).toBe(expected);
+        expect(compareVersions(`1.0.0-x.${a}`, `1.0.0-x.${b}`)).toBe(expected);
+      }),
+    );
+  });
+
   it("recognises semver and refuses the rest", () => {
     expect(isSemver("1.2.3-rc.1+b5")).toBe(true);
     for (const bad of ["1.2", "v1.2.3", "01.2.3", "1.2.3-", "1.2.3-01", ""])

@@ -46,6 +46,41 @@ describe("agent config", () => {
     expect(c.health[0]).toMatchObject({ url: "http://127.0.0.1:10248/healthz", expect: "ok" });
   });
 
+  it("has deadlines for every network read and a bound on trusted time, all overridable", async () => {
+    const c = await loadAgentConfig(await write(base), {}, {});
+    expect(c.download).toMatchObject({
+      headersTimeoutMs: 30_000,
+      idleTimeoutMs: 30_000,
+      documentTimeoutMs: 120_000,
+      imageTimeoutMs: 24 * 3600_000,
+    });
+    expect(c.trustedTime).toEqual({ maxAheadHours: 24 });
+    const set = await loadAgentConfig(
+      await write({ ...base, trustedTime: { maxAheadHours: 0 }, download: { headersTimeoutMs: 500 } }),
+      {},
+      {},
+    );
+    expect(set.trustedTime.maxAheadHours).toBe(0);
+    expect(set.download.headersTimeoutMs).toBe(500);
+    for (const [bad, path] of [
+      [{ download: { headersTimeoutMs: 0 } }, "download.headersTimeoutMs"],
+      [{ download: { imageTimeoutMs: 1.5 } }, "download.imageTimeoutMs"],
+      [{ trustedTime: { maxAheadHours: -1 } }, "trustedTime.maxAheadHours"],
+      [{ trustedTime: { maxAheadHours: 1, extra: 1 } }, "trustedTime"],
+    ] as const) {
+      const err = await loadAgentConfig(await write({ ...base, ...bad }), {}, {}).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(AgentConfigError);
+      expect((err as Error).message).toContain(path);
+    }
+  });
+
+  it("refuses a config file with a member given twice (which one wins would be a guess)", async () => {
+    const text = JSON.stringify(base).replace('"hardware":', '"hardware":"x86","hardware":');
+    const err = await loadAgentConfig(await write(text), {}, {}).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(AgentConfigError);
+    expect((err as Error).message).toMatch(/hardware: .*member "hardware" appears twice/);
+  });
+
   it("layers file, then flags, then environment", async () => {
     const file = await write(base);
     const c = await loadAgentConfig(
