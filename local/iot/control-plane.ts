@@ -21,6 +21,7 @@ import {
 } from "./arns.ts";
 import { IotServiceError } from "./errors.ts";
 import type { JobsEngine } from "./jobs-engine.ts";
+import { type ControlPlaneOperation, enforceControlPlaneLimits } from "./limits.ts";
 import {
   AbortConfigSchema,
   type Execution,
@@ -135,7 +136,7 @@ type Handler = (r: Req) => Promise<unknown> | unknown;
 interface Route {
   method: string;
   segments: string[];
-  op: string;
+  op: ControlPlaneOperation;
   handler: Handler;
 }
 
@@ -221,12 +222,10 @@ async function handle(
         });
       }
     }
-    const out = await match.route.handler({
-      params: match.params,
-      query: url.searchParams,
-      body,
-      headers: req.headers,
-    });
+    const request = { params: match.params, query: url.searchParams, body, headers: req.headers };
+    // AWS validates every member against its model before doing anything (docs/aws-limits.md).
+    enforceControlPlaneLimits(match.route.op, request);
+    const out = await match.route.handler(request);
     const json = JSON.stringify(out ?? {});
     res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(json) });
     res.end(json);
@@ -378,7 +377,7 @@ function buildRoutes(d: ControlPlaneDeps): Route[] {
     return id;
   };
 
-  const r = (method: string, path: string, op: string, handler: Handler): Route => ({
+  const r = (method: string, path: string, op: ControlPlaneOperation, handler: Handler): Route => ({
     method,
     segments: path.split("/").slice(1),
     op,

@@ -10,21 +10,14 @@ import { issuesOf } from "../../core/parse.ts";
 import type { FaultRule, RunningBroker } from "../contracts.ts";
 import { JobsRejection, RejectCode } from "./errors.ts";
 import type { JobsEngine, Outgoing } from "./jobs-engine.ts";
+import { enforceDataPlaneLimits } from "./limits.ts";
 import { ExecutionStatusSchema } from "./model.ts";
 
-const ClientToken = z.string().min(1).max(64);
-/** statusDetails limits (§2): ≤10 pairs; key `[a-zA-Z0-9:_-]{1,128}`; value 1–1024 chars, no control or unassigned characters. */
-export const StatusDetailsSchema = z
-  .record(
-    z.string().regex(/^[a-zA-Z0-9:_-]{1,128}$/, "keys are 1-128 characters of [a-zA-Z0-9:_-]"),
-    z
-      .string()
-      .min(1, "values must not be empty")
-      .max(1024, "values are at most 1024 characters")
-      .regex(/^[^\p{C}]+$/u, "values must not contain control or unassigned characters"),
-  )
-  .refine((m) => Object.keys(m).length <= 10, "at most 10 statusDetails entries");
-const StepTimeout = z.number().int().min(1).max(10080);
+// Limits (statusDetails sizes and patterns, clientToken, step timeouts) come from core/aws-limits.ts and are
+// enforced before these schemas run (limits.ts); the schemas only give the request its types.
+const ClientToken = z.string();
+const StatusDetailsSchema = z.record(z.string(), z.string());
+const StepTimeout = z.number().int();
 
 const GetPendingRequest = z.object({ clientToken: ClientToken.optional() });
 const StartNextRequest = z.object({
@@ -44,8 +37,8 @@ const UpdateRequestSchema = z.object({
   executionNumber: z.number().int().min(1).optional(),
   includeJobExecutionState: z.boolean().optional(),
   includeJobDocument: z.boolean().optional(),
-  // Update also accepts -1: cancel the step timer (§2).
-  stepTimeoutInMinutes: z.union([z.literal(-1), StepTimeout]).optional(),
+  // -1 cancels the step timer (docs/iot-jobs.md); the range, with that exception, is in the limits table.
+  stepTimeoutInMinutes: StepTimeout.optional(),
   clientToken: ClientToken.optional(),
 });
 
@@ -210,6 +203,12 @@ export class DataPlane {
         throw new JobsRejection(RejectCode.InvalidTopic, `Topic ${topic} maps to no Jobs operation`);
       }
       if (!validJson) throw new JobsRejection(RejectCode.InvalidJson, "The payload is not valid UTF-8 JSON");
+      // AWS validates the request before doing anything; an invalid one consumes no injected fault.
+      enforceDataPlaneLimits(
+        req.op,
+        { thingName: req.thing, ...("jobId" in req ? { jobId: req.jobId } : {}) },
+        body,
+      );
       // An injected service fault answers before the engine sees the request, so no state can change.
       const fault = this.takeFault(req, body);
       if (fault) throw new JobsRejection(RejectCode[fault], `Injected fault: ${fault}`);
