@@ -1,6 +1,6 @@
 /**
  * `--broker mosquitto`: a real mosquitto child process with a generated config under the data dir, enforcing
- * the same rules as the aedes broker (DESIGN.md, device IoT policy):
+ * the same rules as the aedes broker (docs/architecture.md, device IoT policy):
  * - TLS listener with require_certificate against the local CA: no certificate, or one from another CA, is
  *   refused at the handshake.
  * - A CRL (crlfile) revoking every device certificate the local CA issued that is not ACTIVE in the registry:

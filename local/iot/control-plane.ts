@@ -1,8 +1,8 @@
 /**
  * The control plane over HTTP (node:http, no framework), shaped so that the real `@aws-sdk/client-iot`
  * works with only `endpoint` changed: the same methods, paths, query names, bodies, status codes and
- * error types (`x-amzn-ErrorType` + `{"message"}`) as the service model (reference §4.1–4.2).
- * Signatures are not checked (§4.1 allows that); every body and parameter goes through zod.
+ * error types (`x-amzn-ErrorType` + `{"message"}`) as the service model (docs/iot-jobs.md).
+ * Signatures are not checked (the AWS SDK does not need it); every body and parameter goes through zod.
  */
 import { once } from "node:events";
 import http from "node:http";
@@ -196,7 +196,7 @@ async function handle(
     const url = new URL(req.url ?? "/", "http://localhost");
     let segments: string[];
     try {
-      // Labels arrive percent-encoded (`dev%3A01`, `%24next`); decode before matching (§4.1).
+      // Labels arrive percent-encoded (`dev%3A01`, `%24next`); decode before matching (docs/iot-jobs.md).
       segments = url.pathname.split("/").slice(1).map(decodeURIComponent);
     } catch (err) {
       throw new IotServiceError("InvalidRequestException", "The request path is not valid percent-encoding", {

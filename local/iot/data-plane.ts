@@ -1,5 +1,5 @@
 /**
- * The MQTT data plane (reference §1): connects to the broker as the privileged service client, subscribes
+ * The MQTT data plane (docs/iot-jobs.md): connects to the broker as the privileged service client, subscribes
  * to `$aws/things/+/jobs/#`, acts only on request topics (never on its own responses and notifications),
  * validates every payload with zod and answers on `/accepted` or `/rejected`. Publishing is serialized per
  * thing, so a device sees its response before the notifications that response caused.
@@ -60,7 +60,7 @@ export function classifyTopic(topic: string): Request {
   const last = rest[rest.length - 1];
   if (last === "accepted" || last === "rejected") return { op: "ignore" };
   if (rest.length === 1 && (rest[0] === "notify" || rest[0] === "notify-next")) return { op: "ignore" };
-  // Greengrass namespace notifications are service output too (§1.1).
+  // Greengrass namespace notifications are service output too (docs/iot-jobs.md).
   if (rest.length === 2 && rest[1]?.startsWith("notify-namespace-")) return { op: "ignore" };
   if (rest.length === 1 && rest[0] === "get") return { op: "get", thing };
   if (rest.length === 1 && rest[0] === "start-next") return { op: "start-next", thing };
@@ -107,7 +107,7 @@ export class DataPlane {
       // Errors while closing (acks racing the end of the connection) are expected noise.
       if (this.client === client) this.log("mqtt client error", { error: err.message });
     });
-    // A leading wildcard never matches `$` topics, so the subscription names `$aws` explicitly (§1.3).
+    // A leading wildcard never matches `$` topics, so the subscription names `$aws` explicitly (docs/iot-jobs.md).
     await client.subscribeAsync("$aws/things/+/jobs/#", { qos: 1 });
     this.client = client;
     for (const m of this.backlog.splice(0)) this.send(m.topic, m.payload);

@@ -1,6 +1,6 @@
 /**
- * The jobs engine: jobs, executions, the execution state machine (reference §2), rollout pacing, abort,
- * timeouts, retries, notifications (§1.3) and events (§5). Every change is synchronous, so a change is
+ * The jobs engine: jobs, executions, the execution state machine (docs/iot-jobs.md), rollout pacing, abort,
+ * timeouts, retries, notifications (docs/iot-jobs.md) and events (docs/iot-jobs.md). Every change is synchronous, so a change is
  * atomic; what it publishes (responses, notify, notify-next) is handed to the sink in order, per thing.
  * Per-operation cost is O(jobs of that thing) or O(things of that job), never O(all executions).
  */
@@ -37,7 +37,7 @@ export interface EngineSink {
   event(e: IotEvent): void;
 }
 
-/** AWS limits (reference §1.2, §1.3, §3). */
+/** AWS limits (docs/iot-jobs.md). */
 export const MAX_PENDING_LISTED = 10;
 export const MAX_TARGETS = 100;
 export const MAX_DOCUMENT_BYTES = 32 * 1024;
@@ -77,7 +77,7 @@ export interface UpdateRequest {
   clientToken?: string;
 }
 
-/** Statuses a device may send (§2); the others are set by the service only. */
+/** Statuses a device may send (docs/iot-jobs.md); the others are set by the service only. */
 const DEVICE_STATUSES: ReadonlySet<ExecutionStatus> = new Set([
   "IN_PROGRESS",
   "SUCCEEDED",
@@ -221,7 +221,7 @@ export class JobsEngine {
     return job;
   }
 
-  /** Every target must exist (§3); returns the things they reach, de-duplicated, in target order. */
+  /** Every target must exist (docs/iot-jobs.md); returns the things they reach, de-duplicated, in target order. */
   private resolveTargets(targets: string[]): string[] {
     const out = new Set<string>();
     for (const arn of targets) {
@@ -242,7 +242,7 @@ export class JobsEngine {
     return [...out];
   }
 
-  /** AssociateTargetsWithJob (§3): IN_PROGRESS CONTINUOUS jobs only, at most 100 targets in all. */
+  /** AssociateTargetsWithJob (docs/iot-jobs.md): IN_PROGRESS CONTINUOUS jobs only, at most 100 targets in all. */
   associateTargets(jobId: string, targets: string[], comment?: string): Job {
     const job = this.job(jobId);
     if (job.targetSelection !== "CONTINUOUS" || job.status !== "IN_PROGRESS") {
@@ -290,14 +290,14 @@ export class JobsEngine {
       patch.timeoutConfig !== undefined &&
       [...this.executionsOfJob(job)].some((e) => e.startedAt !== undefined)
     ) {
-      // §2: the in-progress timeout can change only before executions start.
+      // the in-progress timeout can change only before executions start.
       throw new IotServiceError(
         "InvalidRequestException",
         `timeoutConfig of job ${jobId} cannot change after executions have started`,
       );
     }
     if (patch.retryConfig?.criteriaList.some((c) => c.numberOfRetries !== 0)) {
-      // §2: after creation, UpdateJob can only set the retry counts to 0.
+      // after creation, UpdateJob can only set the retry counts to 0.
       throw new IotServiceError(
         "InvalidRequestException",
         "After creation numberOfRetries can only be set to 0",
@@ -377,7 +377,7 @@ export class JobsEngine {
     this.dirty();
   }
 
-  /** DescribeJob's jobProcessDetails (§3). */
+  /** DescribeJob's jobProcessDetails (docs/iot-jobs.md). */
   processDetails(job: Job): Record<string, unknown> {
     const c = job.counters;
     const details: Record<string, unknown> = {
@@ -502,7 +502,7 @@ export class JobsEngine {
     });
   }
 
-  // ================= data plane (MQTT requests, §1.2) =================
+  // ================= data plane (MQTT requests) =================
 
   getPending(thing: string, clientToken?: string): void {
     const pending = this.pendingOf(thing).slice(0, MAX_PENDING_LISTED);
@@ -524,7 +524,7 @@ export class JobsEngine {
       thing,
       () => {
         const head = this.pendingOf(thing)[0];
-        // §1.2: on a QUEUED head it starts; on an IN_PROGRESS head it changes nothing.
+        // on a QUEUED head it starts; on an IN_PROGRESS head it changes nothing.
         if (head?.status === "QUEUED") {
           const job = this.job(head.jobId);
           const now = this.clock.now();
@@ -571,7 +571,7 @@ export class JobsEngine {
 
   update(thing: string, jobId: string, req: UpdateRequest): void {
     if (!DEVICE_STATUSES.has(req.status)) {
-      // [unconfirmed] code for a device-sent service-only status; InvalidRequest per the reference (§2).
+      // [unconfirmed] code for a device-sent service-only status; InvalidRequest per the reference (docs/iot-jobs.md).
       throw new JobsRejection(
         RejectCode.InvalidRequest,
         `Status ${req.status} cannot be set by a device; use IN_PROGRESS, SUCCEEDED, FAILED or REJECTED`,
@@ -638,7 +638,7 @@ export class JobsEngine {
     );
   }
 
-  /** The `/rejected` message for a refused request (§1.4). */
+  /** The `/rejected` message for a refused request (docs/iot-jobs.md). */
   rejected(thing: string, requestTopic: string, r: JobsRejection, clientToken?: string): void {
     const payload = {
       code: r.code,
@@ -652,11 +652,11 @@ export class JobsEngine {
 
   // ================= state machine internals =================
 
-  /** Moves an execution to a terminal status and does everything that follows (§2, §3, §5). */
+  /** Moves an execution to a terminal status and does everything that follows. */
   private finish(job: Job, e: Execution, status: ExecutionStatus): void {
     const from = e.status;
     e.status = status;
-    e.versionNumber++; // [unconfirmed] service transitions bump the version too: the safe choice (§2).
+    e.versionNumber++; // [unconfirmed] service transitions bump the version too: the safe choice (docs/iot-jobs.md).
     e.lastUpdatedAt = this.clock.now();
     e.inProgressDeadline = undefined;
     e.stepDeadline = undefined;
@@ -672,7 +672,7 @@ export class JobsEngine {
     this.defer(() => this.checkCompletion(job));
   }
 
-  /** §2 retry: re-queue as executionNumber+1 while the matching criterion has retries left [inferred]. */
+  /** Retry: re-queue as executionNumber+1 while the matching criterion has retries left [inferred]. */
   private maybeRetry(job: Job, e: Execution, failure: "FAILED" | "TIMED_OUT"): void {
     const criteria = job.retryConfig?.criteriaList ?? [];
     const exact = criteria.find((c) => c.failureType === failure);
@@ -694,7 +694,7 @@ export class JobsEngine {
       if (executed < c.minNumberOfExecutedThings) continue;
       const failures = c.failureType === "ALL" ? t.FAILED + t.REJECTED + t.TIMED_OUT : t[c.failureType];
       if ((failures * 100) / executed >= c.thresholdPercentage) {
-        // §3: abort cancels only QUEUED executions; IN_PROGRESS ones keep running.
+        // abort cancels only QUEUED executions; IN_PROGRESS ones keep running.
         this.cancelJob(job.jobId, {
           force: false,
           reasonCode: `${c.failureType}_THRESHOLD_EXCEEDED`,
@@ -755,7 +755,7 @@ export class JobsEngine {
     job.counters[e.status]++;
   }
 
-  // ---- timers (§2) ----
+  // ---- timers (docs/iot-jobs.md) ----
 
   private startTimers(job: Job, e: Execution, stepMinutes?: number): void {
     const minutes = job.timeoutConfig?.inProgressTimeoutInMinutes;
@@ -809,7 +809,7 @@ export class JobsEngine {
     this.timers.delete(key);
   }
 
-  // ---- rollout (§3 jobExecutionsRolloutConfig) ----
+  // ---- rollout (docs/iot-jobs.md) ----
 
   /** Executions the rollout may create per minute now: maximumPerMinute, or the exponential rate. */
   private ratePerMinute(job: Job): number {
@@ -857,7 +857,7 @@ export class JobsEngine {
     );
   }
 
-  // ---- registry hooks: CONTINUOUS jobs (§3) and deleted things (§2 REMOVED) ----
+  // ---- registry hooks: CONTINUOUS jobs (docs/iot-jobs.md) and deleted things (docs/iot-jobs.md) ----
 
   private isTargeted(job: Job, thing: string): boolean {
     const groups = this.registry.effectiveGroups(thing);
@@ -903,7 +903,7 @@ export class JobsEngine {
     this.runDeferred();
   }
 
-  // ---- notifications (§1.3) ----
+  // ---- notifications (docs/iot-jobs.md) ----
 
   /** Pending executions of a thing: IN_PROGRESS first, then QUEUED, each in creation order. */
   private pendingOf(thing: string): Execution[] {
@@ -914,7 +914,7 @@ export class JobsEngine {
 
   /**
    * Runs a change for one thing and publishes what it caused, after `lead` (the response): notify when
-   * the pending set changed, notify-next when its head changed (§1.3).
+   * the pending set changed, notify-next when its head changed (docs/iot-jobs.md).
    */
   private mutateThing<T>(thing: string, fn: () => T, lead?: (result: T) => Outgoing[]): T {
     this.depth++;
@@ -944,7 +944,7 @@ export class JobsEngine {
     const jobs: Record<string, unknown> = {};
     const inProgress = pending.filter((e) => e.status === "IN_PROGRESS").map(summary);
     const queued = pending.filter((e) => e.status === "QUEUED").map(summary);
-    // Empty lists are left out, so an empty queue gives "jobs": {} (§1.3).
+    // Empty lists are left out, so an empty queue gives "jobs": {} (docs/iot-jobs.md).
     if (inProgress.length) jobs.IN_PROGRESS = inProgress;
     if (queued.length) jobs.QUEUED = queued;
     const payload = { timestamp: sec(this.clock.now()), jobs };
@@ -992,13 +992,13 @@ export class JobsEngine {
     };
   }
 
-  /** The document as a device sees it: placeholders replaced by fresh presigned URLs when configured (§3). */
+  /** The document as a device sees it: placeholders replaced by fresh presigned URLs when configured (docs/iot-jobs.md). */
   private async renderDocument(doc: string, presign: PresignedUrlConfig | undefined): Promise<unknown> {
     const text = presign ? await this.presign(doc, presign.expiresInSec ?? DEFAULT_PRESIGN_EXPIRY_SEC) : doc;
     return JSON.parse(text);
   }
 
-  // ---- events (§5) ----
+  // ---- events (docs/iot-jobs.md) ----
 
   private emitJobEvent(job: Job, op: JobOperation): void {
     const e = jobEvent(job, op, this.clock.now(), op === "completed" ? this.processDetails(job) : undefined);

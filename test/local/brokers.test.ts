@@ -1,14 +1,14 @@
 /**
- * Both local brokers, over mutual TLS with MQTT.js, enforce the device IoT policy (DESIGN.md): a device
+ * Both local brokers, over mutual TLS with MQTT.js, enforce the device IoT policy (docs/architecture.md): a device
  * connects with an ACTIVE certificate attached to the thing named by its client id, and uses only
  * `$aws/things/<its thing>/jobs/…`. Each refusal case is its own test, on aedes and on mosquitto.
  */
 import type { MqttClient } from "mqtt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startAedesBroker } from "../../../local/broker-aedes.ts";
-import { startMosquittoBroker } from "../../../local/broker-mosquitto.ts";
-import { type LocalCertificateAuthority, openCertificateAuthority } from "../../../local/ca.ts";
-import type { IssuedCertificate, RunningBroker } from "../../../local/contracts.ts";
+import { startAedesBroker } from "../../local/broker-aedes.ts";
+import { startMosquittoBroker } from "../../local/broker-mosquitto.ts";
+import { type LocalCertificateAuthority, openCertificateAuthority } from "../../local/ca.ts";
+import type { IssuedCertificate, RunningBroker } from "../../local/contracts.ts";
 import {
   closedByBroker,
   collect,
