@@ -214,16 +214,16 @@ export class DataPlane {
       if (fault) throw new JobsRejection(RejectCode[fault], `Injected fault: ${fault}`);
       switch (req.op) {
         case "get":
-          engine.getPending(req.thing, parse(GetPendingRequest, body).clientToken);
+          engine.device.getPending(req.thing, parse(GetPendingRequest, body).clientToken);
           break;
         case "start-next":
-          engine.startNext(req.thing, parse(StartNextRequest, body));
+          engine.device.startNext(req.thing, parse(StartNextRequest, body));
           break;
         case "describe":
-          engine.describe(req.thing, req.jobId, parse(DescribeRequest, body));
+          engine.device.describe(req.thing, req.jobId, parse(DescribeRequest, body));
           break;
         case "update":
-          engine.update(req.thing, req.jobId, parse(UpdateRequestSchema, body));
+          engine.device.update(req.thing, req.jobId, parse(UpdateRequestSchema, body));
           break;
       }
     } catch (err) {
@@ -232,7 +232,7 @@ export class DataPlane {
           ? err
           : new JobsRejection(RejectCode.InternalError, "The service could not process the request");
       if (!(err instanceof JobsRejection)) this.log("jobs request failed", { topic, error: String(err) });
-      engine.rejected(req.thing, topic, rejection, clientToken);
+      engine.device.rejected(req.thing, topic, rejection, clientToken);
     }
   }
 }

@@ -1,15 +1,25 @@
 /**
- * The jobs engine: jobs, executions, the execution state machine (docs/iot-jobs.md), rollout pacing, abort,
- * timeouts, retries, notifications (docs/iot-jobs.md) and events (docs/iot-jobs.md). Every change is synchronous, so a change is
- * atomic; what it publishes (responses, notify, notify-next) is handed to the sink in order, per thing.
- * Per-operation cost is O(jobs of that thing) or O(things of that job), never O(all executions).
+ * The jobs engine (docs/iot-jobs.md): the job lifecycle (create, update, cancel, delete, add targets), the
+ * control plane's view of executions, and what follows an execution's change of status (counters, retries,
+ * abort, completion, events, notify / notify-next). Its parts, one job each:
+ * - execution-machine.ts: the transition table every status change goes through;
+ * - execution-index.ts: executions indexed by thing and by job;
+ * - device-requests.ts: the MQTT jobs API (get, start-next, describe, update);
+ * - wire.ts: what is published to devices, rendered at send time (fresh presigned URLs);
+ * - execution-timers.ts: in-progress and step timeouts; rollout-pacer.ts: jobExecutionsRolloutConfig;
+ * - continuous-targets.ts: the registry's hooks (CONTINUOUS joiners and leavers, deleted things).
+ * Every change is synchronous, so a change is atomic; what it publishes is handed to the sink in order,
+ * per thing. Per-operation cost is O(jobs of that thing) or O(things of that job), never O(all executions).
  */
-import type { Clock, IotEvent } from "../contracts.ts";
+import type { Clock } from "../contracts.ts";
 import { type ArnContext, parseTargetArn, thingArn } from "./arns.ts";
-import { IotServiceError, JobsRejection, RejectCode } from "./errors.ts";
+import { ContinuousTargets } from "./continuous-targets.ts";
+import { DeviceRequests } from "./device-requests.ts";
+import type { EngineCore, EngineSink } from "./engine-core.ts";
+import { IotServiceError } from "./errors.ts";
 import { executionEvent, type JobOperation, jobEvent } from "./events.ts";
 import { ExecutionIndex } from "./execution-index.ts";
-import { deviceEvent, type ExecutionEvent, executionTransition } from "./execution-machine.ts";
+import { type ExecutionEvent, executionTransition } from "./execution-machine.ts";
 import { ExecutionTimers } from "./execution-timers.ts";
 import {
   type AbortConfig,
@@ -25,15 +35,10 @@ import {
 import type { Presigner } from "./presign.ts";
 import type { Registry } from "./registry.ts";
 import { RolloutPacer } from "./rollout-pacer.ts";
-import { executionState, JobsWire, type Outgoing, thingsTopic } from "./wire.ts";
+import { JobsWire, type Outgoing } from "./wire.ts";
 
+export type { EngineSink } from "./engine-core.ts";
 export type { Outgoing } from "./wire.ts";
-
-export interface EngineSink {
-  /** Messages for one thing, to be published in this order after everything queued before for it. */
-  publish(thingName: string, messages: Outgoing[]): void;
-  event(e: IotEvent): void;
-}
 
 /** AWS limits on a job (docs/iot-jobs.md); input limits are core/aws-limits.ts, checked before the engine. */
 export const MAX_TARGETS = 100;
@@ -61,26 +66,17 @@ export interface UpdateJobInput {
   presignedUrlConfig?: PresignedUrlConfig;
 }
 
-export interface UpdateRequest {
-  status: ExecutionStatus;
-  statusDetails?: Record<string, string>;
-  expectedVersion?: number;
-  executionNumber?: number;
-  includeJobExecutionState?: boolean;
-  includeJobDocument?: boolean;
-  stepTimeoutInMinutes?: number;
-  clientToken?: string;
-}
-
-export class JobsEngine {
+export class JobsEngine implements EngineCore {
   readonly jobs = new Map<string, Job>();
-  private readonly index: ExecutionIndex;
+  readonly index: ExecutionIndex;
   private readonly timers: ExecutionTimers;
   private readonly pacer: RolloutPacer;
-  private readonly wire: JobsWire;
+  readonly wire: JobsWire;
+  /** The MQTT jobs API (get, start-next, describe, update). */
+  readonly device: DeviceRequests;
+  private readonly targets: ContinuousTargets;
   private readonly deferred: Array<() => void> = [];
   /** CONTINUOUS jobs that may still be IN_PROGRESS: membership changes look only at these. */
-  private readonly continuous = new Set<string>();
   private depth = 0;
   private runningDeferred = false;
   eventConfig: EventConfig = { JOB: false, JOB_EXECUTION: false };
@@ -90,14 +86,11 @@ export class JobsEngine {
     private readonly clock: Clock,
     private readonly registry: Registry,
     presign: Presigner,
-    private readonly sink: EngineSink,
+    readonly sink: EngineSink,
     private readonly dirty: () => void,
     state?: { jobs: Job[]; executions: Execution[]; eventConfig: EventConfig },
   ) {
-    for (const j of state?.jobs ?? []) {
-      this.jobs.set(j.jobId, j);
-      if (j.targetSelection === "CONTINUOUS" && j.status === "IN_PROGRESS") this.continuous.add(j.jobId);
-    }
+    for (const j of state?.jobs ?? []) this.jobs.set(j.jobId, j);
     this.index = new ExecutionIndex(state?.executions);
     this.timers = new ExecutionTimers(clock, (e) => {
       const job = this.jobs.get(e.jobId);
@@ -110,8 +103,8 @@ export class JobsEngine {
     );
     this.wire = new JobsWire(clock, presign, (jobId) => this.job(jobId));
     if (state) this.eventConfig = state.eventConfig;
-    registry.hooks.membershipChanged = (t) => this.onMembershipChanged(t);
-    registry.hooks.thingDeleted = (t) => this.onThingDeleted(t);
+    this.device = new DeviceRequests(this);
+    this.targets = new ContinuousTargets(this, ctx, registry);
   }
 
   /** Re-arms every timer after a restart: execution timeouts and rollout pacing. */
@@ -197,7 +190,7 @@ export class JobsEngine {
       tally: { SUCCEEDED: 0, FAILED: 0, REJECTED: 0, TIMED_OUT: 0 },
     };
     this.jobs.set(job.jobId, job);
-    if (job.targetSelection === "CONTINUOUS") this.continuous.add(job.jobId);
+    this.targets.track(job);
     this.index.thingsOf(job.jobId);
     this.dirty();
     this.pacer.run(job);
@@ -466,115 +459,13 @@ export class JobsEngine {
     });
   }
 
-  // ================= data plane (MQTT requests) =================
-
-  getPending(thing: string, clientToken?: string): void {
-    this.sink.publish(thing, [this.wire.pendingList(thing, this.index.pendingOf(thing), clientToken)]);
-  }
-
-  startNext(
-    thing: string,
-    req: { statusDetails?: Record<string, string>; stepTimeoutInMinutes?: number; clientToken?: string },
-  ): void {
-    this.mutateThing(
-      thing,
-      () => {
-        const head = this.index.pendingOf(thing)[0];
-        // On a QUEUED head StartNext starts it; on an IN_PROGRESS head it changes nothing.
-        if (head?.status === "QUEUED") {
-          const job = this.job(head.jobId);
-          if (req.statusDetails !== undefined) head.statusDetails = { ...req.statusDetails };
-          this.progress(job, head, req.stepTimeoutInMinutes);
-        }
-        return head;
-      },
-      (head) => [
-        this.wire.executionResponse(`${thingsTopic(thing)}/start-next/accepted`, head, true, req.clientToken),
-      ],
-    );
-  }
-
-  describe(
-    thing: string,
-    jobId: string,
-    req: { executionNumber?: number; includeJobDocument?: boolean; clientToken?: string },
-  ): void {
-    const topic = `${thingsTopic(thing)}/${jobId}/get`;
-    let e: Execution | undefined;
-    if (jobId === "$next") {
-      e = this.index.pendingOf(thing)[0];
-    } else {
-      e = this.index.execution(thing, jobId, req.executionNumber);
-      if (!e) {
-        throw new JobsRejection(
-          RejectCode.ResourceNotFound,
-          `No job execution for job ${jobId} on thing ${thing}${req.executionNumber === undefined ? "" : ` with executionNumber ${req.executionNumber}`}`,
-        );
-      }
-      // [unconfirmed] TerminalStateReached's trigger is not documented precisely; the safer reading is to
-      // keep answering describes of terminal executions (agents re-sync from them), so it is never sent.
-    }
-    this.sink.publish(thing, [
-      this.wire.executionResponse(`${topic}/accepted`, e, req.includeJobDocument ?? true, req.clientToken),
-    ]);
-  }
-
-  update(thing: string, jobId: string, req: UpdateRequest): void {
-    const event = deviceEvent(req.status);
-    if (event === undefined) {
-      // [unconfirmed] code for a device-sent service-only status; InvalidRequest per docs/iot-jobs.md.
-      throw new JobsRejection(
-        RejectCode.InvalidRequest,
-        `Status ${req.status} cannot be set by a device; use IN_PROGRESS, SUCCEEDED, FAILED or REJECTED`,
-      );
-    }
-    const e = this.index.execution(thing, jobId, req.executionNumber);
-    const job = this.jobs.get(jobId);
-    if (!e || !job) {
-      throw new JobsRejection(
-        RejectCode.ResourceNotFound,
-        `No job execution for job ${jobId} on thing ${thing}${req.executionNumber === undefined ? "" : ` with executionNumber ${req.executionNumber}`}`,
-      );
-    }
-    if (req.expectedVersion !== undefined && req.expectedVersion !== e.versionNumber) {
-      throw new JobsRejection(
-        RejectCode.VersionMismatch,
-        `expectedVersion ${req.expectedVersion} does not match the current versionNumber ${e.versionNumber}`,
-        executionState(e),
-      );
-    }
-    if (executionTransition(e.status, event) === undefined) {
-      throw new JobsRejection(
-        RejectCode.InvalidStateTransition,
-        `Job execution ${jobId} on ${thing} is ${e.status}${e.forceCanceled ? " (force canceled)" : ""}; it cannot become ${req.status}`,
-        executionState(e),
-      );
-    }
-    this.mutateThing(
-      thing,
-      () => {
-        if (req.statusDetails !== undefined) e.statusDetails = { ...req.statusDetails };
-        if (event === "device-in-progress") this.progress(job, e, req.stepTimeoutInMinutes);
-        else this.finish(job, e, event);
-        // The state this update left, before any retry re-queues a new execution.
-        return { state: executionState(e), document: job.document, presign: job.presignedUrlConfig };
-      },
-      (r) => [this.wire.updateAccepted(`${thingsTopic(thing)}/${jobId}/update/accepted`, r, req)],
-    );
-  }
-
-  /** The `/rejected` message for a refused request. */
-  rejected(thing: string, requestTopic: string, r: JobsRejection, clientToken?: string): void {
-    this.sink.publish(thing, [this.wire.rejected(requestTopic, r, clientToken)]);
-  }
-
   // ================= state machine internals =================
 
   /**
    * A device's IN_PROGRESS (UpdateJobExecution, or StartNext on a QUEUED head): from QUEUED it starts the
    * execution and its timers; on an IN_PROGRESS one it is a progress update that may set a new step timer.
    */
-  private progress(job: Job, e: Execution, stepTimeoutInMinutes: number | undefined): void {
+  progress(job: Job, e: Execution, stepTimeoutInMinutes: number | undefined): void {
     const from = e.status;
     const now = this.clock.now();
     e.status = this.transition(e, "device-in-progress");
@@ -598,7 +489,7 @@ export class JobsEngine {
   }
 
   /** Moves an execution to the terminal status `event` leads to and does everything that follows. */
-  private finish(job: Job, e: Execution, event: ExecutionEvent): void {
+  finish(job: Job, e: Execution, event: ExecutionEvent): void {
     const from = e.status;
     const status = this.transition(e, event);
     e.status = status;
@@ -649,7 +540,7 @@ export class JobsEngine {
     }
   }
 
-  private checkCompletion(job: Job): void {
+  checkCompletion(job: Job): void {
     if (job.status !== "IN_PROGRESS" || job.targetSelection !== "SNAPSHOT") return;
     if (job.pendingRollout.length > 0 || job.counters.QUEUED > 0 || job.counters.IN_PROGRESS > 0) return;
     const now = this.clock.now();
@@ -660,7 +551,7 @@ export class JobsEngine {
     this.dirty();
   }
 
-  private createExecution(
+  createExecution(
     job: Job,
     thing: string,
     carry: { retryAttempt: number; retriesUsed: Execution["retriesUsed"] } = {
@@ -699,60 +590,13 @@ export class JobsEngine {
     job.counters[e.status]++;
   }
 
-  // ---- registry hooks: CONTINUOUS jobs (docs/iot-jobs.md) and deleted things (docs/iot-jobs.md) ----
-
-  private isTargeted(job: Job, thing: string): boolean {
-    const groups = this.registry.effectiveGroups(thing);
-    return job.targets.some((arn) => {
-      const t = parseTargetArn(this.ctx, arn);
-      return t !== undefined && (t.kind === "thing" ? t.name === thing : groups.has(t.name));
-    });
-  }
-
-  private onMembershipChanged(thing: string): void {
-    for (const jobId of this.continuous) {
-      const job = this.jobs.get(jobId);
-      if (job?.status !== "IN_PROGRESS") {
-        this.continuous.delete(jobId);
-        continue;
-      }
-      const targeted = this.isTargeted(job, thing);
-      const e = this.index.latest(thing, job.jobId);
-      this.mutateThing(thing, () => {
-        if (targeted && (!e || e.status === "REMOVED")) {
-          // Joiners get their execution at once, outside the rollout pacing; the retry count restarts.
-          job.pendingRollout = job.pendingRollout.filter((t) => t !== thing);
-          this.createExecution(job, thing);
-        } else if (!targeted && e && executionTransition(e.status, "remove") !== undefined) {
-          this.finish(job, e, "remove");
-        } else if (!targeted) {
-          job.pendingRollout = job.pendingRollout.filter((t) => t !== thing);
-        }
-      });
-    }
-  }
-
-  private onThingDeleted(thing: string): void {
-    for (const e of this.index.ofThing(thing)) {
-      const job = this.jobs.get(e.jobId);
-      if (job && executionTransition(e.status, "remove") !== undefined)
-        this.mutateThing(thing, () => this.finish(job, e, "remove"));
-    }
-    for (const job of this.jobs.values()) {
-      if (job.pendingRollout.includes(thing))
-        job.pendingRollout = job.pendingRollout.filter((t) => t !== thing);
-      this.defer(() => this.checkCompletion(job));
-    }
-    this.runDeferred();
-  }
-
   // ---- notifications (docs/iot-jobs.md) ----
 
   /**
    * Runs a change for one thing and publishes what it caused, after `lead` (the response): notify when
    * the pending set changed, notify-next when its head changed (docs/iot-jobs.md).
    */
-  private mutateThing<T>(thing: string, fn: () => T, lead?: (result: T) => Outgoing[]): T {
+  mutateThing<T>(thing: string, fn: () => T, lead?: (result: T) => Outgoing[]): T {
     this.depth++;
     try {
       const before = this.pendingSignature(thing);
@@ -788,7 +632,7 @@ export class JobsEngine {
 
   // ---- plumbing ----
 
-  private defer(fn: () => void): void {
+  defer(fn: () => void): void {
     this.deferred.push(fn);
     if (this.depth === 0) this.runDeferred();
   }
