@@ -42,7 +42,7 @@ describe.each<Kind>(["aedes", "mosquitto"])("%s broker over mutual TLS", (kind) 
     return outcome.client;
   }
   /** Both brokers refuse at CONNECT (mosquitto through Keel's plugin, local/mosquitto-client-id.c). */
-  async function expectRejectedAfterTls(clientId: string, cert: IssuedCertificate): Promise<void> {
+  async function expectRefusedAtConnect(clientId: string, cert: IssuedCertificate): Promise<void> {
     const outcome = await connectDevice(broker.url, clientId, identity(cert));
     expect(outcome.connected).toBe(false);
     if (!outcome.connected) expect(outcome.error).toMatch(/Not authorized/i);
@@ -113,11 +113,11 @@ describe.each<Kind>(["aedes", "mosquitto"])("%s broker over mutual TLS", (kind) 
   });
 
   it("refuses a certificate attached to another thing than the client id names", async () => {
-    await expectRejectedAfterTls("thing-a", certs.b);
+    await expectRefusedAtConnect("thing-a", certs.b);
   });
 
   it("refuses a client id that is not a thing the certificate is attached to", async () => {
-    await expectRejectedAfterTls("not-a-thing", certs.a);
+    await expectRefusedAtConnect("not-a-thing", certs.a);
   });
 
   it("refuses another thing's client id with a valid certificate, and the thing connected under it stays connected", async () => {
@@ -125,8 +125,8 @@ describe.each<Kind>(["aedes", "mosquitto"])("%s broker over mutual TLS", (kind) 
     let closes = 0;
     victim.on("close", () => closes++);
     // A valid certificate (attached to thing-b) asking for thing-a's client id: AWS IoT refuses the CONNECT.
-    await expectRejectedAfterTls("thing-a", certs.b);
-    await expectRejectedAfterTls("thing-a", certs.b);
+    await expectRefusedAtConnect("thing-a", certs.b);
+    await expectRefusedAtConnect("thing-a", certs.b);
     await victim.subscribeAsync("$aws/things/thing-a/jobs/after-takeover", { qos: 1 });
     const heard = nextMessage(victim, "$aws/things/thing-a/jobs/after-takeover");
     await service.publishAsync("$aws/things/thing-a/jobs/after-takeover", "still here", { qos: 1 });
