@@ -45,21 +45,17 @@ export function route(method: string, path: string, op: ControlPlaneOperation, h
   return { method, segments: path.split("/").slice(1), op, handler };
 }
 
-export const ThingName = z
-  .string()
-  .regex(/^[a-zA-Z0-9:_-]{1,128}$/, "must be 1-128 characters of [a-zA-Z0-9:_-]");
-export const JobId = z.string().regex(/^[a-zA-Z0-9_-]{1,64}$/, "must be 1-64 characters of [a-zA-Z0-9_-]");
-export const Attributes = z.record(
-  z.string().regex(/^[a-zA-Z0-9_.,@/:#-]{1,128}$/),
-  z.string().regex(/^[a-zA-Z0-9_.,@/:#=[\]-]{0,800}$/),
-);
+// Lengths, patterns and ranges are core/aws-limits.ts's, checked before any handler runs (limits.ts); these
+// schemas give each value its type (and decode query text), so no limit is written twice.
+export const ThingName = z.string();
+export const JobId = z.string();
+export const Attributes = z.record(z.string(), z.string());
 export const QueryBool = z.enum(["true", "false"]).transform((v) => v === "true");
 export const QueryInt = z
   .string()
   .regex(/^-?\d+$/, "must be an integer")
   .transform(Number);
-const MaxResults = QueryInt.pipe(z.number().int().min(1).max(250));
-export const Text2028 = z.string().max(2028);
+export const Text = z.string();
 const DEFAULT_PAGE = 50;
 
 /** Parses one input (body, path label, query value) or fails with InvalidRequestException naming the field. */
@@ -88,7 +84,7 @@ export const force = (r: Req): boolean => optionalQuery(r.query, "force", QueryB
 
 /** maxResults (1–250) / opaque nextToken pagination over an already ordered list. */
 export function paginate<T>(items: T[], q: URLSearchParams): { page: T[]; nextToken?: string } {
-  const max = optionalQuery(q, "maxResults", MaxResults) ?? DEFAULT_PAGE;
+  const max = optionalQuery(q, "maxResults", QueryInt) ?? DEFAULT_PAGE;
   const token = q.get("nextToken");
   let start = 0;
   if (token !== null) {

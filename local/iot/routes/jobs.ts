@@ -23,15 +23,15 @@ import {
   type Route,
   route,
   seconds,
-  Text2028,
+  Text,
   ThingName,
 } from "./common.ts";
 
 const CreateJobBody = z.object({
-  targets: z.array(z.string().min(1).max(2048)).min(1),
+  targets: z.array(z.string()),
   document: z.string().optional(),
-  documentSource: z.string().max(1350).optional(),
-  description: Text2028.optional(),
+  documentSource: z.string().optional(),
+  description: Text.optional(),
   targetSelection: z.enum(["SNAPSHOT", "CONTINUOUS"]).optional(),
   jobExecutionsRolloutConfig: RolloutConfigSchema.optional(),
   abortConfig: AbortConfigSchema.optional(),
@@ -45,11 +45,11 @@ const CreateJobBody = z.object({
   schedulingConfig: z.unknown().optional(),
 });
 const AssociateTargetsBody = z.object({
-  targets: z.array(z.string().min(1).max(2048)).min(1),
-  comment: Text2028.optional(),
+  targets: z.array(z.string()),
+  comment: Text.optional(),
 });
 const UpdateJobBody = z.object({
-  description: Text2028.optional(),
+  description: Text.optional(),
   jobExecutionsRolloutConfig: RolloutConfigSchema.optional(),
   abortConfig: AbortConfigSchema.optional(),
   timeoutConfig: TimeoutConfigSchema.optional(),
@@ -57,12 +57,8 @@ const UpdateJobBody = z.object({
   presignedUrlConfig: PresignedUrlConfigSchema.optional(),
 });
 const CancelJobBody = z.object({
-  reasonCode: z
-    .string()
-    .max(128)
-    .regex(/^[\p{Lu}\p{Nd}_]+$/u, "must be upper-case letters, digits and _")
-    .optional(),
-  comment: Text2028.optional(),
+  reasonCode: z.string().optional(),
+  comment: Text.optional(),
 });
 
 export function jobRoutes(d: ControlPlaneDeps): Route[] {

@@ -18,13 +18,13 @@ import {
   type Route,
   route,
   seconds,
-  Text2028,
+  Text,
   ThingName,
   thingParam,
 } from "./common.ts";
 
 const CreateThingBody = z.object({
-  thingTypeName: z.string().min(1).max(128).optional(),
+  thingTypeName: z.string().optional(),
   attributePayload: z.object({ attributes: Attributes.optional(), merge: z.boolean().optional() }).optional(),
   billingGroupName: z.string().optional(),
 });
@@ -32,7 +32,7 @@ const CreateThingGroupBody = z.object({
   parentGroupName: ThingName.optional(),
   thingGroupProperties: z
     .object({
-      thingGroupDescription: Text2028.optional(),
+      thingGroupDescription: Text.optional(),
       attributePayload: z
         .object({ attributes: Attributes.optional(), merge: z.boolean().optional() })
         .optional(),
