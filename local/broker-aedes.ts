@@ -1,6 +1,6 @@
 /**
  * The default local MQTT broker: aedes in-process behind node:tls with mutual TLS, enforcing what AWS IoT
- * Core enforces for a Keel device (docs/local-cloud.md#devices-and-mutual-tls):
+ * Core enforces for a Keel device (docs/architecture.md, device IoT policy):
  * - the TLS handshake needs a client certificate signed by the local CA (requestCert + rejectUnauthorized);
  * - CONNECT is refused unless the certificate is ACTIVE and attached to the thing named by the client id
  *   (DeviceAuthority.checkConnect, owned by the IoT registry);

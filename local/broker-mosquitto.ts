@@ -1,27 +1,28 @@
 /**
  * `--broker mosquitto`: a real mosquitto child process with a generated config under the data dir, enforcing
- * the same rules as the aedes broker (docs/local-cloud.md#devices-and-mutual-tls) with what mosquitto 2.0 offers without a
- * custom plugin:
+ * the same rules as the aedes broker (docs/architecture.md, device IoT policy):
  * - TLS listener with require_certificate against the local CA: no certificate, or one from another CA, is
  *   refused at the handshake.
  * - A CRL (crlfile) revoking every device certificate the local CA issued that is not ACTIVE in the registry:
  *   unknown and INACTIVE certificates are refused at the handshake.
- * - use_identity_as_username (each device certificate has a unique CN) and an ACL file giving each
- *   certificate read/write on `$aws/things/<thing>/jobs/#` of the things it is attached to only; the service
- *   certificate gets everything. Messages outside those topics are neither accepted nor delivered.
- * - mosquitto does not consult plugins or ACLs at CONNECT when the identity comes from the certificate, so a
- *   certificate connecting with a client id that is not a thing it is attached to cannot be refused before
- *   CONNACK. The broker's own log names every new client (client id and certificate CN); such a connection is
- *   closed at once by taking its client id over with the service identity. Until then the ACL above already
- *   confines it to its own things' topics. Connections whose certificate is deactivated or detached later
- *   are closed the same way after the reload.
- * Registry changes rewrite the ACL file and CRL and send SIGHUP, which makes mosquitto reload both.
+ * - Keel's plugin (local/mosquitto-client-id.c, built with the system C compiler on first use) checks every
+ *   CONNECT before mosquitto looks for an existing session: the client id must be a thing the certificate
+ *   is attached to (AWS IoT's `iot:Connect` on `client/${iot:Connection.Thing.ThingName}`). A valid
+ *   certificate asking for another thing's client id gets CONNACK "not authorized" and the thing connected
+ *   under that id stays connected. (`use_identity_as_username` would skip plugins at CONNECT, so the
+ *   plugin sets the username to the certificate's CN itself.)
+ * - An ACL file giving each certificate CN read/write on `$aws/things/<thing>/jobs/#` of the things it is
+ *   attached to only; the service certificate gets everything.
+ * Registry changes rewrite the policy file, the ACL file and the CRL and send SIGHUP, which makes mosquitto
+ * and the plugin reload all three; connections that no longer pass are then closed.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdir, rename, writeFile } from "node:fs/promises";
-import { userInfo } from "node:os";
+import { createHash, randomBytes } from "node:crypto";
+import { access, mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { tmpdir, userInfo } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
 import mqtt, { type MqttClient } from "mqtt";
 import { type LocalCertificateAuthority, serviceClientOf } from "./ca.ts";
 import type { DeviceAuthority, RunningBroker } from "./contracts.ts";
@@ -56,6 +57,7 @@ export async function startMosquittoBroker(options: MosquittoOptions): Promise<R
     conf: join(dir, "mosquitto.conf"),
     acl: join(dir, "acl"),
     crl: join(dir, "crl.pem"),
+    policy: join(dir, "client-ids"),
     cert: join(dir, "server.cert.pem"),
     key: join(dir, "server.key.pem"),
   };
@@ -86,6 +88,7 @@ export async function startMosquittoBroker(options: MosquittoOptions): Promise<R
     });
   });
 
+  const plugin = await buildClientIdPlugin();
   await writeAtomic(files.cert, ca.server.cert);
   await writeAtomic(files.key, ca.server.key);
   await writePolicy();
@@ -115,6 +118,7 @@ export async function startMosquittoBroker(options: MosquittoOptions): Promise<R
     const m = NEW_CLIENT.exec(line);
     if (m?.[1] && m[2] !== undefined) {
       connected.set(m[1], m[2]);
+      // The plugin checked this CONNECT against the policy file; a registry change since then is caught here.
       if (!allowed(m[1], m[2])) kick(m[1]);
     }
     const gone = CLIENT_GONE.exec(line);
@@ -203,6 +207,13 @@ export async function startMosquittoBroker(options: MosquittoOptions): Promise<R
       lines.push("", `user ${name}`, ...things.map((t) => `topic readwrite $aws/things/${t}/jobs/#`));
     }
     await writeAtomic(files.acl, `${lines.join("\n")}\n`);
+    // "<CN> <client id>" pairs the plugin accepts at CONNECT; the service may use any client id.
+    const pairs = [`${ca.serviceClient.commonName} *`];
+    for (const { certificateId, things } of active) {
+      const name = ca.commonNameOf(certificateId);
+      if (name) pairs.push(...things.map((t) => `${name} ${t}`));
+    }
+    await writeAtomic(files.policy, `${pairs.join("\n")}\n`);
     const revoked = ca.issuedCertificateIds().filter((id) => !activeIds.has(id));
     await writeAtomic(files.crl, ca.revocationList(revoked));
   }
@@ -215,6 +226,8 @@ export async function startMosquittoBroker(options: MosquittoOptions): Promise<R
       "per_listener_settings false",
       "allow_anonymous false",
       `acl_file ${files.acl}`,
+      `plugin ${plugin}`,
+      `plugin_opt_policy ${files.policy}`,
       "persistence true",
       `persistence_location ${dir}/`,
       "log_dest stderr", // unbuffered: we read it line by line
@@ -230,7 +243,6 @@ export async function startMosquittoBroker(options: MosquittoOptions): Promise<R
       `certfile ${files.cert}`,
       `keyfile ${files.key}`,
       "require_certificate true",
-      "use_identity_as_username true",
       "",
     ].join("\n");
   }
@@ -252,6 +264,48 @@ export async function startMosquittoBroker(options: MosquittoOptions): Promise<R
       await stopChild(child);
     },
   };
+}
+
+const PLUGIN_SOURCE = fileURLToPath(new URL("./mosquitto-client-id.c", import.meta.url));
+/** Debian packages the plugin build needs (compiler, mosquitto plugin headers, OpenSSL headers). */
+export const PLUGIN_BUILD_PACKAGES = "gcc mosquitto-dev libmosquitto-dev libssl-dev";
+
+/**
+ * Builds local/mosquitto-client-id.c once per source version into the temp dir (parallel test workers
+ * share it: each compiles to its own name, then renames into place) and returns the shared object's path.
+ */
+export async function buildClientIdPlugin(): Promise<string> {
+  const source = await readFile(PLUGIN_SOURCE);
+  const hash = createHash("sha256").update(source).digest("hex").slice(0, 16);
+  const dir = join(tmpdir(), "keel-mosquitto-plugin");
+  const out = join(dir, `keel-client-id-${hash}.so`);
+  if (
+    await access(out).then(
+      () => true,
+      () => false,
+    )
+  )
+    return out;
+  await mkdir(dir, { recursive: true });
+  const tmp = `${out}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
+  const args = ["-shared", "-fPIC", "-O2", "-Wall", "-Werror", "-o", tmp, PLUGIN_SOURCE, "-lcrypto"];
+  const result = await new Promise<{ code: number | null; output: string }>((resolve) => {
+    const cc = spawn(process.env.CC ?? "cc", args, { stdio: ["ignore", "pipe", "pipe"] });
+    let output = "";
+    cc.stdout.on("data", (d: Buffer) => (output += d.toString()));
+    cc.stderr.on("data", (d: Buffer) => (output += d.toString()));
+    cc.once("error", (err) => resolve({ code: null, output: String(err) }));
+    cc.once("close", (code) => resolve({ code, output }));
+  });
+  if (result.code !== 0) {
+    await rm(tmp, { force: true });
+    throw new LocalServiceError(
+      "mosquitto",
+      `cannot build the client-id plugin (apt-get install ${PLUGIN_BUILD_PACKAGES})\n${result.output}`,
+    );
+  }
+  await rename(tmp, out);
+  return out;
 }
 
 function waitForStart(

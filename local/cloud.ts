@@ -111,7 +111,14 @@ export async function startLocalCloud(options: StartLocalCloudOptions): Promise<
     const clock =
       options.clock ??
       createClock({ timeScale: options.timeScale ?? 1, startMs: await resumeScaledTime(clockFile) });
-    const saveClock = () => writeJsonAtomic(clockFile, { scaledNowMs: clock.now() } satisfies SavedClock);
+    // Saves are chained: the periodic save and the one at stop both write clock.json.tmp, and two renames
+    // of the same temp file in flight at once fail with ENOENT (and could leave an older time behind).
+    let saving = Promise.resolve();
+    const saveClock = () => {
+      const write = () => writeJsonAtomic(clockFile, { scaledNowMs: clock.now() } satisfies SavedClock);
+      saving = saving.then(write, write);
+      return saving;
+    };
     await saveClock();
     const clockSaver = setInterval(() => void saveClock().catch(() => {}), 1000);
     clockSaver.unref();

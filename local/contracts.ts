@@ -22,7 +22,7 @@ export interface CertificateAuthority {
 /**
  * What the brokers ask the IoT registry (owned by the stand-in) on every connect, publish and subscribe.
  * AWS IoT semantics: a device connects with a certificate that is ACTIVE and attached to the thing whose
- * name is the MQTT client id; it may then use only `$aws/things/<thing>/jobs/...` (docs/architecture.md#cloud, device IoT policy).
+ * name is the MQTT client id; it may then use only `$aws/things/<thing>/jobs/...` (docs/architecture.md, device policy).
  */
 export interface DeviceAuthority {
   /** null when allowed; otherwise the reason the connection is refused. */
@@ -66,7 +66,7 @@ export const LOCAL_CREDENTIALS = { accessKeyId: "KEELLOCAL", secretAccessKey: "k
 export const LOCAL_REGION = "us-east-1";
 export const LOCAL_ACCOUNT = "000000000000";
 
-/** Job and job-execution events, the same payloads AWS publishes on `$aws/events/...` (docs/iot-jobs.md §5). */
+/** Job and job-execution events, the same payloads AWS publishes on `$aws/events/...` (docs/iot-jobs.md). */
 export interface IotEvent {
   topic: string;
   payload: Record<string, unknown>;
@@ -94,7 +94,7 @@ export interface IotStandInStats {
 
 /**
  * A service fault to inject (local mode only, for resilience tests and demos): the data plane answers the
- * next `count` matching requests on `/rejected` with `code` (docs/iot-jobs.md §1.4: agents retry these) and changes
+ * next `count` matching requests on `/rejected` with `code` (docs/iot-jobs.md: agents retry these) and changes
  * no state. Unset fields match anything.
  */
 export interface FaultRule {

@@ -8,7 +8,6 @@
  */
 import { writeFile } from "node:fs/promises";
 import { z } from "zod";
-import { waveLabel } from "../cli/render.ts";
 import { parseWith } from "../core/parse.ts";
 import { AbortedError } from "../device/errors.ts";
 import {
@@ -21,6 +20,7 @@ import {
 import { type DevEnvironment, publishDemoReleases, type RolloutApi } from "./fleet/environment.ts";
 import { DemoOutcomeError, WaitTimeoutError } from "./fleet/errors.ts";
 import { LiveView, renderLive } from "./fleet/view.ts";
+import { waveLabel } from "./render.ts";
 
 export const GOOD_RELEASE = "1.1.0";
 export const BAD_RELEASE = "1.2.0";

@@ -17,6 +17,8 @@ export const REQUIRED_TOOLS: ReadonlyArray<{ tool: string; pkg: string; why: str
   { tool: "fw_setenv", pkg: "libubootenv-tool", why: "U-Boot environment interop" },
   { tool: "mkenvimage", pkg: "u-boot-tools", why: "U-Boot environment images" },
   { tool: "mosquitto", pkg: "mosquitto", why: "the second MQTT broker" },
+  // With the headers of mosquitto-dev, libmosquitto-dev and libssl-dev (local/broker-mosquitto.ts says so).
+  { tool: "gcc", pkg: "gcc", why: "builds mosquitto's client-id plugin (local/mosquitto-client-id.c)" },
   { tool: "debugfs", pkg: "e2fsprogs", why: "reads files back from ext2 images for grub-emu" },
   { tool: "mkfs.ext2", pkg: "e2fsprogs", why: "builds ext2 images for grub-emu" },
   { tool: "openssl", pkg: "openssl", why: "TLS interop checks" },

@@ -3,8 +3,8 @@ import type { Command } from "commander";
 import { z } from "zod";
 import { parseWith } from "../../core/parse.ts";
 import { type ReleaseRecord, ReleaseRecordSchema } from "../../functions/store.ts";
+import { renderTable } from "../../local/render.ts";
 import { ApiClient, addTargetOptions, resolveTarget, type TargetFlags } from "../api-client.ts";
-import { renderTable } from "../render.ts";
 
 export const ReleasesAnswerSchema = z.object({ releases: z.array(ReleaseRecordSchema) });
 

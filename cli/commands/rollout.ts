@@ -13,10 +13,10 @@ import {
   type WaveInput,
   WaveInputSchema,
 } from "../../functions/rollout/model.ts";
+import { renderTable, waveBar, waveLabel } from "../../local/render.ts";
 import { ApiClient, addTargetOptions, resolveTarget, type TargetFlags } from "../api-client.ts";
 import { CliUsageError } from "../errors.ts";
 import { collectList, durationOption, intOption } from "../inputs.ts";
-import { renderTable, waveBar, waveLabel } from "../render.ts";
 
 export interface WaveDefaults {
   /** Bake after every wave but the last, in seconds. */

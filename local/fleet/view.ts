@@ -4,9 +4,9 @@
  * only changes are printed, one plain line each, so logs and CI output stay readable.
  */
 
-import { waveBar, waveLabel } from "../../cli/render.ts";
 import { STATES } from "../../device/state-machine.ts";
 import type { RolloutView, Wave } from "../../functions/rollout/model.ts";
+import { waveBar, waveLabel } from "../render.ts";
 import type { NodePhase, NodeSnapshot } from "./node.ts";
 
 const BAR = 24;

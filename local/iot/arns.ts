@@ -1,4 +1,4 @@
-/** ARNs as AWS IoT spells them (docs/iot-jobs.md §3): things, thing groups, jobs, certificates. */
+/** ARNs as AWS IoT spells them (docs/iot-jobs.md): things, thing groups, jobs, certificates. */
 export interface ArnContext {
   region: string;
   account: string;

@@ -1,5 +1,5 @@
 /**
- * The MQTT data plane (docs/iot-jobs.md §1): connects to the broker as the privileged service client, subscribes
+ * The MQTT data plane (docs/iot-jobs.md): connects to the broker as the privileged service client, subscribes
  * to `$aws/things/+/jobs/#`, acts only on request topics (never on its own responses and notifications),
  * validates every payload with zod and answers on `/accepted` or `/rejected`. Publishing is serialized per
  * thing, so a device sees its response before the notifications that response caused.
@@ -10,21 +10,14 @@ import { issuesOf } from "../../core/parse.ts";
 import type { FaultRule, RunningBroker } from "../contracts.ts";
 import { JobsRejection, RejectCode } from "./errors.ts";
 import type { JobsEngine, Outgoing } from "./jobs-engine.ts";
+import { enforceDataPlaneLimits } from "./limits.ts";
 import { ExecutionStatusSchema } from "./model.ts";
 
-const ClientToken = z.string().min(1).max(64);
-/** statusDetails limits (§2): ≤10 pairs; key `[a-zA-Z0-9:_-]{1,128}`; value 1–1024 chars, no control or unassigned characters. */
-export const StatusDetailsSchema = z
-  .record(
-    z.string().regex(/^[a-zA-Z0-9:_-]{1,128}$/, "keys are 1-128 characters of [a-zA-Z0-9:_-]"),
-    z
-      .string()
-      .min(1, "values must not be empty")
-      .max(1024, "values are at most 1024 characters")
-      .regex(/^[^\p{C}]+$/u, "values must not contain control or unassigned characters"),
-  )
-  .refine((m) => Object.keys(m).length <= 10, "at most 10 statusDetails entries");
-const StepTimeout = z.number().int().min(1).max(10080);
+// Limits (statusDetails sizes and patterns, clientToken, step timeouts) come from core/aws-limits.ts and are
+// enforced before these schemas run (limits.ts); the schemas only give the request its types.
+const ClientToken = z.string();
+const StatusDetailsSchema = z.record(z.string(), z.string());
+const StepTimeout = z.number().int();
 
 const GetPendingRequest = z.object({ clientToken: ClientToken.optional() });
 const StartNextRequest = z.object({
@@ -44,8 +37,8 @@ const UpdateRequestSchema = z.object({
   executionNumber: z.number().int().min(1).optional(),
   includeJobExecutionState: z.boolean().optional(),
   includeJobDocument: z.boolean().optional(),
-  // Update also accepts -1: cancel the step timer (§2).
-  stepTimeoutInMinutes: z.union([z.literal(-1), StepTimeout]).optional(),
+  // -1 cancels the step timer (docs/iot-jobs.md); the range, with that exception, is in the limits table.
+  stepTimeoutInMinutes: StepTimeout.optional(),
   clientToken: ClientToken.optional(),
 });
 
@@ -67,7 +60,7 @@ export function classifyTopic(topic: string): Request {
   const last = rest[rest.length - 1];
   if (last === "accepted" || last === "rejected") return { op: "ignore" };
   if (rest.length === 1 && (rest[0] === "notify" || rest[0] === "notify-next")) return { op: "ignore" };
-  // Greengrass namespace notifications are service output too (§1.1).
+  // Greengrass namespace notifications are service output too (docs/iot-jobs.md).
   if (rest.length === 2 && rest[1]?.startsWith("notify-namespace-")) return { op: "ignore" };
   if (rest.length === 1 && rest[0] === "get") return { op: "get", thing };
   if (rest.length === 1 && rest[0] === "start-next") return { op: "start-next", thing };
@@ -114,7 +107,7 @@ export class DataPlane {
       // Errors while closing (acks racing the end of the connection) are expected noise.
       if (this.client === client) this.log("mqtt client error", { error: err.message });
     });
-    // A leading wildcard never matches `$` topics, so the subscription names `$aws` explicitly (§1.3).
+    // A leading wildcard never matches `$` topics, so the subscription names `$aws` explicitly (docs/iot-jobs.md).
     await client.subscribeAsync("$aws/things/+/jobs/#", { qos: 1 });
     this.client = client;
     for (const m of this.backlog.splice(0)) this.send(m.topic, m.payload);
@@ -210,21 +203,27 @@ export class DataPlane {
         throw new JobsRejection(RejectCode.InvalidTopic, `Topic ${topic} maps to no Jobs operation`);
       }
       if (!validJson) throw new JobsRejection(RejectCode.InvalidJson, "The payload is not valid UTF-8 JSON");
+      // AWS validates the request before doing anything; an invalid one consumes no injected fault.
+      enforceDataPlaneLimits(
+        req.op,
+        { thingName: req.thing, ...("jobId" in req ? { jobId: req.jobId } : {}) },
+        body,
+      );
       // An injected service fault answers before the engine sees the request, so no state can change.
       const fault = this.takeFault(req, body);
       if (fault) throw new JobsRejection(RejectCode[fault], `Injected fault: ${fault}`);
       switch (req.op) {
         case "get":
-          engine.getPending(req.thing, parse(GetPendingRequest, body).clientToken);
+          engine.device.getPending(req.thing, parse(GetPendingRequest, body).clientToken);
           break;
         case "start-next":
-          engine.startNext(req.thing, parse(StartNextRequest, body));
+          engine.device.startNext(req.thing, parse(StartNextRequest, body));
           break;
         case "describe":
-          engine.describe(req.thing, req.jobId, parse(DescribeRequest, body));
+          engine.device.describe(req.thing, req.jobId, parse(DescribeRequest, body));
           break;
         case "update":
-          engine.update(req.thing, req.jobId, parse(UpdateRequestSchema, body));
+          engine.device.update(req.thing, req.jobId, parse(UpdateRequestSchema, body));
           break;
       }
     } catch (err) {
@@ -233,7 +232,7 @@ export class DataPlane {
           ? err
           : new JobsRejection(RejectCode.InternalError, "The service could not process the request");
       if (!(err instanceof JobsRejection)) this.log("jobs request failed", { topic, error: String(err) });
-      engine.rejected(req.thing, topic, rejection, clientToken);
+      engine.device.rejected(req.thing, topic, rejection, clientToken);
     }
   }
 }

@@ -1,11 +1,11 @@
 /**
  * Named errors of the IoT Jobs stand-in. Control-plane failures carry the AWS error shape name and HTTP
- * status (docs/iot-jobs.md §4.1) so the real SDK raises the same exception classes; data-plane failures carry the
- * `/rejected` code (§1.4).
+ * status (docs/iot-jobs.md) so the real SDK raises the same exception classes; data-plane failures carry the
+ * `/rejected` code (docs/iot-jobs.md).
  */
 import { KeelError } from "../../core/errors.ts";
 
-/** HTTP status per control-plane error type (docs/iot-jobs.md §4.1). */
+/** HTTP status per control-plane error type (docs/iot-jobs.md). */
 export const ERROR_STATUS = {
   InvalidRequestException: 400,
   ThrottlingException: 400,
@@ -56,13 +56,13 @@ export interface ExecutionStateWire {
   versionNumber: number;
 }
 
-/** A data-plane request the service refuses: published on `.../rejected` (docs/iot-jobs.md §1.4). */
+/** A data-plane request the service refuses: published on `.../rejected` (docs/iot-jobs.md). */
 export class JobsRejection extends KeelError {
   override name = "JobsRejection";
   constructor(
     readonly code: RejectCode,
     message: string,
-    /** Only for InvalidStateTransition and VersionMismatch (§1.4). */
+    /** Only for InvalidStateTransition and VersionMismatch (docs/iot-jobs.md). */
     readonly executionState?: ExecutionStateWire,
   ) {
     super(message);

@@ -1,5 +1,5 @@
 /**
- * Job and job-execution event payloads as AWS publishes them on `$aws/events/...` (docs/iot-jobs.md §5).
+ * Job and job-execution event payloads as AWS publishes them on `$aws/events/...` (docs/iot-jobs.md).
  * `timestamp` is epoch seconds; [units unconfirmed] the documented examples give `createdAt` /
  * `lastUpdatedAt` / `completedAt` as 13-digit epoch milliseconds, so that is what we publish.
  */

@@ -1,48 +1,48 @@
 /**
- * The jobs engine: jobs, executions, the execution state machine (docs/iot-jobs.md §2), rollout pacing, abort,
- * timeouts, retries, notifications (§1.3) and events (§5). Every change is synchronous, so a change is
- * atomic; what it publishes (responses, notify, notify-next) is handed to the sink in order, per thing.
- * Per-operation cost is O(jobs of that thing) or O(things of that job), never O(all executions).
+ * The jobs engine (docs/iot-jobs.md): the job lifecycle (create, update, cancel, delete, add targets), the
+ * control plane's view of executions, and what follows an execution's change of status (counters, retries,
+ * abort, completion, events, notify / notify-next). Its parts, one job each:
+ * - execution-machine.ts: the transition table every status change goes through;
+ * - execution-index.ts: executions indexed by thing and by job;
+ * - device-requests.ts: the MQTT jobs API (get, start-next, describe, update);
+ * - wire.ts: what is published to devices, rendered at send time (fresh presigned URLs);
+ * - execution-timers.ts: in-progress and step timeouts; rollout-pacer.ts: jobExecutionsRolloutConfig;
+ * - continuous-targets.ts: the registry's hooks (CONTINUOUS joiners and leavers, deleted things).
+ * Every change is synchronous, so a change is atomic; what it publishes is handed to the sink in order,
+ * per thing. Per-operation cost is O(jobs of that thing) or O(things of that job), never O(all executions).
  */
-import type { Clock, IotEvent } from "../contracts.ts";
+import type { Clock } from "../contracts.ts";
 import { type ArnContext, parseTargetArn, thingArn } from "./arns.ts";
-import { type ExecutionStateWire, IotServiceError, JobsRejection, RejectCode } from "./errors.ts";
+import { ContinuousTargets } from "./continuous-targets.ts";
+import { DeviceRequests } from "./device-requests.ts";
+import type { EngineCore, EngineSink } from "./engine-core.ts";
+import { IotServiceError } from "./errors.ts";
 import { executionEvent, type JobOperation, jobEvent } from "./events.ts";
+import { ExecutionIndex } from "./execution-index.ts";
+import { type ExecutionEvent, executionTransition } from "./execution-machine.ts";
+import { ExecutionTimers } from "./execution-timers.ts";
 import {
   type AbortConfig,
   type EventConfig,
   type Execution,
   type ExecutionStatus,
   emptyCounters,
-  getOrCreate,
-  isPending,
   type Job,
   type PresignedUrlConfig,
   type RetryConfig,
   type RolloutConfig,
-  TERMINAL,
 } from "./model.ts";
-import { DEFAULT_PRESIGN_EXPIRY_SEC, type Presigner } from "./presign.ts";
+import type { Presigner } from "./presign.ts";
 import type { Registry } from "./registry.ts";
+import { RolloutPacer } from "./rollout-pacer.ts";
+import { JobsWire, type Outgoing } from "./wire.ts";
 
-/** One MQTT message the service publishes; rendered just before sending (presigned URLs are fresh). */
-export interface Outgoing {
-  topic: string;
-  render: () => Promise<Record<string, unknown>>;
-}
+export type { EngineSink } from "./engine-core.ts";
+export type { Outgoing } from "./wire.ts";
 
-export interface EngineSink {
-  /** Messages for one thing, to be published in this order after everything queued before for it. */
-  publish(thingName: string, messages: Outgoing[]): void;
-  event(e: IotEvent): void;
-}
-
-/** AWS limits (docs/iot-jobs.md §1.2, §1.3, §3). */
-export const MAX_PENDING_LISTED = 10;
+/** AWS limits on a job (docs/iot-jobs.md); input limits are core/aws-limits.ts, checked before the engine. */
 export const MAX_TARGETS = 100;
 export const MAX_DOCUMENT_BYTES = 32 * 1024;
-const MINUTE_MS = 60_000;
-const DEFAULT_MAX_PER_MINUTE = 1000;
 
 export interface CreateJobInput {
   jobId: string;
@@ -66,39 +66,17 @@ export interface UpdateJobInput {
   presignedUrlConfig?: PresignedUrlConfig;
 }
 
-export interface UpdateRequest {
-  status: ExecutionStatus;
-  statusDetails?: Record<string, string>;
-  expectedVersion?: number;
-  executionNumber?: number;
-  includeJobExecutionState?: boolean;
-  includeJobDocument?: boolean;
-  stepTimeoutInMinutes?: number;
-  clientToken?: string;
-}
-
-/** Statuses a device may send (§2); the others are set by the service only. */
-const DEVICE_STATUSES: ReadonlySet<ExecutionStatus> = new Set([
-  "IN_PROGRESS",
-  "SUCCEEDED",
-  "FAILED",
-  "REJECTED",
-]);
-
-const sec = (ms: number): number => Math.floor(ms / 1000);
-const thingsTopic = (thing: string): string => `$aws/things/${thing}/jobs`;
-
-export class JobsEngine {
+export class JobsEngine implements EngineCore {
   readonly jobs = new Map<string, Job>();
-  /** thing → jobId → executions of that job on that thing, by executionNumber (last = latest). */
-  private readonly execs = new Map<string, Map<string, Execution[]>>();
-  /** jobId → things that have an execution of it, in creation order. */
-  private readonly jobThings = new Map<string, Set<string>>();
-  private readonly timers = new Map<string, { cancel(): void }>();
-  private readonly rolloutTimers = new Map<string, { cancel(): void }>();
+  readonly index: ExecutionIndex;
+  private readonly timers: ExecutionTimers;
+  private readonly pacer: RolloutPacer;
+  readonly wire: JobsWire;
+  /** The MQTT jobs API (get, start-next, describe, update). */
+  readonly device: DeviceRequests;
+  private readonly targets: ContinuousTargets;
   private readonly deferred: Array<() => void> = [];
   /** CONTINUOUS jobs that may still be IN_PROGRESS: membership changes look only at these. */
-  private readonly continuous = new Set<string>();
   private depth = 0;
   private runningDeferred = false;
   eventConfig: EventConfig = { JOB: false, JOB_EXECUTION: false };
@@ -107,49 +85,48 @@ export class JobsEngine {
     private readonly ctx: ArnContext,
     private readonly clock: Clock,
     private readonly registry: Registry,
-    private readonly presign: Presigner,
-    private readonly sink: EngineSink,
+    presign: Presigner,
+    readonly sink: EngineSink,
     private readonly dirty: () => void,
     state?: { jobs: Job[]; executions: Execution[]; eventConfig: EventConfig },
   ) {
-    for (const j of state?.jobs ?? []) {
-      this.jobs.set(j.jobId, j);
-      if (j.targetSelection === "CONTINUOUS" && j.status === "IN_PROGRESS") this.continuous.add(j.jobId);
-    }
-    for (const e of state?.executions ?? []) {
-      this.execList(e.thingName, e.jobId).push(e);
-      this.jobThingSet(e.jobId).add(e.thingName);
-    }
-    for (const list of this.allExecutionLists()) list.sort((a, b) => a.executionNumber - b.executionNumber);
+    for (const j of state?.jobs ?? []) this.jobs.set(j.jobId, j);
+    this.index = new ExecutionIndex(state?.executions);
+    this.timers = new ExecutionTimers(clock, (e) => {
+      const job = this.jobs.get(e.jobId);
+      if (job) this.mutateThing(e.thingName, () => this.finish(job, e, "timeout"));
+    });
+    this.pacer = new RolloutPacer(
+      clock,
+      (job, thing) => this.mutateThing(thing, () => this.createExecution(job, thing)),
+      dirty,
+    );
+    this.wire = new JobsWire(clock, presign, (jobId) => this.job(jobId));
     if (state) this.eventConfig = state.eventConfig;
-    registry.hooks.membershipChanged = (t) => this.onMembershipChanged(t);
-    registry.hooks.thingDeleted = (t) => this.onThingDeleted(t);
+    this.device = new DeviceRequests(this);
+    this.targets = new ContinuousTargets(this, ctx, registry);
   }
 
   /** Re-arms every timer after a restart: execution timeouts and rollout pacing. */
   resumeTimers(): void {
-    for (const list of this.allExecutionLists()) {
+    for (const list of this.index.lists()) {
       const e = list[list.length - 1];
-      if (e) this.armTimeout(e);
+      if (e) this.timers.arm(e);
     }
     for (const job of this.jobs.values()) {
-      if (job.status === "IN_PROGRESS" && job.pendingRollout.length > 0) this.scheduleRollout(job);
+      if (job.status === "IN_PROGRESS" && job.pendingRollout.length > 0) this.pacer.schedule(job);
     }
     // Jobs whose last execution ended just before the stop may still need to complete.
     for (const job of this.jobs.values()) this.checkCompletion(job);
   }
 
   stopTimers(): void {
-    for (const t of this.timers.values()) t.cancel();
-    for (const t of this.rolloutTimers.values()) t.cancel();
-    this.timers.clear();
-    this.rolloutTimers.clear();
+    this.timers.stopAll();
+    this.pacer.stopAll();
   }
 
   snapshot(): { jobs: Job[]; executions: Execution[] } {
-    const executions: Execution[] = [];
-    for (const list of this.allExecutionLists()) executions.push(...list);
-    return { jobs: [...this.jobs.values()], executions };
+    return { jobs: [...this.jobs.values()], executions: this.index.all() };
   }
 
   // ================= control plane: jobs =================
@@ -213,15 +190,15 @@ export class JobsEngine {
       tally: { SUCCEEDED: 0, FAILED: 0, REJECTED: 0, TIMED_OUT: 0 },
     };
     this.jobs.set(job.jobId, job);
-    if (job.targetSelection === "CONTINUOUS") this.continuous.add(job.jobId);
-    this.jobThingSet(job.jobId);
+    this.targets.track(job);
+    this.index.thingsOf(job.jobId);
     this.dirty();
-    this.releaseRollout(job);
+    this.pacer.run(job);
     this.checkCompletion(job);
     return job;
   }
 
-  /** Every target must exist (§3); returns the things they reach, de-duplicated, in target order. */
+  /** Every target must exist (docs/iot-jobs.md); returns the things they reach, de-duplicated, in target order. */
   private resolveTargets(targets: string[]): string[] {
     const out = new Set<string>();
     for (const arn of targets) {
@@ -242,7 +219,7 @@ export class JobsEngine {
     return [...out];
   }
 
-  /** AssociateTargetsWithJob (§3): IN_PROGRESS CONTINUOUS jobs only, at most 100 targets in all. */
+  /** AssociateTargetsWithJob (docs/iot-jobs.md): IN_PROGRESS CONTINUOUS jobs only, at most 100 targets in all. */
   associateTargets(jobId: string, targets: string[], comment?: string): Job {
     const job = this.job(jobId);
     if (job.targetSelection !== "CONTINUOUS" || job.status !== "IN_PROGRESS") {
@@ -264,7 +241,7 @@ export class JobsEngine {
     job.lastUpdatedAt = this.clock.now();
     // Like later joiners of a CONTINUOUS job, the new things get their executions at once.
     for (const thing of things) {
-      const e = this.latest(thing, jobId);
+      const e = this.index.latest(thing, jobId);
       if (!e || e.status === "REMOVED") this.mutateThing(thing, () => this.createExecution(job, thing));
     }
     this.dirty();
@@ -288,16 +265,16 @@ export class JobsEngine {
     }
     if (
       patch.timeoutConfig !== undefined &&
-      [...this.executionsOfJob(job)].some((e) => e.startedAt !== undefined)
+      [...this.index.ofJob(job.jobId)].some((e) => e.startedAt !== undefined)
     ) {
-      // §2: the in-progress timeout can change only before executions start.
+      // the in-progress timeout can change only before executions start.
       throw new IotServiceError(
         "InvalidRequestException",
         `timeoutConfig of job ${jobId} cannot change after executions have started`,
       );
     }
     if (patch.retryConfig?.criteriaList.some((c) => c.numberOfRetries !== 0)) {
-      // §2: after creation, UpdateJob can only set the retry counts to 0.
+      // after creation, UpdateJob can only set the retry counts to 0.
       throw new IotServiceError(
         "InvalidRequestException",
         "After creation numberOfRetries can only be set to 0",
@@ -331,14 +308,14 @@ export class JobsEngine {
     if (opts.comment !== undefined) job.comment = opts.comment;
     job.lastUpdatedAt = this.clock.now();
     job.pendingRollout = [];
-    this.rolloutTimers.get(jobId)?.cancel();
-    this.rolloutTimers.delete(jobId);
-    for (const thing of this.jobThingSet(jobId)) {
-      const e = this.latest(thing, jobId);
-      if (!e || !(e.status === "QUEUED" || (opts.force && e.status === "IN_PROGRESS"))) continue;
+    this.pacer.stop(jobId);
+    const event: ExecutionEvent = opts.force ? "force-cancel" : "cancel";
+    for (const thing of this.index.thingsOf(jobId)) {
+      const e = this.index.latest(thing, jobId);
+      if (!e || executionTransition(e.status, event) === undefined) continue;
       this.mutateThing(thing, () => {
         if (e.status === "IN_PROGRESS") e.forceCanceled = true;
-        this.finish(job, e, "CANCELED");
+        this.finish(job, e, event);
       });
     }
     this.emitJobEvent(job, "canceled");
@@ -360,24 +337,23 @@ export class JobsEngine {
     job.status = "DELETION_IN_PROGRESS";
     job.lastUpdatedAt = this.clock.now();
     this.emitJobEvent(job, "deletion_in_progress");
-    this.rolloutTimers.get(jobId)?.cancel();
-    this.rolloutTimers.delete(jobId);
-    for (const thing of this.jobThingSet(jobId)) {
+    this.pacer.stop(jobId);
+    for (const thing of [...this.index.thingsOf(jobId)]) {
       this.mutateThing(thing, () => {
-        for (const e of this.execList(thing, jobId)) {
-          this.clearTimeout(e);
+        for (const e of this.index.list(thing, jobId)) {
+          this.timers.clear(e);
           this.emitExecutionEvent(e, true);
         }
-        this.execs.get(thing)?.delete(jobId);
+        this.index.dropThingJob(thing, jobId);
       });
     }
-    this.jobThings.delete(jobId);
+    this.index.dropJob(jobId);
     this.jobs.delete(jobId);
     this.emitJobEvent(job, "deleted");
     this.dirty();
   }
 
-  /** DescribeJob's jobProcessDetails (§3). */
+  /** DescribeJob's jobProcessDetails (docs/iot-jobs.md). */
   processDetails(job: Job): Record<string, unknown> {
     const c = job.counters;
     const details: Record<string, unknown> = {
@@ -401,28 +377,17 @@ export class JobsEngine {
   // ================= control plane: executions =================
 
   /** Latest execution of each thing of the job, in creation order. */
-  *executionsOfJob(job: Job): Generator<Execution> {
-    for (const thing of this.jobThingSet(job.jobId)) {
-      const e = this.latest(thing, job.jobId);
-      if (e) yield e;
-    }
+  executionsOfJob(job: Job): Generator<Execution> {
+    return this.index.ofJob(job.jobId);
   }
 
   /** Latest execution of each job on the thing. */
   executionsOfThing(thing: string): Execution[] {
-    const out: Execution[] = [];
-    for (const list of this.execs.get(thing)?.values() ?? []) {
-      const e = list[list.length - 1];
-      if (e) out.push(e);
-    }
-    return out;
+    return this.index.ofThing(thing);
   }
 
   execution(thing: string, jobId: string, executionNumber?: number): Execution | undefined {
-    const list = this.execs.get(thing)?.get(jobId);
-    if (!list) return undefined;
-    if (executionNumber === undefined) return list[list.length - 1];
-    return list.find((e) => e.executionNumber === executionNumber);
+    return this.index.execution(thing, jobId, executionNumber);
   }
 
   describeExecution(thing: string, jobId: string, executionNumber?: number): Execution {
@@ -437,9 +402,7 @@ export class JobsEngine {
   }
 
   approximateSecondsBeforeTimedOut(e: Execution): number | undefined {
-    const deadline = this.deadline(e);
-    if (deadline === undefined || TERMINAL.has(e.status)) return undefined;
-    return Math.max(0, Math.ceil((deadline - this.clock.now()) / 1000));
+    return this.timers.secondsBeforeTimedOut(e);
   }
 
   cancelExecution(
@@ -455,28 +418,25 @@ export class JobsEngine {
         `Expected version ${opts.expectedVersion} does not match the execution's version ${e.versionNumber}`,
       );
     }
-    if (TERMINAL.has(e.status)) {
+    const event: ExecutionEvent = opts.force ? "force-cancel" : "cancel";
+    if (executionTransition(e.status, event) === undefined) {
       throw new IotServiceError(
         "InvalidStateTransitionException",
-        `Job execution ${jobId} on ${thing} is already ${e.status}`,
-      );
-    }
-    if (e.status === "IN_PROGRESS" && !opts.force) {
-      throw new IotServiceError(
-        "InvalidStateTransitionException",
-        `Job execution ${jobId} on ${thing} is IN_PROGRESS; cancel it with force`,
+        executionTransition(e.status, "force-cancel") === undefined
+          ? `Job execution ${jobId} on ${thing} is already ${e.status}`
+          : `Job execution ${jobId} on ${thing} is ${e.status}; cancel it with force`,
       );
     }
     this.mutateThing(thing, () => {
       if (opts.statusDetails !== undefined) e.statusDetails = { ...opts.statusDetails };
       if (e.status === "IN_PROGRESS") e.forceCanceled = true;
-      this.finish(job, e, "CANCELED");
+      this.finish(job, e, event);
     });
   }
 
   deleteExecution(thing: string, jobId: string, executionNumber: number, force: boolean): void {
     const e = this.describeExecution(thing, jobId, executionNumber);
-    if (!TERMINAL.has(e.status) && !force) {
+    if (isPendingStatus(e.status) && !force) {
       throw new IotServiceError(
         "InvalidStateTransitionException",
         `Job execution ${jobId} #${executionNumber} on ${thing} is ${e.status}; delete it with force`,
@@ -484,183 +444,58 @@ export class JobsEngine {
     }
     const job = this.jobs.get(jobId);
     this.mutateThing(thing, () => {
-      const list = this.execList(thing, jobId);
+      const list = this.index.list(thing, jobId);
       const wasLatest = list[list.length - 1] === e;
-      this.clearTimeout(e);
+      this.timers.clear(e);
       list.splice(list.indexOf(e), 1);
       if (job && wasLatest) {
         job.counters[e.status]--;
         const next = list[list.length - 1];
         if (next) job.counters[next.status]++;
       }
-      if (list.length === 0) {
-        this.execs.get(thing)?.delete(jobId);
-        this.jobThings.get(jobId)?.delete(thing);
-      }
+      if (list.length === 0) this.index.dropThingJob(thing, jobId);
       this.emitExecutionEvent(e, true);
       if (job) this.defer(() => this.checkCompletion(job));
     });
   }
 
-  // ================= data plane (MQTT requests, §1.2) =================
-
-  getPending(thing: string, clientToken?: string): void {
-    const pending = this.pendingOf(thing).slice(0, MAX_PENDING_LISTED);
-    const now = this.clock.now();
-    const payload = {
-      inProgressJobs: pending.filter((e) => e.status === "IN_PROGRESS").map(summary),
-      queuedJobs: pending.filter((e) => e.status === "QUEUED").map(summary),
-      timestamp: sec(now),
-      clientToken,
-    };
-    this.sink.publish(thing, [{ topic: `${thingsTopic(thing)}/get/accepted`, render: async () => payload }]);
-  }
-
-  startNext(
-    thing: string,
-    req: { statusDetails?: Record<string, string>; stepTimeoutInMinutes?: number; clientToken?: string },
-  ): void {
-    this.mutateThing(
-      thing,
-      () => {
-        const head = this.pendingOf(thing)[0];
-        // §1.2: on a QUEUED head it starts; on an IN_PROGRESS head it changes nothing.
-        if (head?.status === "QUEUED") {
-          const job = this.job(head.jobId);
-          const now = this.clock.now();
-          head.status = "IN_PROGRESS";
-          head.startedAt = now;
-          head.lastUpdatedAt = now;
-          head.versionNumber++;
-          if (req.statusDetails !== undefined) head.statusDetails = { ...req.statusDetails };
-          this.adjustCounters(job, head, "QUEUED");
-          this.startTimers(job, head, req.stepTimeoutInMinutes);
-        }
-        return head;
-      },
-      (head) => [
-        this.executionResponse(`${thingsTopic(thing)}/start-next/accepted`, head, true, req.clientToken),
-      ],
-    );
-  }
-
-  describe(
-    thing: string,
-    jobId: string,
-    req: { executionNumber?: number; includeJobDocument?: boolean; clientToken?: string },
-  ): void {
-    const topic = `${thingsTopic(thing)}/${jobId}/get`;
-    let e: Execution | undefined;
-    if (jobId === "$next") {
-      e = this.pendingOf(thing)[0];
-    } else {
-      e = this.execution(thing, jobId, req.executionNumber);
-      if (!e) {
-        throw new JobsRejection(
-          RejectCode.ResourceNotFound,
-          `No job execution for job ${jobId} on thing ${thing}${req.executionNumber === undefined ? "" : ` with executionNumber ${req.executionNumber}`}`,
-        );
-      }
-      // [unconfirmed] TerminalStateReached's trigger is not documented precisely; the safer reading is to
-      // keep answering describes of terminal executions (agents re-sync from them), so it is never sent.
-    }
-    this.sink.publish(thing, [
-      this.executionResponse(`${topic}/accepted`, e, req.includeJobDocument ?? true, req.clientToken),
-    ]);
-  }
-
-  update(thing: string, jobId: string, req: UpdateRequest): void {
-    if (!DEVICE_STATUSES.has(req.status)) {
-      // [unconfirmed] code for a device-sent service-only status; InvalidRequest, as docs/iot-jobs.md §7 records.
-      throw new JobsRejection(
-        RejectCode.InvalidRequest,
-        `Status ${req.status} cannot be set by a device; use IN_PROGRESS, SUCCEEDED, FAILED or REJECTED`,
-      );
-    }
-    const e = this.execution(thing, jobId, req.executionNumber);
-    const job = this.jobs.get(jobId);
-    if (!e || !job) {
-      throw new JobsRejection(
-        RejectCode.ResourceNotFound,
-        `No job execution for job ${jobId} on thing ${thing}${req.executionNumber === undefined ? "" : ` with executionNumber ${req.executionNumber}`}`,
-      );
-    }
-    if (req.expectedVersion !== undefined && req.expectedVersion !== e.versionNumber) {
-      throw new JobsRejection(
-        RejectCode.VersionMismatch,
-        `expectedVersion ${req.expectedVersion} does not match the current versionNumber ${e.versionNumber}`,
-        executionState(e),
-      );
-    }
-    if (TERMINAL.has(e.status)) {
-      throw new JobsRejection(
-        RejectCode.InvalidStateTransition,
-        `Job execution ${jobId} on ${thing} is ${e.status}${e.forceCanceled ? " (force canceled)" : ""}; it cannot become ${req.status}`,
-        executionState(e),
-      );
-    }
-    this.mutateThing(
-      thing,
-      () => {
-        const now = this.clock.now();
-        const from = e.status;
-        if (req.statusDetails !== undefined) e.statusDetails = { ...req.statusDetails };
-        e.lastUpdatedAt = now;
-        if (req.status === "IN_PROGRESS") {
-          e.status = "IN_PROGRESS";
-          e.versionNumber++;
-          if (from === "QUEUED") {
-            e.startedAt = now;
-            this.adjustCounters(job, e, from);
-            this.startTimers(job, e, req.stepTimeoutInMinutes);
-          } else if (req.stepTimeoutInMinutes !== undefined) {
-            this.setStepTimeout(e, req.stepTimeoutInMinutes);
-          }
-        } else {
-          this.finish(job, e, req.status);
-        }
-        // The state this update left, before any retry re-queues a new execution.
-        return { state: executionState(e), document: job.document, presign: job.presignedUrlConfig };
-      },
-      (r) => [
-        {
-          topic: `${thingsTopic(thing)}/${jobId}/update/accepted`,
-          render: async () => ({
-            ...(req.includeJobExecutionState ? { executionState: r.state } : {}),
-            ...(req.includeJobDocument
-              ? { jobDocument: await this.renderDocument(r.document, r.presign) }
-              : {}),
-            timestamp: sec(this.clock.now()),
-            clientToken: req.clientToken,
-          }),
-        },
-      ],
-    );
-  }
-
-  /** The `/rejected` message for a refused request (§1.4). */
-  rejected(thing: string, requestTopic: string, r: JobsRejection, clientToken?: string): void {
-    const payload = {
-      code: r.code,
-      message: r.message,
-      clientToken,
-      timestamp: sec(this.clock.now()),
-      ...(r.executionState ? { executionState: r.executionState } : {}),
-    };
-    this.sink.publish(thing, [{ topic: `${requestTopic}/rejected`, render: async () => payload }]);
-  }
-
   // ================= state machine internals =================
 
-  /** Moves an execution to a terminal status and does everything that follows (§2, §3, §5). */
-  private finish(job: Job, e: Execution, status: ExecutionStatus): void {
+  /**
+   * A device's IN_PROGRESS (UpdateJobExecution, or StartNext on a QUEUED head): from QUEUED it starts the
+   * execution and its timers; on an IN_PROGRESS one it is a progress update that may set a new step timer.
+   */
+  progress(job: Job, e: Execution, stepTimeoutInMinutes: number | undefined): void {
     const from = e.status;
+    const now = this.clock.now();
+    e.status = this.transition(e, "device-in-progress");
+    e.versionNumber++;
+    e.lastUpdatedAt = now;
+    if (from === "QUEUED") {
+      e.startedAt = now;
+      this.adjustCounters(job, e, from);
+      this.timers.start(job, e, stepTimeoutInMinutes);
+    } else if (stepTimeoutInMinutes !== undefined) {
+      this.timers.setStep(e, stepTimeoutInMinutes);
+    }
+  }
+
+  /** The table's answer; callers have already refused what the table refuses, so a refusal here is a bug. */
+  private transition(e: Execution, event: ExecutionEvent): ExecutionStatus {
+    const to = executionTransition(e.status, event);
+    if (to === undefined)
+      throw new Error(`execution transition ${e.status} --${event}--> is not in the table`);
+    return to;
+  }
+
+  /** Moves an execution to the terminal status `event` leads to and does everything that follows. */
+  finish(job: Job, e: Execution, event: ExecutionEvent): void {
+    const from = e.status;
+    const status = this.transition(e, event);
     e.status = status;
-    e.versionNumber++; // [unconfirmed] service transitions bump the version too: the safe choice (§2).
+    e.versionNumber++; // [unconfirmed] service transitions bump the version too: the safe choice.
     e.lastUpdatedAt = this.clock.now();
-    e.inProgressDeadline = undefined;
-    e.stepDeadline = undefined;
-    this.clearTimeout(e);
+    this.timers.end(e);
     this.adjustCounters(job, e, from);
     if (status === "SUCCEEDED" || status === "FAILED" || status === "REJECTED" || status === "TIMED_OUT") {
       job.tally[status]++;
@@ -672,7 +507,7 @@ export class JobsEngine {
     this.defer(() => this.checkCompletion(job));
   }
 
-  /** §2 retry: re-queue as executionNumber+1 while the matching criterion has retries left [inferred]. */
+  /** Retry: re-queue as executionNumber+1 while the matching criterion has retries left [inferred]. */
   private maybeRetry(job: Job, e: Execution, failure: "FAILED" | "TIMED_OUT"): void {
     const criteria = job.retryConfig?.criteriaList ?? [];
     const exact = criteria.find((c) => c.failureType === failure);
@@ -694,7 +529,7 @@ export class JobsEngine {
       if (executed < c.minNumberOfExecutedThings) continue;
       const failures = c.failureType === "ALL" ? t.FAILED + t.REJECTED + t.TIMED_OUT : t[c.failureType];
       if ((failures * 100) / executed >= c.thresholdPercentage) {
-        // §3: abort cancels only QUEUED executions; IN_PROGRESS ones keep running.
+        // abort cancels only QUEUED executions; IN_PROGRESS ones keep running.
         this.cancelJob(job.jobId, {
           force: false,
           reasonCode: `${c.failureType}_THRESHOLD_EXCEEDED`,
@@ -705,7 +540,7 @@ export class JobsEngine {
     }
   }
 
-  private checkCompletion(job: Job): void {
+  checkCompletion(job: Job): void {
     if (job.status !== "IN_PROGRESS" || job.targetSelection !== "SNAPSHOT") return;
     if (job.pendingRollout.length > 0 || job.counters.QUEUED > 0 || job.counters.IN_PROGRESS > 0) return;
     const now = this.clock.now();
@@ -716,7 +551,7 @@ export class JobsEngine {
     this.dirty();
   }
 
-  private createExecution(
+  createExecution(
     job: Job,
     thing: string,
     carry: { retryAttempt: number; retriesUsed: Execution["retriesUsed"] } = {
@@ -724,7 +559,7 @@ export class JobsEngine {
       retriesUsed: { FAILED: 0, TIMED_OUT: 0 },
     },
   ): Execution {
-    const list = this.execList(thing, job.jobId);
+    const list = this.index.list(thing, job.jobId);
     const prev = list[list.length - 1];
     const now = this.clock.now();
     const e: Execution = {
@@ -741,7 +576,7 @@ export class JobsEngine {
       retriesUsed: carry.retriesUsed,
     };
     list.push(e);
-    this.jobThingSet(job.jobId).add(thing);
+    this.index.thingsOf(job.jobId).add(thing);
     if (prev) job.counters[prev.status]--;
     job.counters.QUEUED++;
     this.dirty();
@@ -750,181 +585,26 @@ export class JobsEngine {
 
   /** Keeps numberOf…Things in step when the latest execution of a thing changes status. */
   private adjustCounters(job: Job, e: Execution, from: ExecutionStatus): void {
-    if (this.latest(e.thingName, e.jobId) !== e) return;
+    if (this.index.latest(e.thingName, e.jobId) !== e) return;
     job.counters[from]--;
     job.counters[e.status]++;
   }
 
-  // ---- timers (§2) ----
-
-  private startTimers(job: Job, e: Execution, stepMinutes?: number): void {
-    const minutes = job.timeoutConfig?.inProgressTimeoutInMinutes;
-    e.inProgressDeadline = minutes === undefined ? undefined : this.clock.now() + minutes * MINUTE_MS;
-    if (stepMinutes !== undefined) this.setStepTimeout(e, stepMinutes);
-    else this.armTimeout(e);
-  }
-
-  /** A new step timer replaces the old one, never outlasts the in-progress deadline; -1 cancels it. */
-  private setStepTimeout(e: Execution, minutes: number): void {
-    if (minutes === -1) e.stepDeadline = undefined;
-    else {
-      const step = this.clock.now() + minutes * MINUTE_MS;
-      e.stepDeadline = e.inProgressDeadline === undefined ? step : Math.min(step, e.inProgressDeadline);
-    }
-    this.armTimeout(e);
-  }
-
-  private deadline(e: Execution): number | undefined {
-    const ds = [e.inProgressDeadline, e.stepDeadline].filter((d): d is number => d !== undefined);
-    return ds.length ? Math.min(...ds) : undefined;
-  }
-
-  private armTimeout(e: Execution): void {
-    this.clearTimeout(e);
-    const deadline = this.deadline(e);
-    if (e.status !== "IN_PROGRESS" || deadline === undefined) return;
-    const key = execKey(e);
-    this.timers.set(
-      key,
-      this.clock.setTimeout(
-        () => {
-          this.timers.delete(key);
-          const job = this.jobs.get(e.jobId);
-          const d = this.deadline(e);
-          if (!job || e.status !== "IN_PROGRESS" || d === undefined) return;
-          if (d > this.clock.now()) {
-            this.armTimeout(e);
-            return;
-          }
-          this.mutateThing(e.thingName, () => this.finish(job, e, "TIMED_OUT"));
-        },
-        Math.max(0, deadline - this.clock.now()),
-      ),
-    );
-  }
-
-  private clearTimeout(e: Execution): void {
-    const key = execKey(e);
-    this.timers.get(key)?.cancel();
-    this.timers.delete(key);
-  }
-
-  // ---- rollout (§3 jobExecutionsRolloutConfig) ----
-
-  /** Executions the rollout may create per minute now: maximumPerMinute, or the exponential rate. */
-  private ratePerMinute(job: Job): number {
-    const cfg = job.rolloutConfig;
-    const max = cfg?.maximumPerMinute ?? DEFAULT_MAX_PER_MINUTE;
-    const exp = cfg?.exponentialRate;
-    if (!exp) return max;
-    const c = exp.rateIncreaseCriteria;
-    const steps =
-      c.numberOfNotifiedThings !== undefined
-        ? Math.floor(job.notified / c.numberOfNotifiedThings)
-        : Math.floor(job.tally.SUCCEEDED / (c.numberOfSucceededThings ?? 1));
-    return Math.max(1, Math.min(max, Math.floor(exp.baseRatePerMinute * exp.incrementFactor ** steps)));
-  }
-
-  /** Creates as many executions as this minute's window allows, and schedules the next window. */
-  private releaseRollout(job: Job): void {
-    this.rolloutTimers.delete(job.jobId);
-    if (job.status !== "IN_PROGRESS" || job.pendingRollout.length === 0) return;
-    const now = this.clock.now();
-    if (job.rolloutWindowStart === undefined || now >= job.rolloutWindowStart + MINUTE_MS) {
-      job.rolloutWindowStart = now;
-      job.releasedInWindow = 0;
-    }
-    const n = Math.min(
-      Math.max(0, this.ratePerMinute(job) - job.releasedInWindow),
-      job.pendingRollout.length,
-    );
-    const batch = job.pendingRollout.splice(0, n);
-    job.releasedInWindow += n;
-    for (const thing of batch) {
-      job.notified++;
-      this.mutateThing(thing, () => this.createExecution(job, thing));
-    }
-    this.dirty();
-    this.scheduleRollout(job);
-  }
-
-  private scheduleRollout(job: Job): void {
-    if (job.pendingRollout.length === 0 || this.rolloutTimers.has(job.jobId)) return;
-    const next = (job.rolloutWindowStart ?? this.clock.now()) + MINUTE_MS;
-    this.rolloutTimers.set(
-      job.jobId,
-      this.clock.setTimeout(() => this.releaseRollout(job), Math.max(0, next - this.clock.now())),
-    );
-  }
-
-  // ---- registry hooks: CONTINUOUS jobs (§3) and deleted things (§2 REMOVED) ----
-
-  private isTargeted(job: Job, thing: string): boolean {
-    const groups = this.registry.effectiveGroups(thing);
-    return job.targets.some((arn) => {
-      const t = parseTargetArn(this.ctx, arn);
-      return t !== undefined && (t.kind === "thing" ? t.name === thing : groups.has(t.name));
-    });
-  }
-
-  private onMembershipChanged(thing: string): void {
-    for (const jobId of this.continuous) {
-      const job = this.jobs.get(jobId);
-      if (job?.status !== "IN_PROGRESS") {
-        this.continuous.delete(jobId);
-        continue;
-      }
-      const targeted = this.isTargeted(job, thing);
-      const e = this.latest(thing, job.jobId);
-      this.mutateThing(thing, () => {
-        if (targeted && (!e || e.status === "REMOVED")) {
-          // Joiners get their execution at once, outside the rollout pacing; the retry count restarts.
-          job.pendingRollout = job.pendingRollout.filter((t) => t !== thing);
-          this.createExecution(job, thing);
-        } else if (!targeted && e && isPending(e.status)) {
-          this.finish(job, e, "REMOVED");
-        } else if (!targeted) {
-          job.pendingRollout = job.pendingRollout.filter((t) => t !== thing);
-        }
-      });
-    }
-  }
-
-  private onThingDeleted(thing: string): void {
-    for (const e of this.executionsOfThing(thing)) {
-      const job = this.jobs.get(e.jobId);
-      if (job && isPending(e.status)) this.mutateThing(thing, () => this.finish(job, e, "REMOVED"));
-    }
-    for (const job of this.jobs.values()) {
-      if (job.pendingRollout.includes(thing))
-        job.pendingRollout = job.pendingRollout.filter((t) => t !== thing);
-      this.defer(() => this.checkCompletion(job));
-    }
-    this.runDeferred();
-  }
-
-  // ---- notifications (§1.3) ----
-
-  /** Pending executions of a thing: IN_PROGRESS first, then QUEUED, each in creation order. */
-  private pendingOf(thing: string): Execution[] {
-    const pending = this.executionsOfThing(thing).filter((e) => isPending(e.status));
-    const rank = (e: Execution): number => (e.status === "IN_PROGRESS" ? 0 : 1);
-    return pending.sort((a, b) => rank(a) - rank(b) || a.queuedAt - b.queuedAt);
-  }
+  // ---- notifications (docs/iot-jobs.md) ----
 
   /**
    * Runs a change for one thing and publishes what it caused, after `lead` (the response): notify when
-   * the pending set changed, notify-next when its head changed (§1.3).
+   * the pending set changed, notify-next when its head changed (docs/iot-jobs.md).
    */
-  private mutateThing<T>(thing: string, fn: () => T, lead?: (result: T) => Outgoing[]): T {
+  mutateThing<T>(thing: string, fn: () => T, lead?: (result: T) => Outgoing[]): T {
     this.depth++;
     try {
       const before = this.pendingSignature(thing);
       const result = fn();
       const after = this.pendingSignature(thing);
       const out = lead ? lead(result) : [];
-      if (before.all !== after.all) out.push(this.notifyMessage(thing));
-      if (before.head !== after.head) out.push(this.notifyNextMessage(thing));
+      if (before.all !== after.all) out.push(this.wire.notify(thing, this.index.pendingOf(thing)));
+      if (before.head !== after.head) out.push(this.wire.notifyNext(thing, this.index.pendingOf(thing)[0]));
       if (out.length > 0) this.sink.publish(thing, out);
       this.dirty();
       return result;
@@ -935,70 +615,11 @@ export class JobsEngine {
   }
 
   private pendingSignature(thing: string): { all: string; head: string } {
-    const keys = this.pendingOf(thing).map((e) => `${e.jobId}#${e.executionNumber}`);
+    const keys = this.index.pendingOf(thing).map((e) => `${e.jobId}#${e.executionNumber}`);
     return { all: [...keys].sort().join(","), head: keys[0] ?? "" };
   }
 
-  private notifyMessage(thing: string): Outgoing {
-    const pending = this.pendingOf(thing).slice(0, MAX_PENDING_LISTED);
-    const jobs: Record<string, unknown> = {};
-    const inProgress = pending.filter((e) => e.status === "IN_PROGRESS").map(summary);
-    const queued = pending.filter((e) => e.status === "QUEUED").map(summary);
-    // Empty lists are left out, so an empty queue gives "jobs": {} (§1.3).
-    if (inProgress.length) jobs.IN_PROGRESS = inProgress;
-    if (queued.length) jobs.QUEUED = queued;
-    const payload = { timestamp: sec(this.clock.now()), jobs };
-    return { topic: `${thingsTopic(thing)}/notify`, render: async () => payload };
-  }
-
-  private notifyNextMessage(thing: string): Outgoing {
-    const head = this.pendingOf(thing)[0];
-    const msg = this.executionResponse(`${thingsTopic(thing)}/notify-next`, head, true, undefined);
-    return msg;
-  }
-
-  /** `{execution?, timestamp, clientToken?}` with the execution captured now and its document presigned at send time. */
-  private executionResponse(
-    topic: string,
-    e: Execution | undefined,
-    includeDocument: boolean,
-    clientToken: string | undefined,
-  ): Outgoing {
-    if (!e) {
-      return { topic, render: async () => ({ timestamp: sec(this.clock.now()), clientToken }) };
-    }
-    const job = this.job(e.jobId);
-    const snap = { ...e, statusDetails: { ...e.statusDetails } };
-    const doc = job.document;
-    const presign = job.presignedUrlConfig;
-    return {
-      topic,
-      render: async () => ({
-        execution: {
-          jobId: snap.jobId,
-          thingName: snap.thingName,
-          ...(includeDocument ? { jobDocument: await this.renderDocument(doc, presign) } : {}),
-          status: snap.status,
-          statusDetails: snap.statusDetails,
-          queuedAt: sec(snap.queuedAt),
-          ...(snap.startedAt === undefined ? {} : { startedAt: sec(snap.startedAt) }),
-          lastUpdatedAt: sec(snap.lastUpdatedAt),
-          versionNumber: snap.versionNumber,
-          executionNumber: snap.executionNumber,
-        },
-        timestamp: sec(this.clock.now()),
-        clientToken,
-      }),
-    };
-  }
-
-  /** The document as a device sees it: placeholders replaced by fresh presigned URLs when configured (§3). */
-  private async renderDocument(doc: string, presign: PresignedUrlConfig | undefined): Promise<unknown> {
-    const text = presign ? await this.presign(doc, presign.expiresInSec ?? DEFAULT_PRESIGN_EXPIRY_SEC) : doc;
-    return JSON.parse(text);
-  }
-
-  // ---- events (§5) ----
+  // ---- events (docs/iot-jobs.md) ----
 
   private emitJobEvent(job: Job, op: JobOperation): void {
     const e = jobEvent(job, op, this.clock.now(), op === "completed" ? this.processDetails(job) : undefined);
@@ -1011,7 +632,7 @@ export class JobsEngine {
 
   // ---- plumbing ----
 
-  private defer(fn: () => void): void {
+  defer(fn: () => void): void {
     this.deferred.push(fn);
     if (this.depth === 0) this.runDeferred();
   }
@@ -1025,44 +646,6 @@ export class JobsEngine {
       this.runningDeferred = false;
     }
   }
-
-  private latest(thing: string, jobId: string): Execution | undefined {
-    const list = this.execs.get(thing)?.get(jobId);
-    return list?.[list.length - 1];
-  }
-
-  private execList(thing: string, jobId: string): Execution[] {
-    return getOrCreate(
-      getOrCreate(this.execs, thing, () => new Map<string, Execution[]>()),
-      jobId,
-      () => [],
-    );
-  }
-
-  private jobThingSet(jobId: string): Set<string> {
-    return getOrCreate(this.jobThings, jobId, () => new Set<string>());
-  }
-
-  private *allExecutionLists(): Generator<Execution[]> {
-    for (const byJob of this.execs.values()) yield* byJob.values();
-  }
 }
 
-function execKey(e: Execution): string {
-  return `${e.thingName}\u0000${e.jobId}`;
-}
-
-function summary(e: Execution): Record<string, unknown> {
-  return {
-    jobId: e.jobId,
-    queuedAt: sec(e.queuedAt),
-    ...(e.startedAt === undefined ? {} : { startedAt: sec(e.startedAt) }),
-    lastUpdatedAt: sec(e.lastUpdatedAt),
-    versionNumber: e.versionNumber,
-    executionNumber: e.executionNumber,
-  };
-}
-
-function executionState(e: Execution): ExecutionStateWire {
-  return { status: e.status, statusDetails: { ...e.statusDetails }, versionNumber: e.versionNumber };
-}
+const isPendingStatus = (s: ExecutionStatus): boolean => s === "QUEUED" || s === "IN_PROGRESS";

@@ -1,5 +1,5 @@
 /**
- * Presigned-URL placeholders (docs/iot-jobs.md §3): `${aws:iot:s3-presigned-url:https://s3.<region>.amazonaws.com/<bucket>/<key>}`
+ * Presigned-URL placeholders (docs/iot-jobs.md): `${aws:iot:s3-presigned-url:https://s3.<region>.amazonaws.com/<bucket>/<key>}`
  * is replaced, on every delivery of a document to a device, by a freshly generated presigned GET URL
  * against the local S3 (path style), valid for the job's `expiresInSec`.
  */

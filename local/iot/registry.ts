@@ -62,7 +62,7 @@ export class Registry {
     const existing = this.things.get(input.thingName);
     const attributes = input.attributes ?? {};
     if (existing) {
-      // AWS: repeating CreateThing with the same configuration succeeds; a different one conflicts (docs/iot-jobs.md §4.2).
+      // AWS: repeating CreateThing with the same configuration succeeds; a different one conflicts (docs/iot-jobs.md).
       const same =
         existing.thingTypeName === input.thingTypeName &&
         JSON.stringify(sorted(existing.attributes)) === JSON.stringify(sorted(attributes));
@@ -127,7 +127,7 @@ export class Registry {
   }): ThingGroup {
     const existing = this.groups.get(input.groupName);
     if (existing) {
-      // An identical repeat returns 200 (docs/iot-jobs.md §4.2); anything else already exists.
+      // An identical repeat returns 200 (docs/iot-jobs.md); anything else already exists.
       if (
         existing.parentGroupName === input.parentGroupName &&
         existing.description === input.description &&

@@ -60,7 +60,7 @@ export async function createIotStandIn(opts: IotStandInOptions): Promise<IotStan
             log("event listener failed", { topic: e.topic, error: String(err) });
           }
         }
-        // On MQTT only once enabled with UpdateEventConfigurations (docs/iot-jobs.md §5); in-process listeners always hear them.
+        // On MQTT only once enabled with UpdateEventConfigurations (docs/iot-jobs.md); in-process listeners always hear them.
         const type = e.payload.eventType === "JOB" ? "JOB" : "JOB_EXECUTION";
         if (engine?.eventConfig[type]) dataPlane.publishRaw(e.topic, e.payload);
       },

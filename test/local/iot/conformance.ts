@@ -1,7 +1,7 @@
 /**
  * The IoT Jobs conformance suite: drives the stand-in the way AWS would be driven (the real
  * @aws-sdk/client-iot for the control plane, MQTT.js devices for the data plane), one test per rule of
- * docs/iot-jobs.md §1–§5, each named after its section. Reusable over any broker: pass a factory
+ * docs/iot-jobs.md, each naming its section there. Reusable over any broker: pass a factory
  * of ConformanceEnv (see helpers.ts).
  */
 import {

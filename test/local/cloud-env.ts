@@ -6,11 +6,11 @@
 import { AttachThingPrincipalCommand, CreateKeysAndCertificateCommand, IoTClient } from "@aws-sdk/client-iot";
 import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
 import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
-import { createManualClock } from "../../../local/clock.ts";
-import { startLocalCloud } from "../../../local/cloud.ts";
-import { LOCAL_CREDENTIALS, type LocalCloud } from "../../../local/contracts.ts";
-import { type ConformanceEnv, Device, type Message, S3_BUCKET } from "../iot/helpers.ts";
+import { createManualClock } from "../../local/clock.ts";
+import { startLocalCloud } from "../../local/cloud.ts";
+import { LOCAL_CREDENTIALS, type LocalCloud } from "../../local/contracts.ts";
 import { tempDir } from "./helpers.ts";
+import { type ConformanceEnv, Device, type Message, S3_BUCKET } from "./iot/helpers.ts";
 
 export async function makeCloudEnv(broker: "aedes" | "mosquitto"): Promise<ConformanceEnv> {
   const dir = await tempDir(`conformance-${broker}`);

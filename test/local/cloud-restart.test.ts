@@ -14,10 +14,10 @@ import {
 } from "@aws-sdk/client-iot";
 import mqtt from "mqtt";
 import { afterAll, describe, expect, it } from "vitest";
-import { startLocalCloud } from "../../../local/cloud.ts";
-import { LOCAL_CREDENTIALS, type LocalCloud } from "../../../local/contracts.ts";
-import { Device } from "../iot/helpers.ts";
+import { startLocalCloud } from "../../local/cloud.ts";
+import { LOCAL_CREDENTIALS, type LocalCloud } from "../../local/contracts.ts";
 import { tempDir } from "./helpers.ts";
+import { Device } from "./iot/helpers.ts";
 
 describe.each(["aedes", "mosquitto"] as const)("restart mid-job with %s", (broker) => {
   let cloud: LocalCloud | undefined;

@@ -8,11 +8,11 @@ import { join, resolve } from "node:path";
 import { DescribeEndpointCommand, IoTClient } from "@aws-sdk/client-iot";
 import { HeadBucketCommand, S3Client } from "@aws-sdk/client-s3";
 import { afterEach, expect, it } from "vitest";
-import { readLocalCloudInfo } from "../../../local/cloud.ts";
-import { LOCAL_CREDENTIALS } from "../../../local/contracts.ts";
-import { tempDir } from "./helpers.ts";
+import { readLocalCloudInfo } from "../../local/cloud.ts";
+import { LOCAL_CREDENTIALS } from "../../local/contracts.ts";
+import { tempDir } from "../local/helpers.ts";
 
-const KEEL = resolve(import.meta.dirname, "../../../bin/keel.mjs");
+const KEEL = resolve(import.meta.dirname, "../../bin/keel.mjs");
 let child: ChildProcess | undefined;
 let dir: Awaited<ReturnType<typeof tempDir>> | undefined;
 

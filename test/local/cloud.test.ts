@@ -21,9 +21,9 @@ import {
 } from "@aws-sdk/client-iot";
 import { GetObjectCommand, HeadBucketCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { LocalCloudInfoSchema, readLocalCloudInfo, startLocalCloud } from "../../../local/cloud.ts";
-import { LOCAL_CREDENTIALS, type LocalCloud, type LocalCloudInfo } from "../../../local/contracts.ts";
-import { LocalServiceError } from "../../../local/errors.ts";
+import { LocalCloudInfoSchema, readLocalCloudInfo, startLocalCloud } from "../../local/cloud.ts";
+import { LOCAL_CREDENTIALS, type LocalCloud, type LocalCloudInfo } from "../../local/contracts.ts";
+import { LocalServiceError } from "../../local/errors.ts";
 import { connectDevice, tempDir } from "./helpers.ts";
 
 function clients(info: LocalCloudInfo) {

@@ -1,6 +1,6 @@
 /** The local clock: scaled time for `--time-scale`, and the manual clock the conformance suite uses. */
 import { describe, expect, test } from "vitest";
-import { createClock, createManualClock } from "../../../local/clock.ts";
+import { createClock, createManualClock } from "../../local/clock.ts";
 
 describe("createClock", () => {
   test("a scaled timer fires once scaled time has reached its due time", async () => {

@@ -6,7 +6,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import mqtt, { type MqttClient } from "mqtt";
-import type { DeviceAuthority } from "../../../local/contracts.ts";
+import type { DeviceAuthority } from "../../local/contracts.ts";
 
 /** Certificates, their status and the things they are attached to: what checkConnect needs. */
 export class TestRegistry implements DeviceAuthority {

@@ -12,8 +12,8 @@ import {
   certificateIdOfPem,
   type LocalCertificateAuthority,
   openCertificateAuthority,
-} from "../../../local/ca.ts";
-import { LocalCaError } from "../../../local/errors.ts";
+} from "../../local/ca.ts";
+import { LocalCaError } from "../../local/errors.ts";
 import { tempDir } from "./helpers.ts";
 
 const run = promisify(execFile);

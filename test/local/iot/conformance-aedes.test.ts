@@ -3,7 +3,8 @@
  * over mutual TLS with their own certificates (CreateKeysAndCertificate + AttachThingPrincipal), observers
  * with the service identity, and restarts of the whole local cloud on the same directory.
  */
-import { defineConformanceSuite } from "../iot/conformance.ts";
-import { makeCloudEnv } from "./cloud-env.ts";
+
+import { makeCloudEnv } from "../cloud-env.ts";
+import { defineConformanceSuite } from "./conformance.ts";
 
 defineConformanceSuite("local cloud, aedes over mutual TLS", () => makeCloudEnv("aedes"));
