@@ -49,6 +49,16 @@ export class ExpiredUrlError extends DownloadError {
   override name = "ExpiredUrlError";
 }
 
+/** Delta updates: the server answered a Range request with the whole object. */
+export class RangeUnsupportedError extends DownloadError {
+  override name = "RangeUnsupportedError";
+}
+
+/** Delta updates: the delta path cannot go on (no usable index or seed, a chunk that does not verify). */
+export class DeltaUnavailableError extends KeelError {
+  override name = "DeltaUnavailableError";
+}
+
 /** The slot (block device or file) could not be opened, sized, written or read back. */
 export class SlotError extends KeelError {
   override name = "SlotError";

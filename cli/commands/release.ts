@@ -19,6 +19,7 @@ import {
   ReleaseSignedSchema,
 } from "../../core/schemas.ts";
 import { parseReleaseEnvelope, type VerifiedRelease, verifyRelease } from "../../core/verify.ts";
+import { ensureChunkIndex } from "../chunk-image.ts";
 import { CliFileError, CliToolError, CliUsageError, errnoCode, VerificationFailedError } from "../errors.ts";
 import { type FileDigest, hashFileWithProgress } from "../hash.ts";
 import {
@@ -91,7 +92,12 @@ function run(tool: string, args: ReadonlyArray<string>): Promise<void> {
   });
 }
 
-export async function buildImage(rootfs: string, out: string): Promise<FileDigest> {
+export interface BuildOptions {
+  /** Append the chunk index for delta updates (default true). */
+  chunks?: boolean;
+}
+
+export async function buildImage(rootfs: string, out: string, opts: BuildOptions = {}): Promise<FileDigest> {
   let isDir = false;
   try {
     isDir = (await stat(rootfs)).isDirectory();
@@ -105,6 +111,7 @@ export async function buildImage(rootfs: string, out: string): Promise<FileDiges
   const tmp = join(dirname(out), `.${basename(out)}.${process.pid}.tmp`);
   try {
     await run("mksquashfs", [rootfs, tmp, ...REPRODUCIBLE_MKSQUASHFS_FLAGS]);
+    if (opts.chunks !== false) await ensureChunkIndex(tmp, { write: true });
     await rename(tmp, out);
   } finally {
     await rm(tmp, { force: true });
@@ -123,6 +130,8 @@ export interface SignFlags {
   expires?: number | undefined; // seconds; default 90 days
   os: string;
   imageKey?: string | undefined;
+  /** commander's `--no-chunks`: false leaves delta updates off for this release. */
+  chunks?: boolean | undefined;
 }
 
 export interface SignResult {
@@ -148,9 +157,12 @@ function differences(a: ReleaseBody, b: ReleaseBody): string[] {
   const out: string[] = [];
   for (const k of Object.keys(a) as Array<keyof ReleaseBody>) {
     if (k === "image") {
-      for (const ik of Object.keys(a.image) as Array<keyof ReleaseBody["image"]>) {
-        if (a.image[ik] !== b.image[ik])
-          out.push(`image.${ik}: ${a.image[ik]} in the file, ${b.image[ik]} from the flags`);
+      const keys = new Set([...Object.keys(a.image), ...Object.keys(b.image)]) as Set<
+        keyof ReleaseBody["image"]
+      >;
+      for (const ik of keys) {
+        const [x, y] = [canonicalize(a.image[ik] ?? null), canonicalize(b.image[ik] ?? null)];
+        if (x !== y) out.push(`image.${ik}: ${x} in the file, ${y} from the flags`);
       }
     } else if (canonicalize(a[k]) !== canonicalize(b[k])) {
       out.push(`${k}: ${canonicalize(a[k])} in the file, ${canonicalize(b[k])} from the flags`);
@@ -176,12 +188,22 @@ export async function signRelease(image: string, flags: SignFlags, nowMs = Date.
     ? parseReleaseEnvelope(await readJsonFile(flags.out, "release manifest"), `release manifest ${flags.out}`)
     : undefined;
 
+  // The chunk index (delta updates) goes on the image's tail before it is hashed. When co-signing, the
+  // existing manifest decides: the image is then only checked, never changed.
+  const wantChunks = flags.chunks !== false && (existing ? existing.signed.image.chunks !== undefined : true);
+  const chunks = wantChunks ? await ensureChunkIndex(image, { write: existing === undefined }) : null;
   const digest = await hashFileWithProgress(image);
   const body: ReleaseBody = {
     _type: "release",
     schemaVersion: 1,
     ...meta,
-    image: { key: imageKey, size: digest.size, sha256: digest.sha256, format: "squashfs" },
+    image: {
+      key: imageKey,
+      size: digest.size,
+      sha256: digest.sha256,
+      format: "squashfs",
+      ...(chunks ? { chunks } : {}),
+    },
   };
 
   let signed: ReleaseSigned;
@@ -264,8 +286,9 @@ export function register(program: Command): void {
     .description("build a reproducible SquashFS image from a root filesystem tree (same tree → same bytes)")
     .argument("<rootfs>", "directory holding the root filesystem")
     .requiredOption("--out <file>", "image file to write, e.g. image.squashfs")
-    .action(async (rootfs: string, flags: { out: string }) => {
-      const d = await buildImage(rootfs, flags.out);
+    .option("--no-chunks", "do not append the chunk index (no delta updates to this release)")
+    .action(async (rootfs: string, flags: { out: string; chunks: boolean }) => {
+      const d = await buildImage(rootfs, flags.out, { chunks: flags.chunks });
       process.stdout.write(`wrote ${flags.out}: ${d.size} bytes, sha256 ${d.sha256}\n`);
     });
 
@@ -299,6 +322,7 @@ export function register(program: Command): void {
     )
     .option("--os <name>", "OS name in the manifest", "keelos")
     .option("--image-key <key>", "S3 key of the image (default: releases/<version>/image.squashfs)")
+    .option("--no-chunks", "sign without a chunk index (devices always download this release in full)")
     .action(async (image: string, flags: SignFlags) => {
       const r = await signRelease(image, flags);
       if (r.cosigned && flags.expires !== undefined) {

@@ -8,7 +8,7 @@ import { createReadStream } from "node:fs";
 import http, { type IncomingMessage } from "node:http";
 import https from "node:https";
 import { type AgentClock, backoffMs } from "../clock.ts";
-import { AbortedError, DownloadError, ExpiredUrlError } from "../errors.ts";
+import { AbortedError, DownloadError, ExpiredUrlError, RangeUnsupportedError } from "../errors.ts";
 import type { Logger } from "../logger.ts";
 
 export interface RetryPolicy {
@@ -42,6 +42,11 @@ export interface FetchOptions {
   logger?: Logger;
   /** Called on a 403 once per download, to get a fresh presigned URL (job re-described). */
   refresh?: () => Promise<void>;
+  /**
+   * Delta updates (device/install/delta.ts): ask for exactly [start, size) and refuse a server that
+   * ignores Range (RangeUnsupportedError) instead of reading the whole object to skip to `start`.
+   */
+  rangeOnly?: boolean;
 }
 
 export interface FetchResult {
@@ -159,7 +164,12 @@ async function httpAttempt(url: string, start: number, opts: FetchOptions): Prom
   try {
     let res: IncomingMessage;
     try {
-      res = await get(url, start > 0 ? { range: `bytes=${start}-` } : {}, ac.signal);
+      const range = opts.rangeOnly
+        ? `bytes=${start}-${opts.size - 1}`
+        : start > 0
+          ? `bytes=${start}-`
+          : undefined;
+      res = await get(url, range ? { range } : {}, ac.signal);
     } catch (err) {
       throw new RetryableError(`request failed: ${(err as Error).message}`);
     }
@@ -183,6 +193,9 @@ async function httpAttempt(url: string, start: number, opts: FetchOptions): Prom
         res.resume();
         throw new DownloadError(url, `server answered a range from ${m?.[1] ?? "?"} when asked for ${start}`);
       }
+    } else if (status === 200 && opts.rangeOnly) {
+      res.destroy();
+      throw new RangeUnsupportedError(url, "the server ignored the Range header (HTTP 200)");
     } else if (status === 200) {
       // No range support: the body starts at 0; drop what we already have.
       skip = start;
