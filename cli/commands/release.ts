@@ -10,6 +10,8 @@ import { basename, dirname, join } from "node:path";
 import type { Command } from "commander";
 import { checkImageDigest } from "../../core/acceptance.ts";
 import { canonicalize } from "../../core/canonical-json.ts";
+import { missingChunks } from "../../core/chunk-index.ts";
+import { planDelta } from "../../core/delta-plan.ts";
 import { signValue } from "../../core/keys.ts";
 import { parseWith } from "../../core/parse.ts";
 import {
@@ -19,7 +21,7 @@ import {
   ReleaseSignedSchema,
 } from "../../core/schemas.ts";
 import { parseReleaseEnvelope, type VerifiedRelease, verifyRelease } from "../../core/verify.ts";
-import { ensureChunkIndex } from "../chunk-image.ts";
+import { ensureChunkIndex, imageIndex } from "../chunk-image.ts";
 import { CliFileError, CliToolError, CliUsageError, errnoCode, VerificationFailedError } from "../errors.ts";
 import { type FileDigest, hashFileWithProgress } from "../hash.ts";
 import {
@@ -271,6 +273,37 @@ export async function verifyReleaseFile(
   }
 }
 
+// ----------------------------------------------------------------------------------------------- diff
+
+export interface DiffResult {
+  imageBytes: number;
+  chunks: number;
+  /** Chunks of NEW that OLD does not hold. */
+  missingChunks: number;
+  /** Bytes a node running OLD fetches: the planned Range requests plus the index itself. */
+  fetchBytes: number;
+  requests: number;
+  /** NEW carries its index (built or signed by this Keel); false means a full download for every node. */
+  carried: boolean;
+}
+
+/** What a delta from OLD to NEW costs, planned exactly as a device plans it (docs/delta.md). */
+export async function diffImages(oldImage: string, newImage: string): Promise<DiffResult> {
+  const [a, b] = [await imageIndex(oldImage), await imageIndex(newImage)];
+  const known = new Set(a.index.chunks.map((c) => c.sha256.toString("hex")));
+  const plan = planDelta(b.index, (c) => known.has(c.sha256.toString("hex")));
+  const missing = missingChunks(b.index, [a.index]);
+  const indexBytes = b.size - b.index.covered;
+  return {
+    imageBytes: b.size,
+    chunks: b.index.chunks.length,
+    missingChunks: missing.chunks,
+    fetchBytes: b.carried ? plan.fetchBytes + indexBytes : b.size,
+    requests: b.carried ? plan.ranges.length + 1 : 1,
+    carried: b.carried,
+  };
+}
+
 // ------------------------------------------------------------------------------------------- commands
 
 function verb(r: SignResult): string {
@@ -334,6 +367,26 @@ export function register(program: Command): void {
       const by = r.added.map((k) => `${k.slice(0, 16)}…`).join(", ");
       process.stdout.write(
         `${verb(r)} ${s.os} ${s.version} (counter ${s.releaseCounter}, ${s.image.size} bytes, sha256 ${s.image.sha256}) by ${by}; ${flags.out} has ${r.envelope.signatures.length} signature(s)\n`,
+      );
+    });
+
+  release
+    .command("diff")
+    .description("expected delta size: bytes a node running OLD fetches to install NEW")
+    .argument("<old>", "the image nodes run now")
+    .argument("<new>", "the image to roll out")
+    .action(async (oldImage: string, newImage: string) => {
+      const d = await diffImages(oldImage, newImage);
+      const pct = (n: number) => `${((n * 100) / d.imageBytes).toFixed(1)} %`;
+      if (!d.carried) {
+        process.stdout.write(
+          `${newImage} carries no chunk index: every node downloads all ${d.imageBytes} bytes (rebuild with keel release build, or sign it)\n`,
+        );
+        return;
+      }
+      process.stdout.write(
+        `${newImage}: ${d.imageBytes} bytes in ${d.chunks} chunks; ${d.missingChunks} not in ${oldImage}\n` +
+          `delta: fetch ${d.fetchBytes} bytes (${pct(d.fetchBytes)} of the image) in ${d.requests} requests; saves ${d.imageBytes - d.fetchBytes} bytes per node\n`,
       );
     });
 

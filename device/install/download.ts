@@ -204,9 +204,11 @@ async function httpAttempt(url: string, start: number, opts: FetchOptions): Prom
       throw new DownloadError(url, `HTTP ${status}`);
     }
     // A stalled connection counts as a cut (socket idle timeout).
-    res.socket?.setTimeout(opts.retry.idleTimeoutMs, () => {
-      res.destroy(new Error(`no data for ${opts.retry.idleTimeoutMs} ms`));
-    });
+    const onIdle = () => res.destroy(new Error(`no data for ${opts.retry.idleTimeoutMs} ms`));
+    const socket = res.socket;
+    socket?.setTimeout(opts.retry.idleTimeoutMs, onIdle);
+    // A kept-alive socket serves the next request (delta: many Range GETs): do not pile up listeners.
+    res.once("close", () => socket?.setTimeout(0, onIdle));
     try {
       for await (const raw of res) {
         let chunk = raw as Buffer;
