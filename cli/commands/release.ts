@@ -51,6 +51,12 @@ export function releaseCommand(program: Command): Command {
  * fixed compressor and block size, every timestamp 0, every file owned by root, no host xattrs, no
  * appending to an old image. Directory entries are always sorted by name in SquashFS, and `-reproducible`
  * keeps multi-threaded output in a fixed order.
+ *
+ * `-no-fragments` is for delta updates (docs/delta.md): with fragments, the tails of many small files
+ * share compressed fragment blocks, so one changed file changes a block that unchanged files live in too.
+ * Measured on a generated root with ~5 % of files upgraded (bench/delta.bench.ts): a node fetched 9.4 %
+ * of the image with fragments and 7.5 % without, for an image 0.7 % larger. A 256 KiB block size fetched
+ * the same as 128 KiB, so the block size stays.
  */
 export const REPRODUCIBLE_MKSQUASHFS_FLAGS = [
   "-noappend",
@@ -65,6 +71,7 @@ export const REPRODUCIBLE_MKSQUASHFS_FLAGS = [
   "0",
   "-all-root",
   "-no-xattrs",
+  "-no-fragments",
   "-exit-on-error",
   "-no-progress",
   "-quiet",
