@@ -30,10 +30,22 @@ import { agentRound, signFixture } from "./install.bench.ts";
 
 const MB = 1e6;
 
+/**
+ * The link the node fetches over: one shared rate for all connections and a first-byte delay per request,
+ * as from S3 over a WAN. On unthrottled loopback the network costs nothing and bytes saved cannot save time.
+ */
+export interface Link {
+  bytesPerSecond: number;
+  firstByteMs: number;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
 /** A file server with closed and open Range support (as S3) that counts body bytes and requests. */
-async function countingServer(files: Record<string, string>) {
+async function countingServer(files: Record<string, string>, link: Link) {
   const counter = { bytes: 0, requests: 0 };
-  const server = createServer((req, res) => {
+  let linkFreeAt = 0;
+  const server = createServer(async (req, res) => {
     const file = files[(req.url ?? "").split("?")[0] ?? ""];
     if (!file) return void res.writeHead(404).end();
     const size = statSync(file).size;
@@ -45,11 +57,20 @@ async function countingServer(files: Record<string, string>) {
       "content-length": end - start,
       ...(m ? { "content-range": `bytes ${start}-${end - 1}/${size}` } : {}),
     });
-    const s = createReadStream(file, { start, end: end - 1, highWaterMark: 1024 * 1024 });
-    s.on("data", (d) => {
-      counter.bytes += d.length;
-    });
-    s.pipe(res);
+    await sleep(link.firstByteMs);
+    try {
+      for await (const d of createReadStream(file, { start, end: end - 1, highWaterMark: 256 * 1024 })) {
+        const buf = d as Buffer;
+        const now = performance.now();
+        linkFreeAt = Math.max(now, linkFreeAt) + (buf.length * 1000) / link.bytesPerSecond;
+        await sleep(linkFreeAt - now);
+        counter.bytes += buf.length;
+        if (!res.write(buf)) await new Promise((r) => res.once("drain", r));
+      }
+      res.end();
+    } catch {
+      res.destroy();
+    }
   });
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
   const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -129,6 +150,8 @@ async function chunkSizeSweep(oldImage: string, newImage: string, size: number):
 
 export async function run(): Promise<void> {
   const targetMb = Number(process.env.KEEL_BENCH_DELTA_MB ?? 320) || 320;
+  const mbit = Number(process.env.KEEL_BENCH_DELTA_MBIT ?? 200) || 200;
+  const link: Link = { bytesPerSecond: (mbit * 1e6) / 8, firstByteMs: 20 };
   const share = 0.05;
   const dir = await mkdtemp(join(tmpdir(), "keel-bench-delta-"));
   try {
@@ -167,7 +190,10 @@ export async function run(): Promise<void> {
     await copyFile(newImage, join(node, "image.squashfs"));
     await signFixture(node, size, b2.value.sha256, { "release-full.json": {}, "release.json": { chunks } });
     const slotSize = Math.max(size, b1.value.size);
-    const server = await countingServer({ "/image.squashfs": newImage });
+    const server = await countingServer({ "/image.squashfs": newImage }, link);
+    console.log(
+      `link: ${mbit} Mbit/s shared, ${link.firstByteMs} ms to first byte per request (KEEL_BENCH_DELTA_MBIT)`,
+    );
     const bundle = await buildAgent(join(dir, "keel-agent.mjs"));
     const url = `${server.base}/image.squashfs`;
     try {
@@ -198,7 +224,7 @@ export async function run(): Promise<void> {
         `  (b) keel delta install   fetched ${String(delta.bytes).padStart(11)} B (${pct(delta.bytes)}) in ${delta.requests} requests, ${delta.seconds.toFixed(2)} s, agent peak RSS ${delta.rssMb.toFixed(1)} MB`,
       );
       console.log(
-        `  (c) casync make+extract  fetched ${String(c.bytes).padStart(11)} B (${pct(c.bytes)}) in ${c.chunks} chunks, make ${c.make.toFixed(2)} s + extract --seed ${c.extract.toFixed(2)} s`,
+        `  (c) casync make+extract  fetched ${String(c.bytes).padStart(11)} B (${pct(c.bytes)}) in ${c.chunks} chunks, make ${c.make.toFixed(2)} s + extract --seed ${c.extract.toFixed(2)} s from a local store (+ ${(c.bytes / link.bytesPerSecond).toFixed(2)} s for its bytes over the link; per-chunk requests not counted)`,
       );
       const timeShare = delta.seconds / full.seconds;
       const byteShare = delta.bytes / full.bytes;
