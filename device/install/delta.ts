@@ -219,6 +219,8 @@ async function fetchChunks(
     size: end,
     rangeOnly: true,
     onChunk: async (data, _at) => {
+      // Counted as it arrives, so a range that fails half-way still reports what it cost.
+      p.fetched += data.length;
       let used = 0;
       while (used < data.length) {
         const c = chunks[i] as Chunk;
@@ -236,7 +238,6 @@ async function fetchChunks(
       }
     },
   });
-  p.fetched += r.fetched;
   p.requests += r.requests;
   if (r.overflow || fill !== 0)
     throw new DeltaUnavailableError(`range ${start}-${end} did not end on a chunk`);
