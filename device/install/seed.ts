@@ -61,12 +61,18 @@ async function readAt(fh: FileHandle, position: number, length: number): Promise
 }
 
 /** The index an image in a slot carries at `fsEnd`, if it is well-formed and covers exactly the filesystem. */
-async function carriedIndex(fh: FileHandle, fsEnd: number, capacity: number): Promise<ChunkIndex> {
-  const header = await readAt(fh, fsEnd, INDEX_HEADER_BYTES);
-  const { count, covered } = decodeIndexHeader(header);
-  const length = indexByteLength(count);
-  if (covered !== fsEnd || fsEnd + length > capacity) {
-    throw new ChunkIndexError(`index at byte ${fsEnd} covers ${covered} bytes, not the filesystem`);
+async function carriedIndex(
+  fh: FileHandle,
+  fsEnd: number,
+  capacity: number,
+  params: ChunkParams,
+): Promise<ChunkIndex | null> {
+  const header = decodeIndexHeader(await readAt(fh, fsEnd, INDEX_HEADER_BYTES));
+  // Other parameters: useless as a seed, so not even read (the header alone bounds what would be read).
+  if (!sameParams(header.params, params)) return null;
+  const length = indexByteLength(header.count);
+  if (header.covered !== fsEnd || fsEnd + length > capacity) {
+    throw new ChunkIndexError(`index at byte ${fsEnd} covers ${header.covered} bytes, not the filesystem`);
   }
   return decodeIndex(await readAt(fh, fsEnd, length));
 }
@@ -103,8 +109,8 @@ export async function loadSeed(
       return null;
     }
     try {
-      const index = await carriedIndex(fh, fsEnd, capacity);
-      if (sameParams(index.params, params)) return { ...at, index, how: "carried" };
+      const index = await carriedIndex(fh, fsEnd, capacity, params);
+      if (index) return { ...at, index, how: "carried" };
       logger.info("delta: slot's index uses other chunk parameters; recomputing", { slot: at.slot });
     } catch (err) {
       if (!(err instanceof ChunkIndexError)) throw err;

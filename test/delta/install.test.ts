@@ -9,6 +9,7 @@ import { copyFile, mkdtemp, open, readFile, rm, writeFile } from "node:fs/promis
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { chunkBuffer, encodeIndex } from "../../core/chunk-index.ts";
 import type { ChunkIndexRef } from "../../core/schemas.ts";
 import { systemClock } from "../../device/clock.ts";
 import { fetchImage, type ImageFetchResult } from "../../device/install/delta.ts";
@@ -166,6 +167,22 @@ describe("delta install", () => {
     expect(r.hash).toBe(wantHash());
     expect(r.result.fetched).toBeLessThan(want.length * 0.25);
     expect(r.logs).toContain("recomputing");
+  });
+
+  it("recomputes the seed of a slot whose index was built with other chunk parameters", async () => {
+    const old = await readFile(pair.oldImage);
+    const fs = old.subarray(0, Math.ceil(old.readUInt32LE(40) / 4096) * 4096);
+    const other = encodeIndex(chunkBuffer(fs, { min: 1024, avg: 4096, max: 16384 }));
+    const a = await slotFile("par-a", Buffer.concat([fs, other]));
+    const b = await slotFile("par-b", Buffer.alloc(0));
+    const r = await install({
+      target: b,
+      seeds: [{ slot: "A", path: a, isTarget: false }],
+      chunks: pair.ref,
+    });
+    expect(r.result.method).toBe("delta");
+    expect(r.hash).toBe(wantHash());
+    expect(r.logs).toContain("other chunk parameters; recomputing");
   });
 
   it("resumes after connection cuts inside a range", async () => {
