@@ -170,7 +170,8 @@ function differences(a: ReleaseBody, b: ReleaseBody): string[] {
         keyof ReleaseBody["image"]
       >;
       for (const ik of keys) {
-        const [x, y] = [canonicalize(a.image[ik] ?? null), canonicalize(b.image[ik] ?? null)];
+        const show = (v: unknown) => (typeof v === "string" ? v : canonicalize(v ?? null));
+        const [x, y] = [show(a.image[ik]), show(b.image[ik])];
         if (x !== y) out.push(`image.${ik}: ${x} in the file, ${y} from the flags`);
       }
     } else if (canonicalize(a[k]) !== canonicalize(b[k])) {
