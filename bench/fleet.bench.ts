@@ -2,7 +2,9 @@
  * Fleet benchmark: a three-wave rollout (1 %, 10 %, 100 %) of a small image to a simulated fleet of real
  * agents on the local cloud, at 1,000 nodes, printed beside the same run at 100 nodes (the baseline,
  * measured in the same process). Figures: wall time of the rollout, IoT control-plane calls made while it
- * ran (by the functions: nothing else calls IoT then), MQTT messages through the stand-in, peak RSS.
+ * ran (by the functions: nothing else calls IoT then), MQTT messages through the stand-in, peak RSS, and
+ * the image bytes the devices fetched from S3 (their `bytesFetched` status details: delta updates, see
+ * docs/delta.md) beside what full downloads would have fetched (`imageBytes` summed).
  * Registration (thing, certificate, bucket group per device) is measured apart: it grows with the fleet by
  * nature. Not part of `npm test`.
  */
@@ -10,6 +12,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { cliTooling } from "../cli/commands/dev.ts";
+import { transferTotals } from "../cli/transfer-summary.ts";
 import { RolloutSchema, RolloutViewSchema } from "../functions/rollout/model.ts";
 import { publishDemoReleases, startDevEnvironment } from "../local/fleet/environment.ts";
 
@@ -23,6 +26,9 @@ interface Figures {
   mqttIn: number;
   mqttOut: number;
   peakRssMiB: number;
+  /** Image bytes the devices fetched (delta where the release allows) and what full downloads would. */
+  fetchedMB: number;
+  fullMB: number;
   status: string;
 }
 
@@ -78,16 +84,17 @@ async function measure(devices: number): Promise<Figures> {
         healthDeadlineSeconds: 60,
       }),
     );
-    let status = created.status;
-    while (status !== "SUCCEEDED" && status !== "ABORTED") {
+    let view = RolloutViewSchema.parse(await api.get(`/rollouts/${created.id}`));
+    while (view.status !== "SUCCEEDED" && view.status !== "ABORTED") {
       await new Promise((r) => setTimeout(r, 500));
-      status = RolloutViewSchema.parse(await api.get(`/rollouts/${created.id}`)).status;
-      if (performance.now() - t1 > 900_000) throw new Error(`rollout still ${status} after 15 minutes`);
+      view = RolloutViewSchema.parse(await api.get(`/rollouts/${created.id}`));
+      if (performance.now() - t1 > 900_000) throw new Error(`rollout still ${view.status} after 15 minutes`);
     }
     await env.fleet.waitSettled(300_000);
     const rolloutSeconds = (performance.now() - t1) / 1000;
     const after = env.cloud.iot.stats();
     const callsByOp = diff(after.apiCalls, before.apiCalls);
+    const transfer = transferTotals(view.devices);
     return {
       devices,
       setupSeconds,
@@ -98,7 +105,9 @@ async function measure(devices: number): Promise<Figures> {
       mqttIn: after.mqttMessagesIn - before.mqttMessagesIn,
       mqttOut: after.mqttMessagesOut - before.mqttMessagesOut,
       peakRssMiB: peak / 1024 / 1024,
-      status,
+      fetchedMB: transfer.fetched / 1e6,
+      fullMB: transfer.imageBytes / 1e6,
+      status: view.status,
     };
   } finally {
     clearInterval(sampler);
@@ -116,6 +125,8 @@ function table(base: Figures, big: Figures): string {
     ["MQTT messages in", (f) => f.mqttIn, 0],
     ["MQTT messages out", (f) => f.mqttOut, 0],
     ["peak RSS (MiB)", (f) => f.peakRssMiB, 0],
+    ["image MB fetched from S3", (f) => f.fetchedMB, 2],
+    ["image MB if all full", (f) => f.fullMB, 2],
   ];
   const lines = [
     `${"".padEnd(28)}${`${base.devices} nodes`.padStart(12)}${`${big.devices} nodes`.padStart(13)}${"ratio".padStart(9)}`,

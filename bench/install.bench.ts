@@ -64,7 +64,7 @@ interface Run {
 }
 
 /** Runs a command; with `measureRss`, its peak RSS is taken by GNU time (or, lacking it, VmHWM polling). */
-function exec(cmd: string, args: string[], measureRss = false): Promise<Run> {
+export function exec(cmd: string, args: string[], measureRss = false): Promise<Run> {
   return new Promise((resolveRun, reject) => {
     const viaTime = measureRss && GNU_TIME !== null;
     // GNU time prints "%M" as the last line of stderr, after whatever the command wrote there.
@@ -103,7 +103,13 @@ function exec(cmd: string, args: string[], measureRss = false): Promise<Run> {
   });
 }
 
-async function signFixture(dir: string, size: number, sha256: string): Promise<void> {
+/** `manifests`: file name → fields added to the image entry (bench/delta.bench.ts signs one with chunks). */
+export async function signFixture(
+  dir: string,
+  size: number,
+  sha256: string,
+  manifests: Record<string, Partial<ReleaseSigned["image"]>> = { "release.json": {} },
+): Promise<void> {
   const rootKey = generateKeyPair();
   const releaseKey = generateKeyPair();
   const expiresAt = new Date(Date.now() + 86400_000).toISOString().replace(/\.\d+Z$/, "Z");
@@ -136,10 +142,10 @@ async function signFixture(dir: string, size: number, sha256: string): Promise<v
     join(dir, "root.json"),
     JSON.stringify({ signed: root, signatures: [signValue(root, rootKey)] }),
   );
-  await writeFile(
-    join(dir, "release.json"),
-    JSON.stringify({ signed: release, signatures: [signValue(release, releaseKey)] }),
-  );
+  for (const [file, extra] of Object.entries(manifests)) {
+    const signed = { ...release, image: { ...release.image, ...extra } };
+    await writeFile(join(dir, file), JSON.stringify({ signed, signatures: [signValue(signed, releaseKey)] }));
+  }
   await writeFile(
     join(dir, "agent.json"),
     JSON.stringify({
@@ -162,7 +168,7 @@ async function signFixture(dir: string, size: number, sha256: string): Promise<v
  * A fresh node before every agent round: no state, A booted and good, and an empty sparse slot B of the
  * image's size, so the agent writes into new blocks exactly as curl does into its new file.
  */
-async function resetNode(dir: string, size: number): Promise<void> {
+export async function resetNode(dir: string, size: number): Promise<void> {
   await rm(join(dir, "state"), { recursive: true, force: true });
   for (const slot of ["slot-a.img", "slot-b.img"]) {
     await rm(join(dir, slot), { force: true });
@@ -199,13 +205,15 @@ async function baselineRound(dir: string, url: string, sha256: string): Promise<
 }
 
 /** Agent round: the bundled agent installs the release on a fresh node. Returns seconds and peak RSS. */
-async function agentRound(
+export async function agentRound(
   bundle: string,
   dir: string,
   image: string,
   size: number,
+  opts: { manifest?: string; prepare?: () => Promise<void> } = {},
 ): Promise<{ seconds: number; rssMb: number; stderr: string }> {
   await resetNode(dir, size);
+  await opts.prepare?.();
   const t0 = performance.now();
   const r = await exec(
     process.execPath,
@@ -214,7 +222,7 @@ async function agentRound(
       ...AGENT_NODE_FLAGS,
       bundle,
       "install",
-      join(dir, "release.json"),
+      join(dir, opts.manifest ?? "release.json"),
       "--image",
       image,
       "--config",

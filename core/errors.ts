@@ -112,3 +112,8 @@ export function describeError(err: unknown): string {
   if (err instanceof Error) return err.message;
   return String(err);
 }
+
+/** A chunk index (delta updates) that is malformed, does not match its signed digest, or its image. */
+export class ChunkIndexError extends KeelError {
+  override name = "ChunkIndexError";
+}

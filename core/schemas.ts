@@ -28,6 +28,14 @@ export const ObjectKeySchema = z
 
 export const MAX_IMAGE_SIZE = 64 * 1024 ** 3; // 64 GiB: larger than any root filesystem slot we plan for
 
+/** Where the chunk index lies inside the image object, and its digest (the device checks it before use). */
+export const ChunkIndexRefSchema = z.strictObject({
+  offset: z.number().int().min(1).max(MAX_IMAGE_SIZE),
+  size: z.number().int().min(32).max(MAX_IMAGE_SIZE),
+  sha256: Sha256HexSchema,
+});
+export type ChunkIndexRef = z.infer<typeof ChunkIndexRefSchema>;
+
 export const ReleaseSignedSchema = z.strictObject({
   _type: z.literal("release"),
   schemaVersion: z.literal(1),
@@ -36,12 +44,19 @@ export const ReleaseSignedSchema = z.strictObject({
   /** Monotonic; a device refuses any counter below the one it runs (anti-rollback). */
   releaseCounter: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
   compatible: z.array(IdentifierSchema).min(1).max(256),
-  image: z.strictObject({
-    key: ObjectKeySchema,
-    size: z.number().int().min(1).max(MAX_IMAGE_SIZE),
-    sha256: Sha256HexSchema,
-    format: z.literal("squashfs"),
-  }),
+  image: z
+    .strictObject({
+      key: ObjectKeySchema,
+      size: z.number().int().min(1).max(MAX_IMAGE_SIZE),
+      sha256: Sha256HexSchema,
+      format: z.literal("squashfs"),
+      /** Delta updates (docs/delta.md): the chunk index appended to the image. Optional: older manifests verify. */
+      chunks: ChunkIndexRefSchema.optional(),
+    })
+    .refine(
+      (i) => i.chunks === undefined || i.chunks.offset + i.chunks.size === i.size,
+      "chunks must be the last bytes of the image (offset + size = image size)",
+    ),
   createdAt: TimestampSchema,
   expiresAt: TimestampSchema,
 });

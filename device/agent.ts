@@ -12,6 +12,7 @@ import { type AgentClock, backoffMs, systemClock } from "./clock.ts";
 import type { AgentConfig } from "./config.ts";
 import { AbortedError, BootedSlotError, CommandFailedError } from "./errors.ts";
 import { runHealthChecks } from "./health.ts";
+import { transferDetails } from "./install/delta.ts";
 import { installedOn, stepFor } from "./install/steps.ts";
 import type { DeviceStatus, JobExecution, JobsClient } from "./jobs-client.ts";
 import { createLogger, type Logger } from "./logger.ts";
@@ -33,6 +34,7 @@ import {
   MAX_ROLLED_BACK,
   type PersistedState,
   StateStore,
+  type Transfer,
 } from "./state-store.ts";
 import { TrustStore } from "./trust.ts";
 
@@ -57,7 +59,14 @@ export interface AgentOptions {
 export interface AgentStatus {
   booted: Slot;
   state: State;
-  job: { jobId: string | null; target: Slot; version: string | null; offset: number } | null;
+  job: {
+    jobId: string | null;
+    target: Slot;
+    version: string | null;
+    offset: number;
+    /** Delta updates: bytes fetched vs image size once the image is in the slot. */
+    transfer: Transfer | null;
+  } | null;
   slots: Record<
     Slot,
     { version: string | null; releaseCounter: number | null; good: boolean; bootable: boolean }
@@ -486,6 +495,7 @@ export class Agent {
           version: toVersion,
           fromVersion: job.fromVersion ?? "unknown",
           slot: job.target,
+          ...transferDetails(job.transfer), // delta updates: bytes fetched vs image size
         };
         break;
       }
@@ -729,6 +739,7 @@ export class Agent {
             target: rec.job.target,
             version: rec.job.release?.version ?? null,
             offset: rec.job.offset,
+            transfer: rec.job.transfer ?? null,
           }
         : null,
       slots: { A: slot("A"), B: slot("B") },

@@ -182,6 +182,12 @@ withConfigOptions(
     console.log(
       `state:   ${s.state}${s.job ? ` (job ${s.job.jobId ?? "standalone"}, ${s.job.version ?? "?"} → slot ${s.job.target}, ${s.job.offset} bytes written)` : ""}`,
     );
+    const t = s.job?.transfer;
+    if (t) {
+      // Delta updates (docs/delta.md): what the network carried vs what the node already had.
+      const saved = t.size > 0 ? Math.max(0, Math.round((1 - t.fetched / t.size) * 100)) : 0;
+      console.log(`image:   ${t.method}, fetched ${t.fetched} of ${t.size} bytes (${saved} % saved)`);
+    }
     const l = s.lastResult;
     console.log(
       `last:    ${l ? `${l.state} ${l.version ?? ""} at ${l.at}${l.reason ? ` — ${l.reason}` : ""}` : "none"}`,

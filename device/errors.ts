@@ -80,6 +80,11 @@ const DEADLINE_MESSAGES: Record<DeadlinePhase, (ms: number) => string> = {
   total: (ms) => `not finished within ${ms} ms`,
 };
 
+/** Delta updates: the delta path cannot go on (no usable index or seed, a chunk that does not verify). */
+export class DeltaUnavailableError extends KeelError {
+  override name = "DeltaUnavailableError";
+}
+
 /** The slot (block device or file) could not be opened, sized, written or read back. */
 export class SlotError extends KeelError {
   override name = "SlotError";

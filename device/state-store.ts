@@ -22,6 +22,14 @@ export type Installed = z.infer<typeof InstalledSchema>;
 export const JobKeySchema = z.strictObject({ jobId: z.string(), executionNumber: z.number().int() });
 export type JobKey = z.infer<typeof JobKeySchema>;
 
+const TransferSchema = z.strictObject({
+  method: z.enum(["delta", "full"]),
+  fetched: z.number().int().min(0),
+  seeded: z.number().int().min(0),
+  size: z.number().int().min(0),
+});
+export type Transfer = z.infer<typeof TransferSchema>;
+
 /** The job being carried. `key` is null for a standalone install (`keel-agent install`): nobody to report to. */
 export const CurrentJobSchema = z.strictObject({
   key: JobKeySchema.nullable(),
@@ -38,6 +46,8 @@ export const CurrentJobSchema = z.strictObject({
   fromVersion: z.string().nullable(),
   /** Bytes of the image written and fsynced into the target slot (resume point for a cut download). */
   offset: z.number().int().min(0),
+  /** How the image came (docs/delta.md): bytes fetched over the network vs copied from the node's slots. */
+  transfer: TransferSchema.optional(),
   /** Why a job ended in Rejected, Failed, RollingBack or RolledBack. */
   reason: z.string().nullable(),
 });

@@ -23,6 +23,7 @@ export const REQUIRED_TOOLS: ReadonlyArray<{ tool: string; pkg: string; why: str
   { tool: "mkfs.ext2", pkg: "e2fsprogs", why: "builds ext2 images for grub-emu" },
   { tool: "openssl", pkg: "openssl", why: "TLS interop checks" },
   { tool: "chromium", pkg: "chromium", why: "browser tests of keel console (playwright-core)" },
+  { tool: "casync", pkg: "casync", why: "the delta benchmark compares against it (npm run bench -- delta)" },
 ];
 
 const SEARCH_PATH = [

@@ -10,6 +10,8 @@ import { basename, dirname, join } from "node:path";
 import type { Command } from "commander";
 import { checkImageDigest } from "../../core/acceptance.ts";
 import { canonicalize } from "../../core/canonical-json.ts";
+import { missingChunks } from "../../core/chunk-index.ts";
+import { planDelta } from "../../core/delta-plan.ts";
 import { signValue } from "../../core/keys.ts";
 import { parseWith } from "../../core/parse.ts";
 import {
@@ -19,6 +21,7 @@ import {
   ReleaseSignedSchema,
 } from "../../core/schemas.ts";
 import { parseReleaseEnvelope, type VerifiedRelease, verifyRelease } from "../../core/verify.ts";
+import { ensureChunkIndex, imageIndex } from "../chunk-image.ts";
 import { CliFileError, CliToolError, CliUsageError, errnoCode, VerificationFailedError } from "../errors.ts";
 import { type FileDigest, hashFileWithProgress } from "../hash.ts";
 import {
@@ -48,6 +51,12 @@ export function releaseCommand(program: Command): Command {
  * fixed compressor and block size, every timestamp 0, every file owned by root, no host xattrs, no
  * appending to an old image. Directory entries are always sorted by name in SquashFS, and `-reproducible`
  * keeps multi-threaded output in a fixed order.
+ *
+ * `-no-fragments` is for delta updates (docs/delta.md): with fragments, the tails of many small files
+ * share compressed fragment blocks, so one changed file changes a block that unchanged files live in too.
+ * Measured on a generated root with ~5 % of files upgraded (bench/delta.bench.ts): a node fetched 9.4 %
+ * of the image with fragments and 7.5 % without, for an image 0.7 % larger. A 256 KiB block size fetched
+ * the same as 128 KiB, so the block size stays.
  */
 export const REPRODUCIBLE_MKSQUASHFS_FLAGS = [
   "-noappend",
@@ -62,6 +71,7 @@ export const REPRODUCIBLE_MKSQUASHFS_FLAGS = [
   "0",
   "-all-root",
   "-no-xattrs",
+  "-no-fragments",
   "-exit-on-error",
   "-no-progress",
   "-quiet",
@@ -91,7 +101,12 @@ function run(tool: string, args: ReadonlyArray<string>): Promise<void> {
   });
 }
 
-export async function buildImage(rootfs: string, out: string): Promise<FileDigest> {
+export interface BuildOptions {
+  /** Append the chunk index for delta updates (default true). */
+  chunks?: boolean;
+}
+
+export async function buildImage(rootfs: string, out: string, opts: BuildOptions = {}): Promise<FileDigest> {
   let isDir = false;
   try {
     isDir = (await stat(rootfs)).isDirectory();
@@ -105,6 +120,7 @@ export async function buildImage(rootfs: string, out: string): Promise<FileDiges
   const tmp = join(dirname(out), `.${basename(out)}.${process.pid}.tmp`);
   try {
     await run("mksquashfs", [rootfs, tmp, ...REPRODUCIBLE_MKSQUASHFS_FLAGS]);
+    if (opts.chunks !== false) await ensureChunkIndex(tmp, { write: true });
     await rename(tmp, out);
   } finally {
     await rm(tmp, { force: true });
@@ -123,6 +139,8 @@ export interface SignFlags {
   expires?: number | undefined; // seconds; default 90 days
   os: string;
   imageKey?: string | undefined;
+  /** commander's `--no-chunks`: false leaves delta updates off for this release. */
+  chunks?: boolean | undefined;
 }
 
 export interface SignResult {
@@ -148,9 +166,13 @@ function differences(a: ReleaseBody, b: ReleaseBody): string[] {
   const out: string[] = [];
   for (const k of Object.keys(a) as Array<keyof ReleaseBody>) {
     if (k === "image") {
-      for (const ik of Object.keys(a.image) as Array<keyof ReleaseBody["image"]>) {
-        if (a.image[ik] !== b.image[ik])
-          out.push(`image.${ik}: ${a.image[ik]} in the file, ${b.image[ik]} from the flags`);
+      const keys = new Set([...Object.keys(a.image), ...Object.keys(b.image)]) as Set<
+        keyof ReleaseBody["image"]
+      >;
+      for (const ik of keys) {
+        const show = (v: unknown) => (typeof v === "string" ? v : canonicalize(v ?? null));
+        const [x, y] = [show(a.image[ik]), show(b.image[ik])];
+        if (x !== y) out.push(`image.${ik}: ${x} in the file, ${y} from the flags`);
       }
     } else if (canonicalize(a[k]) !== canonicalize(b[k])) {
       out.push(`${k}: ${canonicalize(a[k])} in the file, ${canonicalize(b[k])} from the flags`);
@@ -176,12 +198,22 @@ export async function signRelease(image: string, flags: SignFlags, nowMs = Date.
     ? parseReleaseEnvelope(await readJsonFile(flags.out, "release manifest"), `release manifest ${flags.out}`)
     : undefined;
 
+  // The chunk index (delta updates) goes on the image's tail before it is hashed. When co-signing, the
+  // existing manifest decides: the image is then only checked, never changed.
+  const wantChunks = flags.chunks !== false && (existing ? existing.signed.image.chunks !== undefined : true);
+  const chunks = wantChunks ? await ensureChunkIndex(image, { write: existing === undefined }) : null;
   const digest = await hashFileWithProgress(image);
   const body: ReleaseBody = {
     _type: "release",
     schemaVersion: 1,
     ...meta,
-    image: { key: imageKey, size: digest.size, sha256: digest.sha256, format: "squashfs" },
+    image: {
+      key: imageKey,
+      size: digest.size,
+      sha256: digest.sha256,
+      format: "squashfs",
+      ...(chunks ? { chunks } : {}),
+    },
   };
 
   let signed: ReleaseSigned;
@@ -249,6 +281,37 @@ export async function verifyReleaseFile(
   }
 }
 
+// ----------------------------------------------------------------------------------------------- diff
+
+export interface DiffResult {
+  imageBytes: number;
+  chunks: number;
+  /** Chunks of NEW that OLD does not hold. */
+  missingChunks: number;
+  /** Bytes a node running OLD fetches: the planned Range requests plus the index itself. */
+  fetchBytes: number;
+  requests: number;
+  /** NEW carries its index (built or signed by this Keel); false means a full download for every node. */
+  carried: boolean;
+}
+
+/** What a delta from OLD to NEW costs, planned exactly as a device plans it (docs/delta.md). */
+export async function diffImages(oldImage: string, newImage: string): Promise<DiffResult> {
+  const [a, b] = [await imageIndex(oldImage), await imageIndex(newImage)];
+  const known = new Set(a.index.chunks.map((c) => c.sha256.toString("hex")));
+  const plan = planDelta(b.index, (c) => known.has(c.sha256.toString("hex")));
+  const missing = missingChunks(b.index, [a.index]);
+  const indexBytes = b.size - b.index.covered;
+  return {
+    imageBytes: b.size,
+    chunks: b.index.chunks.length,
+    missingChunks: missing.chunks,
+    fetchBytes: b.carried ? plan.fetchBytes + indexBytes : b.size,
+    requests: b.carried ? plan.ranges.length + 1 : 1,
+    carried: b.carried,
+  };
+}
+
 // ------------------------------------------------------------------------------------------- commands
 
 function verb(r: SignResult): string {
@@ -264,8 +327,9 @@ export function register(program: Command): void {
     .description("build a reproducible SquashFS image from a root filesystem tree (same tree → same bytes)")
     .argument("<rootfs>", "directory holding the root filesystem")
     .requiredOption("--out <file>", "image file to write, e.g. image.squashfs")
-    .action(async (rootfs: string, flags: { out: string }) => {
-      const d = await buildImage(rootfs, flags.out);
+    .option("--no-chunks", "do not append the chunk index (no delta updates to this release)")
+    .action(async (rootfs: string, flags: { out: string; chunks: boolean }) => {
+      const d = await buildImage(rootfs, flags.out, { chunks: flags.chunks });
       process.stdout.write(`wrote ${flags.out}: ${d.size} bytes, sha256 ${d.sha256}\n`);
     });
 
@@ -299,6 +363,7 @@ export function register(program: Command): void {
     )
     .option("--os <name>", "OS name in the manifest", "keelos")
     .option("--image-key <key>", "S3 key of the image (default: releases/<version>/image.squashfs)")
+    .option("--no-chunks", "sign without a chunk index (devices always download this release in full)")
     .action(async (image: string, flags: SignFlags) => {
       const r = await signRelease(image, flags);
       if (r.cosigned && flags.expires !== undefined) {
@@ -310,6 +375,26 @@ export function register(program: Command): void {
       const by = r.added.map((k) => `${k.slice(0, 16)}…`).join(", ");
       process.stdout.write(
         `${verb(r)} ${s.os} ${s.version} (counter ${s.releaseCounter}, ${s.image.size} bytes, sha256 ${s.image.sha256}) by ${by}; ${flags.out} has ${r.envelope.signatures.length} signature(s)\n`,
+      );
+    });
+
+  release
+    .command("diff")
+    .description("expected delta size: bytes a node running OLD fetches to install NEW")
+    .argument("<old>", "the image nodes run now")
+    .argument("<new>", "the image to roll out")
+    .action(async (oldImage: string, newImage: string) => {
+      const d = await diffImages(oldImage, newImage);
+      const pct = (n: number) => `${((n * 100) / d.imageBytes).toFixed(1)} %`;
+      if (!d.carried) {
+        process.stdout.write(
+          `${newImage} carries no chunk index: every node downloads all ${d.imageBytes} bytes (rebuild with keel release build, or sign it)\n`,
+        );
+        return;
+      }
+      process.stdout.write(
+        `${newImage}: ${d.imageBytes} bytes in ${d.chunks} chunks; ${d.missingChunks} not in ${oldImage}\n` +
+          `delta: fetch ${d.fetchBytes} bytes (${pct(d.fetchBytes)} of the image) in ${d.requests} requests; saves ${d.imageBytes - d.fetchBytes} bytes per node\n`,
       );
     });
 

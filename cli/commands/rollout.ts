@@ -17,6 +17,7 @@ import { renderTable, waveBar, waveLabel } from "../../local/render.ts";
 import { ApiClient, addTargetOptions, resolveTarget, type TargetFlags } from "../api-client.ts";
 import { CliUsageError } from "../errors.ts";
 import { collectList, durationOption, intOption } from "../inputs.ts";
+import { transferLine } from "../transfer-summary.ts";
 
 export interface WaveDefaults {
   /** Bake after every wave but the last, in seconds. */
@@ -124,6 +125,9 @@ export function renderRollout(r: RolloutView): string {
       `  devices: ${t.devices} — ${t.succeeded} succeeded, ${t.failed} failed (${t.rolledBack} rolled back)${t.other > 0 ? `, ${t.other} other` : ""}`,
     );
   }
+  // Delta updates: bytes saved across the rollout's devices (cli/transfer-summary.ts).
+  const transfer = transferLine(r.devices);
+  if (transfer) lines.push(transfer);
   if (r.devices.length > 0) {
     lines.push("");
     const width = Math.max(6, ...r.devices.map((d) => d.thingName.length));

@@ -30,8 +30,10 @@ import type { Logger } from "../logger.ts";
 import type { AgentEvent, State } from "../state-machine.ts";
 import type { CurrentJob, Installed, PersistedState } from "../state-store.ts";
 import type { TrustStore } from "../trust.ts";
-import { fetchRange, fetchSmall, type RetryPolicy } from "./download.ts";
+import { fetchImage } from "./delta.ts";
+import { fetchSmall, type RetryPolicy } from "./download.ts";
 import { releaseDeadBuffers } from "./memory.ts";
+import { seedSlots } from "./seed.ts";
 import { BlockPipeline, hashSlotRange, SlotWriter, slotSize } from "./slot.ts";
 
 /**
@@ -193,6 +195,8 @@ const download: InstallStep = {
     // a refused image on a fresh node leaves the boot environment byte for byte as it was.
     const state = await ctx.boot.readState();
     if (state.slots[job.target].bootable || state.next === job.target) await ctx.boot.invalidate(job.target);
+    // Delta updates: the target's old content seeds the new image only if it was a known, verified release.
+    const seeds = seedSlots(config.slots, ctx.booted, job.target, ctx.record.slots[job.target] !== null);
     if (ctx.record.slots[job.target] !== null) {
       ctx.record.slots[job.target] = null;
       await ctx.save();
@@ -223,7 +227,10 @@ const download: InstallStep = {
       Math.min(1024 * 1024, config.download.checkpointBytes),
     );
     try {
-      const r = await fetchRange({
+      // Delta when the release carries a chunk index, else (or on any delta problem, logged) the full image.
+      const r = await fetchImage({
+        image: release.image,
+        seeds,
         source: () => imageSource(job),
         start: job.offset,
         size,
@@ -245,6 +252,7 @@ const download: InstallStep = {
       });
       await pipeline.finish();
       if (r.overflow) throw new ImageMismatchError("size", size, `more than ${size}`);
+      job.transfer = { method: r.method, fetched: r.fetched, seeded: r.seeded, size };
       checkImageDigest({ size, sha256: release.image.sha256 }, { size, sha256: hash.digest("hex") });
       job.offset = size;
       return { event: "downloaded" };

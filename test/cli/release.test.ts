@@ -384,7 +384,7 @@ describe("release command group", () => {
     register(program);
     const group = releaseCommand(program);
     expect(program.commands.filter((c) => c.name() === "release")).toHaveLength(1);
-    expect(group.commands.map((c) => c.name())).toEqual(["build", "sign", "verify"]);
+    expect(group.commands.map((c) => c.name())).toEqual(["build", "sign", "diff", "verify"]);
     group.command("publish");
     expect(releaseCommand(program).commands.map((c) => c.name())).toContain("publish");
   });

@@ -40,13 +40,16 @@ export async function startFileServer(): Promise<FileServer> {
     if (!file) return void res.writeHead(404).end("not found");
     const size = (await stat(file)).size;
     let start = 0;
-    const m = ranges ? /^bytes=(\d+)-$/.exec(req.headers.range ?? "") : null;
+    let end = size; // exclusive
+    // Open (`bytes=N-`) and closed (`bytes=N-M`, what delta updates ask for) ranges, as S3 serves them.
+    const m = ranges ? /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? "") : null;
     if (m) {
       start = Number(m[1]);
+      if (m[2]) end = Math.min(size, Number(m[2]) + 1);
       if (start >= size) return void res.writeHead(416, { "content-range": `bytes */${size}` }).end();
       res.writeHead(206, {
-        "content-range": `bytes ${start}-${size - 1}/${size}`,
-        "content-length": size - start,
+        "content-range": `bytes ${start}-${end - 1}/${size}`,
+        "content-length": end - start,
       });
     } else {
       res.writeHead(200, { "content-length": size, "accept-ranges": ranges ? "bytes" : "none" });
@@ -57,7 +60,7 @@ export async function startFileServer(): Promise<FileServer> {
       limit = cut.bytes;
     }
     let sent = 0;
-    const stream = createReadStream(file, { start, highWaterMark: 64 * 1024 });
+    const stream = createReadStream(file, { start, end: end - 1, highWaterMark: 64 * 1024 });
     for await (const chunk of stream) {
       let buf = chunk as Buffer;
       if (sent + buf.length > limit) buf = buf.subarray(0, limit - sent);
