@@ -10,7 +10,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { cliTooling } from "../cli/commands/dev.ts";
-import { RolloutSchema, RolloutViewSchema } from "../functions/rollout/model.ts";
+import { RolloutSchema, RolloutViewSchema } from "../functions/rollout-api/contract.ts";
 import { publishDemoReleases, startDevEnvironment } from "../local/fleet/environment.ts";
 
 interface Figures {

@@ -9,11 +9,17 @@ import {
   type Rollout,
   RolloutSchema,
   type RolloutView,
-  RolloutViewSchema,
   type WaveInput,
   WaveInputSchema,
-} from "../../functions/rollout/model.ts";
-import { ApiClient, addTargetOptions, resolveTarget, type TargetFlags } from "../api-client.ts";
+} from "../../functions/rollout-api/contract.ts";
+import {
+  ApiClient,
+  addTargetOptions,
+  getRolloutView,
+  listAllRollouts,
+  resolveTarget,
+  type TargetFlags,
+} from "../api-client.ts";
 import { CliUsageError } from "../errors.ts";
 import { collectList, durationOption, intOption } from "../inputs.ts";
 import { renderTable, waveBar, waveLabel } from "../render.ts";
@@ -235,12 +241,7 @@ export function register(program: Command): void {
 
   addTargetOptions(rollout.command("list").description("list rollouts, newest first")).action(
     async (flags: TargetFlags) => {
-      const out = parseWith(
-        z.object({ rollouts: z.array(RolloutSchema) }),
-        await (await client(flags)).get("/rollouts"),
-        "API answer",
-      );
-      process.stdout.write(renderRolloutList(out.rollouts));
+      process.stdout.write(renderRolloutList(await listAllRollouts(await client(flags))));
     },
   );
 
@@ -255,11 +256,7 @@ export function register(program: Command): void {
     const api = await client(flags);
     const tty = process.stdout.isTTY;
     for (;;) {
-      const view = parseWith(
-        RolloutViewSchema,
-        await api.get(`/rollouts/${encodeURIComponent(id)}`),
-        "API answer",
-      );
+      const view = await getRolloutView(api, id);
       // On a terminal, redraw in place; in a pipe, print each frame once it changed.
       process.stdout.write(`${tty && flags.watch ? "\x1b[2J\x1b[H" : ""}${renderRollout(view)}`);
       if (!flags.watch || TERMINAL.has(view.status)) return;

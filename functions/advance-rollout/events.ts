@@ -4,7 +4,8 @@
  */
 import { z } from "zod";
 import { parseWith } from "../../core/parse.ts";
-import { type AdvanceDeps, advanceRollout } from "../rollout/advance.ts";
+import type { RolloutDeps } from "../deps.ts";
+import { advanceRollout } from "../rollout/advance.ts";
 import { FAILURE_STATUSES, failureNeedsGate, parseJobId } from "../rollout/engine.ts";
 
 const StatusDetailsSchema = z.record(z.string(), z.unknown()).transform((m) => {
@@ -35,7 +36,7 @@ export function isIotEvent(event: unknown): boolean {
 /** Epoch seconds (10 digits) or milliseconds (13 digits): AWS documents both (§5, units unconfirmed). */
 const toMs = (t: number) => (t < 1e11 ? t * 1000 : t);
 
-export async function handleIotEvent(deps: AdvanceDeps, raw: unknown): Promise<void> {
+export async function handleIotEvent(deps: RolloutDeps, raw: unknown): Promise<void> {
   const e = parseWith(IotEventSchema, raw, "IoT job event");
   const ref = parseJobId(e.jobId);
   if (!ref) {

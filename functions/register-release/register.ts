@@ -11,7 +11,8 @@ import type { RootSigned } from "../../core/schemas.ts";
 import { parseRootEnvelope, verifyRelease, verifyRole, walkRootChain } from "../../core/verify.ts";
 import { awsErrorName } from "../errors.ts";
 import type { Logger } from "../log.ts";
-import { type ReleaseRecord, ReleaseStatus, type Store } from "../store.ts";
+import { ReleaseStatus } from "../rollout-api/contract.ts";
+import type { ReleaseRecord, Store } from "../store.ts";
 
 export const MANIFEST_KEY = /^releases\/([^/]+)\/release\.json$/;
 const ROOT_KEY = /^trust\/root\.(\d+)\.json$/;

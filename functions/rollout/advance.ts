@@ -6,9 +6,9 @@
  * only one calls IoT; the rest see the claim and leave.
  */
 import { randomUUID } from "node:crypto";
+import type { RolloutDeps } from "../deps.ts";
 import { StaleStateError } from "../errors.ts";
 import { errorFields, type Logger, ROLLOUT_ABORTED_EVENT } from "../log.ts";
-import type { Store } from "../store.ts";
 import {
   becameAborted,
   claimJob,
@@ -22,20 +22,9 @@ import {
   releaseJobClaim,
   settle,
 } from "./engine.ts";
-import { cancelWaveJob, createWaveJob, type JobsConfig, observeWave } from "./iot.ts";
+import { cancelWaveJob, createWaveJob, observeWave } from "./iot.ts";
 import { type Rollout, RolloutStatus } from "./model.ts";
-
-export interface AdvanceDeps {
-  jobs: JobsConfig;
-  store: Store;
-  now: () => number;
-  log: Logger;
-}
-
-/** The locks a rollout holds: its fleets, or its thing groups in their own namespace. */
-export function lockNames(r: Pick<Rollout, "fleets" | "thingGroups">): string[] {
-  return r.fleets.length > 0 ? r.fleets : r.thingGroups.map((g) => `group:${g}`);
-}
+import { lockNames } from "./rules.ts";
 
 /**
  * The one line the aborted-rollouts alarm counts (infra/constructs/alarms.ts), written by whichever
@@ -50,7 +39,7 @@ export function logIfAborted(log: Logger, before: Rollout | undefined, after: Ro
   });
 }
 
-async function applyEffect(deps: AdvanceDeps, r: Rollout, e: Effect): Promise<void> {
+async function applyEffect(deps: RolloutDeps, r: Rollout, e: Effect): Promise<void> {
   switch (e.kind) {
     case "create-job":
       await createWaveJob(deps.jobs, r, e.waveIndex);
@@ -74,7 +63,7 @@ async function applyEffect(deps: AdvanceDeps, r: Rollout, e: Effect): Promise<vo
 const MAX_STEPS = 200;
 
 /** Drives one rollout as far as it can go now. Returns the state it left, or undefined if unknown. */
-export async function advanceRollout(deps: AdvanceDeps, id: string): Promise<Rollout | undefined> {
+export async function advanceRollout(deps: RolloutDeps, id: string): Promise<Rollout | undefined> {
   // Names this invocation in job claims.
   const self = randomUUID();
   let r = await deps.store.getRollout(id);
@@ -139,7 +128,7 @@ export async function advanceRollout(deps: AdvanceDeps, id: string): Promise<Rol
 }
 
 /** Applies an effect; a failed job creation gives its claim back so the next invocation retries at once. */
-async function applyEffectOrRelease(deps: AdvanceDeps, r: Rollout, effect: Effect): Promise<void> {
+async function applyEffectOrRelease(deps: RolloutDeps, r: Rollout, effect: Effect): Promise<void> {
   try {
     await applyEffect(deps, r, effect);
   } catch (err) {
@@ -152,7 +141,7 @@ async function applyEffectOrRelease(deps: AdvanceDeps, r: Rollout, effect: Effec
   }
 }
 
-export async function advanceAll(deps: AdvanceDeps): Promise<Rollout[]> {
+export async function advanceAll(deps: RolloutDeps): Promise<Rollout[]> {
   const active = await deps.store.listRollouts("active");
   const out: Rollout[] = [];
   for (const r of active) {

@@ -7,8 +7,8 @@
 import { SchemaError } from "../../core/errors.ts";
 import { bucketGroupName, waveBuckets } from "../../core/waves.ts";
 import { ConflictError } from "../errors.ts";
+import type { CreateRolloutBody } from "../rollout-api/contract.ts";
 import {
-  type CreateRolloutBody,
   DEFAULT_FAILURE_THRESHOLD_PERCENT,
   DEFAULT_SUCCESS_THRESHOLD_PERCENT,
   type DeviceOutcome,

@@ -5,9 +5,18 @@
  */
 
 import {
+  AddThingToThingGroupCommand,
+  AttachPolicyCommand,
+  AttachThingPrincipalCommand,
   CancelJobCommand,
+  type CancelJobCommandInput,
   CreateJobCommand,
+  type CreateJobCommandInput,
+  CreateKeysAndCertificateCommand,
+  CreateThingCommand,
+  type CreateThingCommandInput,
   CreateThingGroupCommand,
+  DescribeEndpointCommand,
   DescribeJobCommand,
   DescribeThingCommand,
   DescribeThingGroupCommand,
@@ -15,8 +24,9 @@ import {
   ListThingGroupsCommand,
 } from "@aws-sdk/client-iot";
 import { ListObjectsV2Command, type S3Client } from "@aws-sdk/client-s3";
+import { checkIotInput, formatIotViolations, type IotOperation } from "../../core/aws-limits.ts";
 import { buildJobDocument } from "../../core/job-document.ts";
-import { awsErrorName, CloudCallError } from "../errors.ts";
+import { AwsLimitError, awsErrorName, CloudCallError } from "../errors.ts";
 import { countsFrom, type Observation } from "./engine.ts";
 import type { Rollout } from "./model.ts";
 
@@ -41,6 +51,47 @@ export async function ensureThingGroup(iot: IoTClient, name: string): Promise<st
     if (awsErrorName(err) !== "ResourceAlreadyExistsException") throw err;
     return must(thingGroupArn(iot, name), `thing group ${name}`);
   }
+}
+
+/** What a new device needs to connect: its certificate and key (only ever in this answer), the endpoint. */
+export interface DeviceIdentity {
+  certificateArn: string;
+  certificateId: string | undefined;
+  certificatePem: string;
+  privateKey: string;
+  endpoint: string | undefined;
+}
+
+/**
+ * Provisions a device: the thing (with its fleet as an attribute), an active certificate bound to it
+ * (with the device policy, when the deployment has one), and membership of its bucket group.
+ */
+export async function provisionThing(
+  iot: IoTClient,
+  thing: { thingName: string; fleet: string; group: string; policyName: string | undefined },
+): Promise<DeviceIdentity> {
+  const { thingName, fleet, group, policyName } = thing;
+  const input = createThingInput(thingName, fleet);
+  checkIotCall("iot:CreateThing", input);
+  await iot.send(new CreateThingCommand(input));
+  const cert = await iot.send(new CreateKeysAndCertificateCommand({ setAsActive: true }));
+  if (!cert.certificateArn || !cert.certificatePem || !cert.keyPair?.PrivateKey) {
+    throw new CloudCallError("CreateKeysAndCertificate returned no certificate or key");
+  }
+  if (policyName) {
+    await iot.send(new AttachPolicyCommand({ policyName, target: cert.certificateArn }));
+  }
+  await iot.send(new AttachThingPrincipalCommand({ thingName, principal: cert.certificateArn }));
+  await ensureThingGroup(iot, group);
+  await iot.send(new AddThingToThingGroupCommand({ thingGroupName: group, thingName }));
+  const endpoint = await iot.send(new DescribeEndpointCommand({ endpointType: "iot:Data-ATS" }));
+  return {
+    certificateArn: cert.certificateArn,
+    certificateId: cert.certificateId,
+    certificatePem: cert.certificatePem,
+    privateKey: cert.keyPair.PrivateKey,
+    endpoint: endpoint.endpointAddress,
+  };
 }
 
 /** The ARN of an existing thing, or undefined when there is no such thing. */
@@ -123,6 +174,66 @@ async function bucketGroupArns(
   return mapLimited(names, async (g) => known.get(g) ?? ensureThingGroup(iot, g));
 }
 
+/**
+ * The CreateJob input for a wave, as a pure function of the rollout: the API checks these same inputs
+ * against AWS's limits before it accepts a rollout (functions/rollout-api/aws-edge.ts), and the call
+ * checks them again, so what reaches AWS is what was checked.
+ */
+export function createJobInput(
+  r: Rollout,
+  waveIndex: number,
+  call: { targets: string[]; document: string; presignRoleArn: string },
+): CreateJobCommandInput {
+  const wave = r.waves[waveIndex];
+  if (!wave) throw new RangeError(`rollout ${r.id} has no wave ${waveIndex + 1}`);
+  return {
+    jobId: wave.jobId,
+    targets: call.targets,
+    document: call.document,
+    description: `Keel rollout ${r.id}: ${r.release}, wave ${waveIndex + 1} of ${r.waves.length}`,
+    targetSelection: "SNAPSHOT",
+    jobExecutionsRolloutConfig: { maximumPerMinute: r.maximumPerMinute },
+    // The native net behind our gate: IoT cancels queued executions itself if failures spike.
+    ...(wave.failureThresholdPercent > 0
+      ? {
+          abortConfig: {
+            criteriaList: [
+              {
+                failureType: "ALL",
+                action: "CANCEL",
+                thresholdPercentage: wave.failureThresholdPercent,
+                minNumberOfExecutedThings: wave.kind === "canary" ? 1 : 10,
+              },
+            ],
+          },
+        }
+      : {}),
+    timeoutConfig: { inProgressTimeoutInMinutes: r.inProgressTimeoutMinutes },
+    presignedUrlConfig: { roleArn: call.presignRoleArn, expiresInSec: 3600 },
+  };
+}
+
+/** The CancelJob input for an abort; `reason` becomes the job's comment. */
+export function cancelJobInput(jobId: string, reason: string): CancelJobCommandInput {
+  return { jobId, reasonCode: "KEEL_ROLLOUT_ABORTED", comment: reason };
+}
+
+/** The CreateThing input for a new device: its fleet as an attribute. */
+export function createThingInput(thingName: string, fleet: string): CreateThingCommandInput {
+  return { thingName, attributePayload: { attributes: { fleet } } };
+}
+
+/**
+ * Refuses, before the call, an input AWS would refuse (core/aws-limits.ts): a named, permanent error
+ * instead of an InvalidRequestException, which would fail the same way on every retry.
+ */
+export function checkIotCall(operation: IotOperation, input: object): void {
+  const violations = checkIotInput(operation, input as Record<string, unknown>);
+  if (violations.length > 0) {
+    throw new AwsLimitError(`${operation} input breaks AWS's limits: ${formatIotViolations(violations)}`);
+  }
+}
+
 export async function createWaveJob(cfg: JobsConfig, r: Rollout, waveIndex: number): Promise<void> {
   const wave = r.waves[waveIndex];
   if (!wave) throw new RangeError(`rollout ${r.id} has no wave ${waveIndex + 1}`);
@@ -144,34 +255,15 @@ export async function createWaveJob(cfg: JobsConfig, r: Rollout, waveIndex: numb
     rootKeys: await newerRootKeys(cfg.s3, cfg.bucket),
     policy: { healthDeadlineSeconds: r.healthDeadlineSeconds },
   });
+  // The document's size (≤ 32 KB) is checked here, where it is built, with the rest of the input.
+  const input = createJobInput(r, waveIndex, {
+    targets,
+    document: JSON.stringify(document),
+    presignRoleArn: cfg.presignRoleArn,
+  });
+  checkIotCall("iot:CreateJob", input);
   try {
-    await cfg.iot.send(
-      new CreateJobCommand({
-        jobId: wave.jobId,
-        targets,
-        document: JSON.stringify(document),
-        description: `Keel rollout ${r.id}: ${r.release}, wave ${waveIndex + 1} of ${r.waves.length}`,
-        targetSelection: "SNAPSHOT",
-        jobExecutionsRolloutConfig: { maximumPerMinute: r.maximumPerMinute },
-        // The native net behind our gate: IoT cancels queued executions itself if failures spike.
-        ...(wave.failureThresholdPercent > 0
-          ? {
-              abortConfig: {
-                criteriaList: [
-                  {
-                    failureType: "ALL",
-                    action: "CANCEL",
-                    thresholdPercentage: wave.failureThresholdPercent,
-                    minNumberOfExecutedThings: wave.kind === "canary" ? 1 : 10,
-                  },
-                ],
-              },
-            }
-          : {}),
-        timeoutConfig: { inProgressTimeoutInMinutes: r.inProgressTimeoutMinutes },
-        presignedUrlConfig: { roleArn: cfg.presignRoleArn, expiresInSec: 3600 },
-      }),
-    );
+    await cfg.iot.send(new CreateJobCommand(input));
   } catch (err) {
     if (awsErrorName(err) === "ResourceAlreadyExistsException") return; // a repeat: the job is there
     throw new CloudCallError(`CreateJob ${wave.jobId} failed: ${(err as Error).message}`, { cause: err });
@@ -179,10 +271,10 @@ export async function createWaveJob(cfg: JobsConfig, r: Rollout, waveIndex: numb
 }
 
 export async function cancelWaveJob(iot: IoTClient, jobId: string, reason: string): Promise<void> {
+  const input = cancelJobInput(jobId, reason);
+  checkIotCall("iot:CancelJob", input);
   try {
-    await iot.send(
-      new CancelJobCommand({ jobId, reasonCode: "KEEL_ROLLOUT_ABORTED", comment: reason.slice(0, 2000) }),
-    );
+    await iot.send(new CancelJobCommand(input));
   } catch (err) {
     const name = awsErrorName(err);
     // Never created, or already canceled / completed: nothing left to cancel.

@@ -6,7 +6,8 @@
 
 import { waveBar, waveLabel } from "../../cli/render.ts";
 import { STATES } from "../../device/state-machine.ts";
-import type { RolloutView, Wave } from "../../functions/rollout/model.ts";
+import type { Wave } from "../../functions/rollout/model.ts";
+import type { RolloutView } from "../../functions/rollout-api/contract.ts";
 import type { NodePhase, NodeSnapshot } from "./node.ts";
 
 const BAR = 24;

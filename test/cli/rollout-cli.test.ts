@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { minutesOption, parseWavesSpec, renderRollout } from "../../cli/commands/rollout.ts";
 import { SchemaError } from "../../core/errors.ts";
-import type { RolloutView } from "../../functions/rollout/model.ts";
+import type { RolloutView } from "../../functions/rollout-api/contract.ts";
 import { startLocalCloud } from "../../local/cloud.ts";
 import type { LocalCloud } from "../../local/contracts.ts";
 import { type FunctionsWiring, startFunctionsWiring } from "../../local/functions-wiring.ts";

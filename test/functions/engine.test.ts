@@ -3,7 +3,6 @@ import { describe, expect, it } from "vitest";
 import { SchemaError } from "../../core/errors.ts";
 import { bucketOf } from "../../core/waves.ts";
 import { ConflictError } from "../../functions/errors.ts";
-import { lockNames } from "../../functions/rollout/advance.ts";
 import {
   abort,
   becameAborted,
@@ -27,7 +26,9 @@ import {
   resume,
   settle as settleAborted,
 } from "../../functions/rollout/engine.ts";
-import { CreateRolloutBodySchema, type Rollout, type WaveCounts } from "../../functions/rollout/model.ts";
+import type { Rollout, WaveCounts } from "../../functions/rollout/model.ts";
+import { lockNames } from "../../functions/rollout/rules.ts";
+import { CreateRolloutBodySchema } from "../../functions/rollout-api/contract.ts";
 
 const T0 = Date.parse("2026-01-01T00:00:00Z");
 const release = {

@@ -296,6 +296,7 @@ describe("404 and 409", () => {
         who: "arn:aws:iam::000000000000:user/keel-local",
         action: "rollout.abort",
         target: first.id,
+        fleets: ["edge"],
         detail: { reason: "superseded" },
       },
     ]);
@@ -336,6 +337,7 @@ describe("404 and 409", () => {
         who: "arn:aws:iam::000000000000:user/keel-local",
         action: "thing.register",
         target: "lab-1",
+        fleets: ["lab"],
         detail: { fleet: "lab", group: t.group, certificateId: expect.stringMatching(/^[0-9a-f]{64}$/) },
       },
     ]);
