@@ -11,6 +11,8 @@ import * as iam from "aws-cdk-lib/aws-iam";
 import * as lambda from "aws-cdk-lib/aws-lambda";
 import * as s3 from "aws-cdk-lib/aws-s3";
 import * as s3n from "aws-cdk-lib/aws-s3-notifications";
+import * as sns from "aws-cdk-lib/aws-sns";
+import * as subscriptions from "aws-cdk-lib/aws-sns-subscriptions";
 import type { Construct } from "constructs";
 import { KeelAlarms } from "./constructs/alarms.ts";
 import { DeviceAccess } from "./constructs/device-access.ts";
@@ -42,13 +44,14 @@ export const OUTPUTS = {
   registerReleaseFunctionName: "RegisterReleaseFunctionName",
   advanceRolloutFunctionName: "AdvanceRolloutFunctionName",
   devicePolicyName: "DevicePolicyName",
+  alarmTopicArn: "AlarmTopicArn",
   region: "Region",
 } as const;
 
 /**
  * Everything in KeelSettingsSchema (infra/settings.ts), each validated when the stack is built:
  * fleets (default: any), logRetentionDays (default 30), removalPolicy (default retain), bucketName,
- * tableName, devicePolicyName (default: names CloudFormation generates).
+ * tableName, devicePolicyName (default: names CloudFormation generates), alarmEmail (default: none).
  */
 export interface KeelStackProps extends StackProps, KeelSettingsInput {}
 
@@ -60,6 +63,8 @@ export class KeelStack extends Stack {
   readonly advanceRollout: KeelFunction;
   readonly apiUrl: lambda.FunctionUrl;
   readonly deviceAccess: DeviceAccess;
+  /** Every alarm notifies this topic; `alarmEmail` subscribes an address. */
+  readonly alarmTopic: sns.Topic;
 
   constructor(scope: Construct, id: string, props: KeelStackProps = {}) {
     super(scope, id, props);
@@ -71,6 +76,7 @@ export class KeelStack extends Stack {
         bucketName: props.bucketName,
         tableName: props.tableName,
         devicePolicyName: props.devicePolicyName,
+        alarmEmail: props.alarmEmail,
       },
       `KeelStack ${id} props`,
     );
@@ -149,8 +155,21 @@ export class KeelStack extends Stack {
     });
     new JobEvents(this, "JobEvents", { target: this.advanceRollout.function, logRetention, removalPolicy });
 
+    this.alarmTopic = new sns.Topic(this, "AlarmTopic", {
+      displayName: "Keel alarms",
+      enforceSSL: true,
+    });
+    acknowledge(
+      this.alarmTopic,
+      "AwsSolutions-SNS2",
+      "Alarm notifications carry alarm names and states only; CloudWatch cannot publish to a topic encrypted with the AWS-managed SNS key, and a customer key for that is not worth its cost here.",
+    );
+    if (settings.alarmEmail) {
+      this.alarmTopic.addSubscription(new subscriptions.EmailSubscription(settings.alarmEmail));
+    }
     new KeelAlarms(this, "Alarms", {
-      abortLogGroups: [this.advanceRollout.logGroup, this.rolloutApi.logGroup],
+      topic: this.alarmTopic,
+      rolloutLogGroups: [this.advanceRollout.logGroup, this.rolloutApi.logGroup],
       functions: {
         RegisterRelease: this.registerRelease.function,
         RolloutApi: this.rolloutApi.function,
@@ -170,6 +189,7 @@ export class KeelStack extends Stack {
     );
     output(OUTPUTS.advanceRolloutFunctionName, this.advanceRollout.function.functionName, "advance-rollout");
     output(OUTPUTS.devicePolicyName, devicePolicy.ref, "IoT policy attached to device certificates");
+    output(OUTPUTS.alarmTopicArn, this.alarmTopic.topicArn, "SNS topic every Keel alarm notifies");
     output(OUTPUTS.region, this.region, "Region of the stack");
   }
 

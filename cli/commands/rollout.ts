@@ -105,6 +105,17 @@ export function renderRollout(r: RolloutView): string {
     `rollout ${r.id}: release ${r.release} to ${target} — ${r.status}${r.reason ? ` (${r.reason})` : ""}`,
   );
   lines.push(`created ${r.createdAt} by ${r.createdBy}${r.forced ? " (forced)" : ""}`);
+  const f = r.effectFailure;
+  if (f) {
+    const next = !f.stalled
+      ? "retrying"
+      : r.status === "STALLED"
+        ? "stalled: `keel rollout resume` retries, `keel rollout abort` stops"
+        : "stalled: still retrying";
+    lines.push(
+      `! ${f.effect} failed ${f.attempts} time(s) since ${f.firstAt} (${next}); last error: ${f.error}`,
+    );
+  }
   lines.push("");
   r.waves.forEach((w, i) => {
     const marker = i === r.current && r.status !== "SUCCEEDED" ? ">" : " ";
@@ -169,7 +180,8 @@ async function client(flags: TargetFlags): Promise<ApiClient> {
   return new ApiClient(await resolveTarget(flags));
 }
 
-const TERMINAL = new Set(["SUCCEEDED", "ABORTED"]);
+/** --watch stops at a final state, and at STALLED, which waits for the operator. */
+const WATCH_STOPS = new Set(["SUCCEEDED", "ABORTED", "STALLED"]);
 
 interface StartFlags extends TargetFlags {
   release: string;
@@ -259,7 +271,7 @@ export function register(program: Command): void {
       const view = await getRolloutView(api, id);
       // On a terminal, redraw in place; in a pipe, print each frame once it changed.
       process.stdout.write(`${tty && flags.watch ? "\x1b[2J\x1b[H" : ""}${renderRollout(view)}`);
-      if (!flags.watch || TERMINAL.has(view.status)) return;
+      if (!flags.watch || WATCH_STOPS.has(view.status)) return;
       await new Promise((r) => setTimeout(r, (flags.interval ?? 2) * 1000));
     }
   });
@@ -271,7 +283,7 @@ export function register(program: Command): void {
         action === "pause"
           ? "stop advancing to new waves (the current wave's devices carry on)"
           : action === "resume"
-            ? "continue a paused rollout"
+            ? "continue a paused rollout, or retry a stalled one"
             : "abort: cancel the current wave's queued devices and stop",
       )
       .argument("<id>", "rollout id");

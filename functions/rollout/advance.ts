@@ -7,12 +7,14 @@
  */
 import { randomUUID } from "node:crypto";
 import type { RolloutDeps } from "../deps.ts";
-import { StaleStateError } from "../errors.ts";
-import { errorFields, type Logger, ROLLOUT_ABORTED_EVENT } from "../log.ts";
+import { AwsLimitError, awsErrorName, StaleStateError } from "../errors.ts";
+import { errorFields, type Logger, ROLLOUT_ABORTED_EVENT, ROLLOUT_STALLED_EVENT } from "../log.ts";
 import {
   becameAborted,
+  becameStalled,
   claimJob,
   type Effect,
+  effectFailed,
   gate,
   isSettling,
   isTerminal,
@@ -81,7 +83,11 @@ export async function advanceRollout(deps: RolloutDeps, id: string): Promise<Rol
         continue;
       }
       if (effect) {
-        await applyEffectOrRelease(deps, r, effect);
+        const stalled = await applyEffectOrRecord(deps, r, effect);
+        if (stalled) {
+          r = stalled;
+          continue;
+        }
         if (effect.kind === "create-job") {
           created = { waveIndex: effect.waveIndex, jobId: r.waves[effect.waveIndex]?.jobId ?? "" };
         }
@@ -127,18 +133,48 @@ export async function advanceRollout(deps: RolloutDeps, id: string): Promise<Rol
   return r;
 }
 
-/** Applies an effect; a failed job creation gives its claim back so the next invocation retries at once. */
-async function applyEffectOrRelease(deps: RolloutDeps, r: Rollout, effect: Effect): Promise<void> {
+/**
+ * Applies an effect. A failure is recorded on the rollout (effectFailed): a failed job creation gives its
+ * claim back so the next invocation retries at once, and a failure that stalls the rollout is logged
+ * once for the alarm. Returns the state written when it stalled (the caller carries on from there);
+ * otherwise rethrows, so the failure shows in the invocation and the schedule retries it.
+ */
+async function applyEffectOrRecord(deps: RolloutDeps, r: Rollout, effect: Effect): Promise<Rollout | null> {
   try {
     await applyEffect(deps, r, effect);
+    return null;
   } catch (err) {
-    if (effect.kind === "create-job") {
-      await deps.store.saveRollout(releaseJobClaim(r, effect.waveIndex, deps.now())).catch(() => {
-        // Lost to another writer, or the table is down too: the claim then lapses by itself.
+    const now = deps.now();
+    const base = effect.kind === "create-job" ? releaseJobClaim(r, effect.waveIndex, now) : r;
+    const failed = effectFailed(base, effect, errorMessage(err), isPermanent(err), now);
+    let saved: Rollout;
+    try {
+      saved = await deps.store.saveRollout(failed);
+    } catch {
+      // Lost to another writer, or the table is down too: the claim lapses by itself, the count waits.
+      throw err;
+    }
+    if (becameStalled(r, saved)) {
+      deps.log.warn("rollout stalled", {
+        event: ROLLOUT_STALLED_EVENT,
+        rolloutId: r.id,
+        effect: effect.kind,
+        attempts: saved.effectFailure?.attempts,
+        error: saved.effectFailure?.error,
       });
     }
+    if (saved.effectFailure?.stalled && saved.status === RolloutStatus.Stalled) return saved;
     throw err;
   }
+}
+
+const errorMessage = (err: unknown) => (err instanceof Error ? `${err.name}: ${err.message}` : String(err));
+
+/** Errors that fail the same way on every retry: a refused input (ours or AWS's). */
+function isPermanent(err: unknown): boolean {
+  if (err instanceof AwsLimitError) return true;
+  const cause = err instanceof Error ? err.cause : undefined;
+  return awsErrorName(cause ?? err) === "InvalidRequestException";
 }
 
 export async function advanceAll(deps: RolloutDeps): Promise<Rollout[]> {

@@ -32,6 +32,8 @@ export const RolloutStatus = {
   Paused: "PAUSED",
   Succeeded: "SUCCEEDED",
   Aborted: "ABORTED",
+  /** An AWS call the rollout needs kept failing; it waits for an operator (resume retries, or abort). */
+  Stalled: "STALLED",
 } as const;
 export type RolloutStatus = (typeof RolloutStatus)[keyof typeof RolloutStatus];
 export const TERMINAL_STATUSES: readonly RolloutStatus[] = [RolloutStatus.Succeeded, RolloutStatus.Aborted];
@@ -79,6 +81,16 @@ export const TimelineEntrySchema = z.object({
 });
 export type TimelineEntry = z.infer<typeof TimelineEntrySchema>;
 
+export const EffectFailureSchema = z.object({
+  effect: z.enum(["create-job", "cancel-job", "release-locks"]),
+  attempts: z.int().min(1),
+  error: z.string(),
+  firstAt: z.string(),
+  lastAt: z.string(),
+  stalled: z.boolean(),
+});
+export type EffectFailure = z.infer<typeof EffectFailureSchema>;
+
 export const RolloutSchema = z.object({
   id: RolloutIdSchema,
   release: z.string(),
@@ -89,7 +101,7 @@ export const RolloutSchema = z.object({
   thingGroups: z.array(z.string()),
   waves: z.array(WaveSchema).min(1),
   current: z.int().min(0),
-  status: z.enum(["RUNNING", "PAUSED", "SUCCEEDED", "ABORTED"]),
+  status: z.enum(["RUNNING", "PAUSED", "SUCCEEDED", "ABORTED", "STALLED"]),
   reason: z.string().optional(),
   maximumPerMinute: z.number(),
   inProgressTimeoutMinutes: z.number(),
@@ -107,6 +119,11 @@ export const RolloutSchema = z.object({
    * (fail and roll back, say) after the abort show in the wave's counts.
    */
   settled: z.boolean().optional(),
+  /**
+   * The effect (an AWS call) that failed on its latest attempts, until it succeeds: how often, since when,
+   * the last error, and whether it is stalled (attempts used up, or an error no retry can fix).
+   */
+  effectFailure: EffectFailureSchema.optional(),
   timeline: z.array(TimelineEntrySchema),
   /** Optimistic-lock counter: every write is conditional on the version it read. */
   version: z.int().min(1),

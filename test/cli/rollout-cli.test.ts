@@ -267,8 +267,9 @@ describe("keel release publish / releases / fleet / rollout against the local cl
     const id = /started rollout (\S+)/.exec(start.stdout)?.[1] ?? "";
     const watch = await run("rollout", "status", id, "--watch", "--interval", "0.2", "--local");
     expect(watch.stdout).toContain(`rollout ${id}: release 1.1.0 to fleet edge — SUCCEEDED`);
-    // The canary is also in its bucket group, so wave 2 reached it again; the table shows its latest outcome.
-    expect(watch.stdout).toMatch(/dev-1 +2 +SUCCEEDED +version=1\.1\.0/);
+    // The canary is also in its bucket group, so wave 2 reached it again; the table shows it under wave 1,
+    // which updated it (wave 2 found it on 1.1.0 already).
+    expect(watch.stdout).toMatch(/dev-1 +1 +SUCCEEDED +version=1\.1\.0/);
     expect(watch.stdout).toMatch(/ {2}wave 1 canary dev-1 +\[#{30}\] done {2}1 ok/);
     // Both waves count it; the rollout's totals count it once.
     expect(watch.stdout).toContain("  devices: 1 — 1 succeeded, 0 failed (0 rolled back)\n");
