@@ -6,6 +6,7 @@
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { renderAudit } from "../../cli/commands/audit.ts";
 import { minutesOption, parseWavesSpec, renderRollout } from "../../cli/commands/rollout.ts";
 import { SchemaError } from "../../core/errors.ts";
 import type { RolloutView } from "../../functions/rollout-api/contract.ts";
@@ -143,6 +144,45 @@ describe("renderRollout", () => {
       totals: { devices: 3, succeeded: 1, failed: 2, rolledBack: 2, other: 0 },
     });
     expect(text).toContain("  devices: 3 — 1 succeeded, 2 failed (2 rolled back)\n");
+  });
+
+  it("shows a stalled rollout, the failing call and what the operator can do", () => {
+    const text = renderRollout({
+      ...view0(),
+      status: "STALLED",
+      reason: "wave 2: create-job failed 5 time(s): CloudCallError: CreateJob failed: throttled",
+      effectFailure: {
+        effect: "create-job",
+        attempts: 5,
+        error: "CloudCallError: CreateJob failed: throttled",
+        firstAt: "2026-01-01T00:00:00.000Z",
+        lastAt: "2026-01-01T00:04:00.000Z",
+        stalled: true,
+      },
+    });
+    expect(text).toContain("— STALLED (wave 2: create-job failed 5 time(s)");
+    expect(text).toContain(
+      "! create-job failed 5 time(s) since 2026-01-01T00:00:00.000Z (stalled: `keel rollout resume` retries, `keel rollout abort` stops); last error: CloudCallError: CreateJob failed: throttled",
+    );
+  });
+});
+
+describe("renderAudit", () => {
+  it("one row per entry with its detail; an empty log says so", () => {
+    expect(renderAudit([])).toBe("no audit entries\n");
+    const text = renderAudit([
+      {
+        at: "2026-01-01T00:00:00.000Z",
+        who: "arn:aws:iam::1:user/op",
+        action: "rollout.abort",
+        target: "r1",
+        detail: { reason: "bad" },
+      },
+    ]);
+    expect(text).toMatch(/AT +ACTION +TARGET +WHO +DETAIL/);
+    expect(text).toMatch(
+      /2026-01-01T00:00:00.000Z +rollout.abort +r1 +arn:aws:iam::1:user\/op +\{"reason":"bad"\}/,
+    );
   });
 });
 
