@@ -159,11 +159,6 @@ export class KeelStack extends Stack {
       displayName: "Keel alarms",
       enforceSSL: true,
     });
-    acknowledge(
-      this.alarmTopic,
-      "AwsSolutions-SNS2",
-      "Alarm notifications carry alarm names and states only; CloudWatch cannot publish to a topic encrypted with the AWS-managed SNS key, and a customer key for that is not worth its cost here.",
-    );
     if (settings.alarmEmail) {
       this.alarmTopic.addSubscription(new subscriptions.EmailSubscription(settings.alarmEmail));
     }

@@ -111,7 +111,15 @@ export async function startLocalCloud(options: StartLocalCloudOptions): Promise<
     const clock =
       options.clock ??
       createClock({ timeScale: options.timeScale ?? 1, startMs: await resumeScaledTime(clockFile) });
-    const saveClock = () => writeJsonAtomic(clockFile, { scaledNowMs: clock.now() } satisfies SavedClock);
+    // Saves one at a time: the periodic save and the one at stop share the temp file they rename.
+    let saving: Promise<void> = Promise.resolve();
+    const saveClock = () => {
+      const next = saving
+        .catch(() => {})
+        .then(() => writeJsonAtomic(clockFile, { scaledNowMs: clock.now() } satisfies SavedClock));
+      saving = next;
+      return next;
+    };
     await saveClock();
     const clockSaver = setInterval(() => void saveClock().catch(() => {}), 1000);
     clockSaver.unref();

@@ -8,7 +8,8 @@
 import { checkIotInput, type IotLimitViolation, type IotOperation } from "../../core/aws-limits.ts";
 import { SchemaError } from "../../core/errors.ts";
 import { bucketGroupName } from "../../core/waves.ts";
-import { cancelJobInput, createJobInput, createThingInput } from "../rollout/iot.ts";
+import { cancelJobInput, createJobInput } from "../rollout/iot.ts";
+import { createThingInput } from "../rollout/iot-devices.ts";
 import type { Rollout } from "../rollout/model.ts";
 
 type Issue = { path: string; message: string };

@@ -4,7 +4,7 @@ import { bucketGroupName, bucketOf } from "../../core/waves.ts";
 import type { ApiDeps } from "../deps.ts";
 import { CloudCallError, ConflictError } from "../errors.ts";
 import { isTerminal } from "../rollout/engine.ts";
-import { provisionThing } from "../rollout/iot.ts";
+import { provisionThing } from "../rollout/iot-devices.ts";
 import { ThingNameSchema } from "../rollout/model.ts";
 import { checkThingForAws } from "./aws-edge.ts";
 import {

@@ -5,18 +5,11 @@
  */
 
 import {
-  AddThingToThingGroupCommand,
-  AttachPolicyCommand,
-  AttachThingPrincipalCommand,
   CancelJobCommand,
   type CancelJobCommandInput,
   CreateJobCommand,
   type CreateJobCommandInput,
-  CreateKeysAndCertificateCommand,
-  CreateThingCommand,
-  type CreateThingCommandInput,
   CreateThingGroupCommand,
-  DescribeEndpointCommand,
   DescribeJobCommand,
   DescribeThingCommand,
   DescribeThingGroupCommand,
@@ -51,47 +44,6 @@ export async function ensureThingGroup(iot: IoTClient, name: string): Promise<st
     if (awsErrorName(err) !== "ResourceAlreadyExistsException") throw err;
     return must(thingGroupArn(iot, name), `thing group ${name}`);
   }
-}
-
-/** What a new device needs to connect: its certificate and key (only ever in this answer), the endpoint. */
-export interface DeviceIdentity {
-  certificateArn: string;
-  certificateId: string | undefined;
-  certificatePem: string;
-  privateKey: string;
-  endpoint: string | undefined;
-}
-
-/**
- * Provisions a device: the thing (with its fleet as an attribute), an active certificate bound to it
- * (with the device policy, when the deployment has one), and membership of its bucket group.
- */
-export async function provisionThing(
-  iot: IoTClient,
-  thing: { thingName: string; fleet: string; group: string; policyName: string | undefined },
-): Promise<DeviceIdentity> {
-  const { thingName, fleet, group, policyName } = thing;
-  const input = createThingInput(thingName, fleet);
-  checkIotCall("iot:CreateThing", input);
-  await iot.send(new CreateThingCommand(input));
-  const cert = await iot.send(new CreateKeysAndCertificateCommand({ setAsActive: true }));
-  if (!cert.certificateArn || !cert.certificatePem || !cert.keyPair?.PrivateKey) {
-    throw new CloudCallError("CreateKeysAndCertificate returned no certificate or key");
-  }
-  if (policyName) {
-    await iot.send(new AttachPolicyCommand({ policyName, target: cert.certificateArn }));
-  }
-  await iot.send(new AttachThingPrincipalCommand({ thingName, principal: cert.certificateArn }));
-  await ensureThingGroup(iot, group);
-  await iot.send(new AddThingToThingGroupCommand({ thingGroupName: group, thingName }));
-  const endpoint = await iot.send(new DescribeEndpointCommand({ endpointType: "iot:Data-ATS" }));
-  return {
-    certificateArn: cert.certificateArn,
-    certificateId: cert.certificateId,
-    certificatePem: cert.certificatePem,
-    privateKey: cert.keyPair.PrivateKey,
-    endpoint: endpoint.endpointAddress,
-  };
 }
 
 /** The ARN of an existing thing, or undefined when there is no such thing. */
@@ -216,11 +168,6 @@ export function createJobInput(
 /** The CancelJob input for an abort; `reason` becomes the job's comment. */
 export function cancelJobInput(jobId: string, reason: string): CancelJobCommandInput {
   return { jobId, reasonCode: "KEEL_ROLLOUT_ABORTED", comment: reason };
-}
-
-/** The CreateThing input for a new device: its fleet as an attribute. */
-export function createThingInput(thingName: string, fleet: string): CreateThingCommandInput {
-  return { thingName, attributePayload: { attributes: { fleet } } };
 }
 
 /**
