@@ -8,7 +8,7 @@ import { Stack, Token } from "aws-cdk-lib";
 import * as iam from "aws-cdk-lib/aws-iam";
 import { acknowledge } from "./nag.ts";
 
-/** Rollout job ids are derived as `keel-<rollout>-w<n>` (DESIGN.md "Cloud"). */
+/** Rollout job ids are derived as `keel-<rollout>-w<n>` (docs/architecture.md). */
 export const JOB_ID_PATTERN = "keel-*";
 
 type IotResource = "job" | "thing" | "thinggroup" | "cert" | "none";

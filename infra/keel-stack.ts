@@ -1,5 +1,5 @@
 /**
- * KeelStack: the AWS side of Keel (DESIGN.md "Cloud"). The release bucket and the state table, the three
+ * KeelStack: the AWS side of Keel (docs/architecture.md, docs/deploying.md). The release bucket and the state table, the three
  * functions and what triggers them, the IoT wiring (job events, presign role, device policy), alarms,
  * and the outputs `keel` reads to find all of it.
  */
@@ -207,7 +207,7 @@ export class KeelStack extends Stack {
       acknowledge(
         role,
         arnFinding(cfnBucket, `/${prefix}*`),
-        `Release objects are named by version under ${prefix} (DESIGN.md "Cloud").`,
+        `Release objects are named by version under ${prefix} (docs/releases.md).`,
       );
     }
     const reason =

@@ -1,5 +1,5 @@
 /**
- * The Lambda wiring of the local cloud (DESIGN.md "Local cloud"): the same handler code as in AWS, invoked
+ * The Lambda wiring of the local cloud (docs/local-cloud.md): the same handler code as in AWS, invoked
  * the way AWS invokes it —
  *   - s3rver ObjectCreated on `releases/<v>/release.json` → register-release, with a real S3 event;
  *   - a fast schedule on the cloud's (scaled) clock, and the stand-in's job events → advance-rollout;

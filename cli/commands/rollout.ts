@@ -1,6 +1,6 @@
 /**
  * `keel rollout start|list|status|pause|resume|abort`: staged rollouts through the rollout API
- * (DESIGN.md "Cloud"). Waves are given as a compact spec (`canary:t1+t2,10,50,100`) or as JSON.
+ * (docs/operations.md, docs/api.md). Waves are given as a compact spec (`canary:t1+t2,10,50,100`) or as JSON.
  */
 import { type Command, InvalidArgumentError } from "commander";
 import { z } from "zod";

@@ -1,7 +1,7 @@
 /**
  * register-release: an S3 ObjectCreated event on `releases/<version>/release.json` → verify the envelope
  * against the bucket's current trust root, check the image object, record VERIFIED or REJECTED with the
- * reason (DESIGN.md "Cloud"). Idempotent: the same manifest bytes give the same record, written once.
+ * reason (docs/releases.md). Idempotent: the same manifest bytes give the same record, written once.
  */
 import { createHash } from "node:crypto";
 import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, type S3Client } from "@aws-sdk/client-s3";

@@ -1,5 +1,5 @@
 /**
- * The rollout engine: plain functions over plain data (DESIGN.md "Cloud", advance-rollout). State comes
+ * The rollout engine: plain functions over plain data (docs/architecture.md, advance-rollout). State comes
  * in, observed job counters come in, a new state comes out; the handlers do the I/O. Every state change
  * is written before its side effect runs, and side effects are idempotent, so a crash or a duplicate
  * invocation at any point converges on the same result.

@@ -6,7 +6,7 @@
 import { z } from "zod";
 import { RolloutIdSchema } from "../../core/job-document.ts";
 
-/** IoT thing names: 1–128 of `[a-zA-Z0-9:_-]` (reference/aws-iot-jobs.md §3). */
+/** IoT thing names: 1–128 of `[a-zA-Z0-9:_-]` (docs/aws-limits.md). */
 export const ThingNameSchema = z
   .string()
   .min(1)
@@ -21,7 +21,7 @@ export const FleetNameSchema = z
 export const GroupNameSchema = ThingNameSchema;
 
 export const MAX_WAVES = 20;
-/** A job has at most 100 targets (bucket groups or things) — reference §3, DESIGN.md "Waves". */
+/** A job has at most 100 targets (bucket groups or things) (docs/iot-jobs.md). */
 export const MAX_JOB_TARGETS = 100;
 
 export const DEFAULT_FAILURE_THRESHOLD_PERCENT = 10;

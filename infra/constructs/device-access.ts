@@ -1,5 +1,5 @@
 /**
- * What a device may touch (DESIGN.md "Cloud"): its own MQTT client id and its own Jobs topics, plus the
+ * What a device may touch (docs/security.md): its own MQTT client id and its own Jobs topics, plus the
  * release objects IoT presigns for it. Nothing here grants `*`.
  */
 import { type CfnResource, Stack } from "aws-cdk-lib";

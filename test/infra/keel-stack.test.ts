@@ -1,5 +1,5 @@
 /**
- * KeelStack's synthesized template: each resource DESIGN.md "Cloud" names, with the properties that make
+ * KeelStack's synthesized template: each resource docs/deploying.md names, with the properties that make
  * it what the design says (versioned, encrypted, TLS only, IAM-authenticated, …), plus a snapshot of the
  * whole template with asset hashes normalized.
  */
