@@ -90,6 +90,31 @@ function raw(method: string, path: string, headers: Record<string, string>, body
   });
 }
 
+/** SigV4 headers for POST /rollouts with `body` (extra headers signed too), as the CLI would send them. */
+async function signedPost(
+  body: string,
+  headers: Record<string, string> = {},
+): Promise<Record<string, string>> {
+  const url = new URL("/rollouts", wiring.apiUrl);
+  const signer = new SignatureV4({
+    credentials: LOCAL_CREDENTIALS,
+    region: cloud.info.region,
+    service: "lambda",
+    sha256: Sha256,
+  });
+  const signed = await signer.sign({
+    method: "POST",
+    protocol: "http:",
+    hostname: url.hostname,
+    port: Number(url.port),
+    path: url.pathname,
+    query: {},
+    headers: { host: url.host, ...headers },
+    ...(body ? { body } : {}),
+  });
+  return signed.headers;
+}
+
 const good = { release: "2.0.0", fleets: ["edge"], waves: [{ percent: 10 }, { percent: 100 }] };
 
 describe("SigV4 on the Function URL", () => {
@@ -111,24 +136,8 @@ describe("SigV4 on the Function URL", () => {
   });
 
   it("answers 403 when the body was changed after signing", async () => {
-    const url = new URL("/rollouts", wiring.apiUrl);
-    const signer = new SignatureV4({
-      credentials: LOCAL_CREDENTIALS,
-      region: cloud.info.region,
-      service: "lambda",
-      sha256: Sha256,
-    });
     const body = JSON.stringify(good);
-    const signed = await signer.sign({
-      method: "POST",
-      protocol: "http:",
-      hostname: url.hostname,
-      port: Number(url.port),
-      path: url.pathname,
-      query: {},
-      headers: { host: url.host, "content-type": "application/json" },
-      body,
-    });
+    const signed = { headers: await signedPost(body, { "content-type": "application/json" }) };
     const tampered = body.replace("edge", "lab!");
     expect(await raw("POST", "/rollouts", signed.headers, tampered)).toBe(403);
     // Without the content hash header, the signature itself no longer matches.
@@ -210,24 +219,7 @@ describe("bad bodies get a 400 naming the field, and change nothing", () => {
   });
 
   it("a body that is not JSON → 400", async () => {
-    const url = new URL("/rollouts", wiring.apiUrl);
-    const signer = new SignatureV4({
-      credentials: LOCAL_CREDENTIALS,
-      region: cloud.info.region,
-      service: "lambda",
-      sha256: Sha256,
-    });
-    const signed = await signer.sign({
-      method: "POST",
-      protocol: "http:",
-      hostname: url.hostname,
-      port: Number(url.port),
-      path: url.pathname,
-      query: {},
-      headers: { host: url.host },
-      body: "{oops",
-    });
-    expect(await raw("POST", "/rollouts", signed.headers, "{oops")).toBe(400);
+    expect(await raw("POST", "/rollouts", await signedPost("{oops"), "{oops")).toBe(400);
   });
 
   it("pause/abort bodies and thing registrations are checked too", async () => {
@@ -520,22 +512,6 @@ describe("the local Function URL reads no body before the signature headers pass
   });
 
   it("refuses a signed request over 6 MB with a 413, without reading it", async () => {
-    const url = new URL("/rollouts", wiring.apiUrl);
-    const signer = new SignatureV4({
-      credentials: LOCAL_CREDENTIALS,
-      region: cloud.info.region,
-      service: "lambda",
-      sha256: Sha256,
-    });
-    const signed = await signer.sign({
-      method: "POST",
-      protocol: "http:",
-      hostname: url.hostname,
-      port: Number(url.port),
-      path: url.pathname,
-      query: {},
-      headers: { host: url.host },
-    });
-    expect(await raw("POST", "/rollouts", { ...signed.headers, "content-length": big })).toBe(413);
+    expect(await raw("POST", "/rollouts", { ...(await signedPost("")), "content-length": big })).toBe(413);
   });
 });
