@@ -13,7 +13,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { cliTooling } from "../cli/commands/dev.ts";
 import { transferTotals } from "../cli/transfer-summary.ts";
-import { RolloutSchema, RolloutViewSchema } from "../functions/rollout/model.ts";
+import { RolloutSchema, RolloutViewSchema } from "../functions/rollout-api/contract.ts";
 import { publishDemoReleases, startDevEnvironment } from "../local/fleet/environment.ts";
 
 interface Figures {

@@ -14,6 +14,17 @@ import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from "@smit
 import { z } from "zod";
 import { KeelError } from "../core/errors.ts";
 import { parseWith } from "../core/parse.ts";
+import {
+  type AuditEntry,
+  AuditListSchema,
+  ErrorBodySchema,
+  type FleetStatus,
+  FleetStatusSchema,
+  type Rollout,
+  RolloutListSchema,
+  type RolloutView,
+  RolloutViewSchema,
+} from "../functions/rollout-api/contract.ts";
 import { LOCAL_CREDENTIALS } from "../local/contracts.ts";
 import { CliUsageError } from "./errors.ts";
 import { readJsonFile } from "./inputs.ts";
@@ -112,12 +123,6 @@ export class ApiError extends KeelError {
   }
 }
 
-const ErrorBodySchema = z.object({
-  error: z.string().optional(),
-  Message: z.string().optional(),
-  issues: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
-});
-
 export class ApiClient {
   private readonly signer: SignatureV4;
   private readonly base: URL;
@@ -169,9 +174,71 @@ export class ApiClient {
     return this.request("GET", path);
   }
 
+  /**
+   * Every page of a paginated listing, in order: `path` is asked again with `cursor` set to each answer's
+   * `nextCursor` until an answer has none.
+   */
+  async pages<T extends { nextCursor?: string | undefined }>(
+    path: string,
+    schema: z.ZodType<T>,
+    query: Record<string, string> = {},
+  ): Promise<T[]> {
+    const out: T[] = [];
+    let cursor: string | undefined;
+    // A cursor repeated would loop forever; the API never hands one out twice.
+    const seen = new Set<string>();
+    do {
+      const q = new URLSearchParams({ ...query, ...(cursor ? { cursor } : {}) }).toString();
+      const page = parseWith(schema, await this.get(q ? `${path}?${q}` : path), `API answer for ${path}`);
+      out.push(page);
+      cursor = page.nextCursor;
+      if (cursor !== undefined && seen.has(cursor)) {
+        throw new ApiError(0, `API ${path}: the same cursor was handed out twice`);
+      }
+      if (cursor !== undefined) seen.add(cursor);
+    } while (cursor !== undefined);
+    return out;
+  }
+
   post(path: string, body?: unknown): Promise<unknown> {
     return this.request("POST", path, body);
   }
+}
+
+/** GET /rollouts, every page: all rollouts, newest first. */
+export async function listAllRollouts(api: ApiClient): Promise<Rollout[]> {
+  return (await api.pages("/rollouts", RolloutListSchema)).flatMap((p) => p.rollouts);
+}
+
+/** GET /rollouts/{id}, every page of its devices merged into one view (totals come with the first). */
+export async function getRolloutView(api: ApiClient, id: string): Promise<RolloutView> {
+  const [first, ...rest] = await api.pages(`/rollouts/${encodeURIComponent(id)}`, RolloutViewSchema);
+  if (!first) throw new ApiError(0, `API GET /rollouts/${id}: no answer`);
+  const { nextCursor: _done, ...view } = first;
+  return { ...view, devices: [first, ...rest].flatMap((p) => p.devices) };
+}
+
+/** GET /fleets/{fleet}, every page of its things merged into one status (the summary is the first page's). */
+export async function getFleetStatus(api: ApiClient, fleet: string): Promise<FleetStatus> {
+  const [first, ...rest] = await api.pages(`/fleets/${encodeURIComponent(fleet)}`, FleetStatusSchema);
+  if (!first) throw new ApiError(0, `API GET /fleets/${fleet}: no answer`);
+  const { nextCursor: _done, ...status } = first;
+  return { ...status, things: [first, ...rest].flatMap((p) => p.things) };
+}
+
+export interface AuditFilterFlags {
+  rollout?: string | undefined;
+  fleet?: string | undefined;
+  since?: string | undefined;
+  until?: string | undefined;
+}
+
+/** GET /audit, every page: the entries that match, newest first. */
+export async function listAudit(api: ApiClient, filter: AuditFilterFlags = {}): Promise<AuditEntry[]> {
+  const query = Object.fromEntries(
+    Object.entries(filter).filter((e): e is [string, string] => typeof e[1] === "string"),
+  );
+  return (await api.pages("/audit", AuditListSchema, query)).flatMap((p) => p.entries);
 }
 
 /** node:http rather than fetch: the signed `host` header must go out exactly as signed. */

@@ -3,6 +3,7 @@
  * `register(program)`; add one import and one call below per group.
  */
 import { Command } from "commander";
+import { register as auditGroup } from "./commands/audit.ts";
 import { register as consoleGroup } from "./commands/console.ts";
 import { register as devGroup } from "./commands/dev.ts";
 import { register as fleetGroup } from "./commands/fleet.ts";
@@ -28,6 +29,7 @@ const groups: Array<(p: Command) => void> = [
   releasesGroup,
   rolloutGroup,
   fleetGroup,
+  auditGroup,
   consoleGroup,
 ];
 for (const register of groups) register(program);

@@ -1,5 +1,5 @@
 /**
- * Lambda configuration, read once and validated (docs/style.md#shapes-we-follow, item 7). Each handler module parses
+ * Lambda configuration, read once and validated (docs/style.md). Each handler module parses
  * `process.env` at load; the local wiring passes its own record through the same schema, so both worlds
  * fail the same way on a missing or malformed variable.
  */

@@ -29,8 +29,26 @@ export class CloudCallError extends KeelError {
   override name = "CloudCallError";
 }
 
+/**
+ * An AWS call whose input breaks AWS's own limits (core/aws-limits.ts), refused before it is sent:
+ * retrying cannot help, so a rollout that meets one stalls at once.
+ */
+export class AwsLimitError extends CloudCallError {
+  override name = "AwsLimitError";
+}
+
 /** The AWS SDK error name (`ResourceAlreadyExistsException`, …) of an unknown thrown value. */
 export function awsErrorName(err: unknown): string | undefined {
   if (err instanceof Error) return err.name;
   return undefined;
+}
+
+/** A path that exists, asked with a method it does not take (405). */
+export class MethodNotAllowedError extends KeelError {
+  override name = "MethodNotAllowedError";
+}
+
+/** A request body over the 6 MB a Lambda Function URL takes (413). */
+export class PayloadTooLargeError extends KeelError {
+  override name = "PayloadTooLargeError";
 }

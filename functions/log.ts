@@ -10,6 +10,8 @@ import type { Env } from "./env.ts";
 
 /** The `event` of the line logged once whenever a rollout becomes ABORTED (the aborted-rollouts alarm). */
 export const ROLLOUT_ABORTED_EVENT = "rollout.aborted";
+/** The `event` of the line logged once whenever an AWS call of a rollout stalls (the stalled alarm). */
+export const ROLLOUT_STALLED_EVENT = "rollout.stalled";
 
 const ORDER = { debug: 10, info: 20, warn: 30, error: 40, silent: 100 } as const;
 type Level = Exclude<keyof typeof ORDER, "silent">;

@@ -23,29 +23,18 @@ import { parseWith } from "../core/parse.ts";
 import { awsErrorName, StaleStateError } from "./errors.ts";
 import { isActive } from "./rollout/engine.ts";
 import { type DeviceOutcome, DeviceOutcomeSchema, type Rollout, RolloutSchema } from "./rollout/model.ts";
+import {
+  type AuditEntry,
+  AuditEntrySchema,
+  type Release,
+  ReleaseSchema,
+  ReleaseStatus,
+} from "./rollout-api/contract.ts";
 import { TABLE_KEY_SCHEMA } from "./table-definition.ts";
 
-export const ReleaseStatus = { Verified: "VERIFIED", Rejected: "REJECTED" } as const;
-export type ReleaseStatus = (typeof ReleaseStatus)[keyof typeof ReleaseStatus];
-
-export const ReleaseRecordSchema = z.object({
-  version: z.string(),
-  status: z.enum(["VERIFIED", "REJECTED"]),
-  reason: z.string().optional(),
-  manifestKey: z.string(),
-  manifestSha256: z.string(),
-  imageKey: z.string().optional(),
-  imageSize: z.number().optional(),
-  imageSha256: z.string().optional(),
-  releaseCounter: z.number().optional(),
-  os: z.string().optional(),
-  compatible: z.array(z.string()).optional(),
-  signers: z.array(z.string()).optional(),
-  rootVersion: z.number().optional(),
-  expiresAt: z.string().optional(),
-  registeredAt: z.string(),
-});
-export type ReleaseRecord = z.infer<typeof ReleaseRecordSchema>;
+/** The store keeps releases and audit entries in exactly the shape the API answers with. */
+export type ReleaseRecord = Release;
+export { ReleaseStatus };
 
 export const ThingRecordSchema = z.object({
   thingName: z.string(),
@@ -66,16 +55,20 @@ export const FleetMetaSchema = z.object({
 });
 export type FleetMeta = z.infer<typeof FleetMetaSchema>;
 
-export const AuditEntrySchema = z.object({
-  at: z.string(),
-  who: z.string(),
-  action: z.string(),
-  target: z.string(),
-  detail: z.record(z.string(), z.unknown()).optional(),
-});
-export type AuditEntry = z.infer<typeof AuditEntrySchema>;
-
 const K = TABLE_KEY_SCHEMA;
+
+/** One page of a listing; `next` is the sort key of the last item when more follow. */
+export interface Page<T> {
+  items: T[];
+  next?: string;
+}
+
+export interface AuditFilter {
+  rollout?: string | undefined;
+  fleet?: string | undefined;
+  since?: string | undefined;
+  until?: string | undefined;
+}
 const isConditionFailure = (err: unknown) => awsErrorName(err) === "ConditionalCheckFailedException";
 
 export class Store {
@@ -118,6 +111,36 @@ export class Store {
     });
   }
 
+  /**
+   * One page of a query: up to `limit` items after the query's start, and the key of the last one when
+   * more follow. One item more than asked is read to know whether more follow, so the last page never
+   * hands out a cursor to an empty one. A filter makes DynamoDB return fewer items per call: it loops.
+   */
+  private async pageOf<T>(
+    input: Omit<QueryCommandInput, "TableName" | "Limit">,
+    limit: number,
+    parse: (item: Record<string, unknown>) => T,
+    keyOf: (item: T) => string,
+  ): Promise<Page<T>> {
+    const out: T[] = [];
+    let start = input.ExclusiveStartKey;
+    do {
+      const r = await this.ddb.send(
+        new QueryCommand({
+          TableName: this.table,
+          ...input,
+          ExclusiveStartKey: start,
+          Limit: limit + 1 - out.length,
+        }),
+      );
+      for (const i of r.Items ?? []) out.push(parse(i));
+      start = r.LastEvaluatedKey;
+    } while (start && out.length <= limit);
+    if (out.length <= limit) return { items: out };
+    const items = out.slice(0, limit);
+    return { items, next: keyOf(items[limit - 1] as T) };
+  }
+
   // Releases ---------------------------------------------------------------------------------------
 
   async putRelease(rec: ReleaseRecord): Promise<void> {
@@ -137,12 +160,12 @@ export class Store {
 
   async getRelease(version: string): Promise<ReleaseRecord | undefined> {
     const item = await this.get(`RELEASE#${version}`, "RELEASE");
-    return item ? parseWith(ReleaseRecordSchema, item, `release record ${version}`) : undefined;
+    return item ? parseWith(ReleaseSchema, item, `release record ${version}`) : undefined;
   }
 
   async listReleases(): Promise<ReleaseRecord[]> {
     const items = await this.queryGsi("RELEASES", false);
-    return items.map((i) => parseWith(ReleaseRecordSchema, i, "release record"));
+    return items.map((i) => parseWith(ReleaseSchema, i, "release record"));
   }
 
   // Rollouts ---------------------------------------------------------------------------------------
@@ -195,7 +218,42 @@ export class Store {
   }
 
   /**
-   * Latest outcome per device; events arrive unordered, so an older one never overwrites a newer one.
+   * Rollouts newest first, `before` the sort key (`<createdAt>#<id>`) of the last one a previous page
+   * returned. Active and finished rollouts live under two index keys; a page reads both and merges them,
+   * so the order is by creation whatever each rollout's state, and a rollout that finishes between two
+   * pages keeps its place (its sort key does not change).
+   */
+  async listRolloutsPage(limit: number, before?: string): Promise<Page<Rollout>> {
+    const keyOf = (r: Rollout) => `${r.createdAt}#${r.id}`;
+    const parts = await Promise.all(
+      ["ROLLOUTS#ACTIVE", "ROLLOUTS#DONE"].map((pk) =>
+        this.pageOf(
+          {
+            IndexName: K.gsi1.name,
+            KeyConditionExpression: before ? "#pk = :pk AND #sk < :before" : "#pk = :pk",
+            ExpressionAttributeNames: {
+              "#pk": K.gsi1.partitionKey,
+              ...(before ? { "#sk": K.gsi1.sortKey } : {}),
+            },
+            ExpressionAttributeValues: { ":pk": pk, ...(before ? { ":before": before } : {}) },
+            ScanIndexForward: false,
+          },
+          limit,
+          (i) => parseWith(RolloutSchema, i.state, "rollout"),
+          keyOf,
+        ),
+      ),
+    );
+    const merged = parts.flatMap((p) => p.items).sort((a, b) => keyOf(b).localeCompare(keyOf(a)));
+    const more = merged.length > limit || parts.some((p) => p.next !== undefined);
+    const items = merged.slice(0, limit);
+    const last = items[items.length - 1];
+    return more && last ? { items, next: keyOf(last) } : { items };
+  }
+
+  /**
+   * Latest outcome per device; events arrive unordered, so an older one never overwrites a newer one, and
+   * a success in an earlier wave is never overwritten by a later wave's.
    * Returns whether it was stored and the outcome it replaced, so callers can tell a new failure from a
    * repeated event.
    */
@@ -208,9 +266,12 @@ export class Store {
         new PutCommand({
           TableName: this.table,
           Item: { [K.partitionKey]: `ROLLOUT#${rolloutId}`, [K.sortKey]: `DEVICE#${o.thingName}`, ...o },
-          ConditionExpression: "attribute_not_exists(#at) OR #at <= :at",
-          ExpressionAttributeNames: { "#at": "at" },
-          ExpressionAttributeValues: { ":at": o.at },
+          // A device that succeeded in one wave is shown under that wave: a later wave's job reaches it
+          // too (a canary is in its percent wave's bucket group) and finds it already updated.
+          ConditionExpression:
+            "attribute_not_exists(#at) OR (#at <= :at AND NOT (#status = :succeeded AND #wave < :wave))",
+          ExpressionAttributeNames: { "#at": "at", "#status": "status", "#wave": "wave" },
+          ExpressionAttributeValues: { ":at": o.at, ":succeeded": "SUCCEEDED", ":wave": o.wave },
           ReturnValues: "ALL_OLD",
         }),
       );
@@ -246,6 +307,26 @@ export class Store {
       ExpressionAttributeValues: { ":pk": `ROLLOUT#${rolloutId}`, ":sk": "DEVICE#" },
     });
     return items.map((i) => parseWith(DeviceOutcomeSchema, i, "device outcome"));
+  }
+
+  /** Device outcomes of a rollout by thing name, `after` the last name a previous page returned. */
+  async listDeviceOutcomesPage(
+    rolloutId: string,
+    limit: number,
+    after?: string,
+  ): Promise<Page<DeviceOutcome>> {
+    const pk = `ROLLOUT#${rolloutId}`;
+    return this.pageOf(
+      {
+        KeyConditionExpression: "#pk = :pk AND begins_with(#sk, :sk)",
+        ExpressionAttributeNames: { "#pk": K.partitionKey, "#sk": K.sortKey },
+        ExpressionAttributeValues: { ":pk": pk, ":sk": "DEVICE#" },
+        ...(after ? { ExclusiveStartKey: { [K.partitionKey]: pk, [K.sortKey]: `DEVICE#${after}` } } : {}),
+      },
+      limit,
+      (i) => parseWith(DeviceOutcomeSchema, i, "device outcome"),
+      (o) => o.thingName,
+    );
   }
 
   // Fleets and things ------------------------------------------------------------------------------
@@ -382,6 +463,21 @@ export class Store {
     return items.map((i) => parseWith(ThingRecordSchema, i, "thing"));
   }
 
+  /** A fleet's things by name, `after` the last name a previous page returned. */
+  async listThingsPage(fleet: string, limit: number, after?: string): Promise<Page<ThingRecord>> {
+    return this.pageOf(
+      {
+        IndexName: K.gsi1.name,
+        KeyConditionExpression: after ? "#pk = :pk AND #sk > :after" : "#pk = :pk",
+        ExpressionAttributeNames: { "#pk": K.gsi1.partitionKey, ...(after ? { "#sk": K.gsi1.sortKey } : {}) },
+        ExpressionAttributeValues: { ":pk": `FLEET#${fleet}`, ...(after ? { ":after": after } : {}) },
+      },
+      limit,
+      (i) => parseWith(ThingRecordSchema, i, "thing"),
+      (t) => t.thingName,
+    );
+  }
+
   // Audit ------------------------------------------------------------------------------------------
 
   async audit(e: AuditEntry): Promise<void> {
@@ -393,12 +489,61 @@ export class Store {
     );
   }
 
+  /** Every audit entry, oldest first (tests; the API pages with listAuditPage). */
   async listAudit(): Promise<AuditEntry[]> {
     const items = await this.queryAll({
       KeyConditionExpression: "#pk = :pk",
       ExpressionAttributeNames: { "#pk": K.partitionKey },
       ExpressionAttributeValues: { ":pk": "AUDIT" },
     });
-    return items.map((i) => parseWith(AuditEntrySchema, i, "audit entry"));
+    return items.map((i) => parseWith(AuditEntrySchema, stripKeys(i), "audit entry"));
   }
+
+  /**
+   * Audit entries newest first, in [since, until), of one rollout and/or one fleet, `before` the sort key
+   * (`<at>#<random>`) of the last entry a previous page returned.
+   */
+  async listAuditPage(
+    filter: AuditFilter,
+    limit: number,
+    before?: string,
+  ): Promise<Page<AuditEntry & { key: string }>> {
+    const names: Record<string, string> = { "#pk": K.partitionKey, "#sk": K.sortKey };
+    const values: Record<string, unknown> = {
+      ":pk": "AUDIT",
+      // ISO instants sort as text; every sort key is `<at>#…`, so `until` itself is excluded.
+      ":from": filter.since ?? "0",
+      ":to": filter.until ?? "~",
+    };
+    const conditions: string[] = [];
+    if (filter.rollout) {
+      names["#target"] = "target";
+      values[":rollout"] = filter.rollout;
+      conditions.push("#target = :rollout");
+    }
+    if (filter.fleet) {
+      names["#fleets"] = "fleets";
+      values[":fleet"] = filter.fleet;
+      conditions.push("contains(#fleets, :fleet)");
+    }
+    return this.pageOf(
+      {
+        KeyConditionExpression: "#pk = :pk AND #sk BETWEEN :from AND :to",
+        ...(conditions.length ? { FilterExpression: conditions.join(" AND ") } : {}),
+        ExpressionAttributeNames: names,
+        ExpressionAttributeValues: values,
+        ScanIndexForward: false,
+        ...(before ? { ExclusiveStartKey: { [K.partitionKey]: "AUDIT", [K.sortKey]: before } } : {}),
+      },
+      limit,
+      (i) => ({ ...parseWith(AuditEntrySchema, stripKeys(i), "audit entry"), key: String(i[K.sortKey]) }),
+      (e) => e.key,
+    );
+  }
+}
+
+/** An item without the table's key attributes: what the item stores of the record itself. */
+function stripKeys(item: Record<string, unknown>): Record<string, unknown> {
+  const { [K.partitionKey]: _pk, [K.sortKey]: _sk, ...rest } = item;
+  return rest;
 }

@@ -1,6 +1,6 @@
 /**
  * Builds the CDK app: one KeelStack named and configured from context, with cdk-nag's AwsSolutionsChecks
- * attached as a policy-validation plugin so every synth is checked (docs/architecture.md#cloud).
+ * attached as a policy-validation plugin so every synth is checked (docs/deploying.md).
  */
 import { App, type AppProps, type Environment, Validations } from "aws-cdk-lib";
 import { AwsSolutionsChecks } from "cdk-nag";

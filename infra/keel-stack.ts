@@ -1,5 +1,5 @@
 /**
- * KeelStack: the AWS side of Keel (docs/deploying.md). The release bucket and the state table, the three
+ * KeelStack: the AWS side of Keel (docs/architecture.md, docs/deploying.md). The release bucket and the state table, the three
  * functions and what triggers them, the IoT wiring (job events, presign role, device policy), alarms,
  * and the outputs `keel` reads to find all of it.
  */
@@ -11,6 +11,8 @@ import * as iam from "aws-cdk-lib/aws-iam";
 import * as lambda from "aws-cdk-lib/aws-lambda";
 import * as s3 from "aws-cdk-lib/aws-s3";
 import * as s3n from "aws-cdk-lib/aws-s3-notifications";
+import * as sns from "aws-cdk-lib/aws-sns";
+import * as subscriptions from "aws-cdk-lib/aws-sns-subscriptions";
 import type { Construct } from "constructs";
 import { KeelAlarms } from "./constructs/alarms.ts";
 import { DeviceAccess } from "./constructs/device-access.ts";
@@ -42,13 +44,14 @@ export const OUTPUTS = {
   registerReleaseFunctionName: "RegisterReleaseFunctionName",
   advanceRolloutFunctionName: "AdvanceRolloutFunctionName",
   devicePolicyName: "DevicePolicyName",
+  alarmTopicArn: "AlarmTopicArn",
   region: "Region",
 } as const;
 
 /**
  * Everything in KeelSettingsSchema (infra/settings.ts), each validated when the stack is built:
  * fleets (default: any), logRetentionDays (default 30), removalPolicy (default retain), bucketName,
- * tableName, devicePolicyName (default: names CloudFormation generates).
+ * tableName, devicePolicyName (default: names CloudFormation generates), alarmEmail (default: none).
  */
 export interface KeelStackProps extends StackProps, KeelSettingsInput {}
 
@@ -60,6 +63,8 @@ export class KeelStack extends Stack {
   readonly advanceRollout: KeelFunction;
   readonly apiUrl: lambda.FunctionUrl;
   readonly deviceAccess: DeviceAccess;
+  /** Every alarm notifies this topic; `alarmEmail` subscribes an address. */
+  readonly alarmTopic: sns.Topic;
 
   constructor(scope: Construct, id: string, props: KeelStackProps = {}) {
     super(scope, id, props);
@@ -71,6 +76,7 @@ export class KeelStack extends Stack {
         bucketName: props.bucketName,
         tableName: props.tableName,
         devicePolicyName: props.devicePolicyName,
+        alarmEmail: props.alarmEmail,
       },
       `KeelStack ${id} props`,
     );
@@ -149,8 +155,16 @@ export class KeelStack extends Stack {
     });
     new JobEvents(this, "JobEvents", { target: this.advanceRollout.function, logRetention, removalPolicy });
 
+    this.alarmTopic = new sns.Topic(this, "AlarmTopic", {
+      displayName: "Keel alarms",
+      enforceSSL: true,
+    });
+    if (settings.alarmEmail) {
+      this.alarmTopic.addSubscription(new subscriptions.EmailSubscription(settings.alarmEmail));
+    }
     new KeelAlarms(this, "Alarms", {
-      abortLogGroups: [this.advanceRollout.logGroup, this.rolloutApi.logGroup],
+      topic: this.alarmTopic,
+      rolloutLogGroups: [this.advanceRollout.logGroup, this.rolloutApi.logGroup],
       functions: {
         RegisterRelease: this.registerRelease.function,
         RolloutApi: this.rolloutApi.function,
@@ -170,6 +184,7 @@ export class KeelStack extends Stack {
     );
     output(OUTPUTS.advanceRolloutFunctionName, this.advanceRollout.function.functionName, "advance-rollout");
     output(OUTPUTS.devicePolicyName, devicePolicy.ref, "IoT policy attached to device certificates");
+    output(OUTPUTS.alarmTopicArn, this.alarmTopic.topicArn, "SNS topic every Keel alarm notifies");
     output(OUTPUTS.region, this.region, "Region of the stack");
   }
 
@@ -192,7 +207,7 @@ export class KeelStack extends Stack {
       acknowledge(
         role,
         arnFinding(cfnBucket, `/${prefix}*`),
-        `Release objects are named by version under ${prefix} (docs/architecture.md#cloud).`,
+        `Release objects are named by version under ${prefix} (docs/releases.md).`,
       );
     }
     const reason =

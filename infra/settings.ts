@@ -47,6 +47,8 @@ export const KeelSettingsSchema = z.object({
     .string()
     .regex(/^[\w+=,.@-]{1,128}$/, "must be a valid IoT policy name")
     .optional(),
+  /** Subscribes this address to the alarm topic (SNS sends a confirmation mail first). */
+  alarmEmail: z.email().max(320).optional(),
 });
 export type KeelSettingsInput = z.input<typeof KeelSettingsSchema>;
 export type KeelSettings = z.output<typeof KeelSettingsSchema>;
@@ -84,6 +86,7 @@ const ContextSchema = z.object({
   bucketName: z.string().optional(),
   tableName: z.string().optional(),
   devicePolicyName: z.string().optional(),
+  alarmEmail: z.string().optional(),
 });
 
 export const CONTEXT_KEYS = Object.keys(ContextSchema.shape) as ReadonlyArray<

@@ -10,13 +10,8 @@ import { writeFile } from "node:fs/promises";
 import { z } from "zod";
 import { parseWith } from "../core/parse.ts";
 import { AbortedError } from "../device/errors.ts";
-import {
-  RolloutSchema,
-  type RolloutView,
-  RolloutViewSchema,
-  TERMINAL_STATUSES,
-  type WaveCounts,
-} from "../functions/rollout/model.ts";
+import { TERMINAL_STATUSES, type WaveCounts } from "../functions/rollout/model.ts";
+import { RolloutSchema, type RolloutView, RolloutViewSchema } from "../functions/rollout-api/contract.ts";
 import { type DevEnvironment, publishDemoReleases, type RolloutApi } from "./fleet/environment.ts";
 import { DemoOutcomeError, WaitTimeoutError } from "./fleet/errors.ts";
 import { LiveView, renderLive } from "./fleet/view.ts";

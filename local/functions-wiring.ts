@@ -16,6 +16,7 @@ import { parseJsonWith } from "../core/parse.ts";
 import { createAdvanceRolloutHandler } from "../functions/advance-rollout/app.ts";
 import { createClients, destroyClients } from "../functions/clients.ts";
 import { type Env, parseEnv } from "../functions/env.ts";
+import { PayloadTooLargeError } from "../functions/errors.ts";
 import { createRegisterReleaseHandler } from "../functions/register-release/app.ts";
 import { MANIFEST_KEY } from "../functions/register-release/register.ts";
 import { createRolloutApiHandler } from "../functions/rollout-api/app.ts";
@@ -41,6 +42,8 @@ export interface FunctionsWiring {
   apiUrl: string;
   /** Runs one schedule tick now and resolves when it is done (tests, `keel dev` on demand). */
   tick(): Promise<void>;
+  /** Resolves once every handler invocation started so far (events, ticks) has finished. */
+  idle(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -71,16 +74,25 @@ function amzDate(text: string | undefined): Date {
   );
 }
 
+/** What the Authorization header claims, checked before the body is read. */
+export interface SigV4Claim {
+  accessKey: string;
+  signedHeaders: string[];
+  signature: string;
+  date: Date;
+}
+
 /**
- * Verifies a SigV4 signature by signing the same canonical request again with the local secret.
- * Returns the access key that signed. Wall-clock time here on purpose: signatures carry real time.
+ * Checks everything a SigV4 request claims that does not need the body: the Authorization header's form,
+ * the access key, the credential scope, the signed headers and the clock skew. A request that fails here
+ * is refused before a byte of its body is read. Wall-clock time on purpose: signatures carry real time.
  */
-export async function verifySigV4(
-  req: IncomingSigned,
+export function checkSigV4Headers(
+  headers: Readonly<Record<string, string>>,
   region: string,
   realNow = Date.now(),
-): Promise<{ accessKey: string }> {
-  const m = AUTH.exec(req.headers.authorization ?? "");
+): SigV4Claim {
+  const m = AUTH.exec(headers.authorization ?? "");
   if (!m) throw new SignatureError("missing or malformed SigV4 Authorization header");
   const [, accessKey, , scopeRegion, service, signedList, signature] = m as unknown as string[];
   if (accessKey !== LOCAL_CREDENTIALS.accessKeyId)
@@ -90,22 +102,33 @@ export async function verifySigV4(
       `credential scope ${scopeRegion}/${service} is not ${region}/${FUNCTION_URL_SERVICE}`,
     );
   }
-  const signed = (signedList ?? "").split(";");
-  if (!signed.includes("host") || !signed.includes("x-amz-date"))
+  const signedHeaders = (signedList ?? "").split(";");
+  if (!signedHeaders.includes("host") || !signedHeaders.includes("x-amz-date"))
     throw new SignatureError("host and x-amz-date must be signed");
-  const date = amzDate(req.headers["x-amz-date"]);
+  for (const h of signedHeaders) {
+    if (headers[h] === undefined) throw new SignatureError(`signed header ${h} is missing`);
+  }
+  const date = amzDate(headers["x-amz-date"]);
   if (Math.abs(realNow - date.getTime()) > MAX_SKEW_MS)
     throw new SignatureError("request time is more than 15 minutes off");
+  return { accessKey: accessKey ?? "", signedHeaders, signature: signature ?? "", date };
+}
+
+/**
+ * Verifies a SigV4 signature by signing the same canonical request again with the local secret.
+ * Returns the access key that signed.
+ */
+export async function verifySigV4(
+  req: IncomingSigned,
+  region: string,
+  claim: SigV4Claim = checkSigV4Headers(req.headers, region),
+): Promise<{ accessKey: string }> {
   const bodyHash = createHash("sha256").update(req.body).digest("hex");
   const claimed = req.headers["x-amz-content-sha256"];
   if (claimed !== undefined && claimed !== bodyHash)
     throw new SignatureError("x-amz-content-sha256 does not match the body");
   const headers: Record<string, string> = {};
-  for (const h of signed) {
-    const v = req.headers[h];
-    if (v === undefined) throw new SignatureError(`signed header ${h} is missing`);
-    headers[h] = v;
-  }
+  for (const h of claim.signedHeaders) headers[h] = req.headers[h] ?? "";
   const query: Record<string, string> = {};
   for (const [k, v] of new URLSearchParams(req.query)) query[k] = v;
   const signer = new SignatureV4({
@@ -125,13 +148,13 @@ export async function verifySigV4(
       headers,
       body: req.body,
     },
-    { signingDate: date, signableHeaders: new Set(signed) },
+    { signingDate: claim.date, signableHeaders: new Set(claim.signedHeaders) },
   );
   const expected = /Signature=([0-9a-f]{64})$/.exec(String(again.headers.authorization))?.[1] ?? "";
-  if (expected.length !== 64 || !timingSafeEqual(Buffer.from(expected), Buffer.from(signature ?? ""))) {
+  if (expected.length !== 64 || !timingSafeEqual(Buffer.from(expected), Buffer.from(claim.signature))) {
     throw new SignatureError("signature does not match");
   }
-  return { accessKey };
+  return { accessKey: claim.accessKey };
 }
 
 /** A Lambda Function URL event, payload format 2.0, for an IAM-authenticated caller. */
@@ -180,17 +203,42 @@ export function functionUrlEvent(req: IncomingSigned, accessKey: string, sourceI
   };
 }
 
-const MAX_BODY_BYTES = 6 * 1024 * 1024; // a Function URL's request payload limit
+/** A Function URL's request payload limit. */
+export const MAX_BODY_BYTES = 6 * 1024 * 1024;
 
+/** Reads the body, refusing it (PayloadTooLargeError) as soon as it passes MAX_BODY_BYTES. */
 async function readBody(req: IncomingMessage): Promise<Buffer> {
+  const declared = Number(req.headers["content-length"] ?? 0);
+  if (declared > MAX_BODY_BYTES) throw new PayloadTooLargeError(tooLarge(declared));
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req) {
     size += (chunk as Buffer).length;
-    if (size > MAX_BODY_BYTES) throw new SignatureError("request body is larger than 6 MB");
+    if (size > MAX_BODY_BYTES) throw new PayloadTooLargeError(tooLarge(size));
     chunks.push(chunk as Buffer);
   }
   return Buffer.concat(chunks);
+}
+
+const tooLarge = (n: number) =>
+  `request body is ${n} bytes or more; a Function URL takes at most ${MAX_BODY_BYTES} bytes (6 MB)`;
+
+const JSON_HEADERS = { "content-type": "application/json" };
+
+/**
+ * Answers a refused request and closes the connection: whatever is left of its body is not read (a
+ * client still sending gets a reset, not a server that waits for 6 MB it will throw away).
+ */
+function refuse(res: ServerResponse, req: IncomingMessage, status: number, message: string): void {
+  res.setHeader("connection", "close");
+  send(res, status, JSON_HEADERS, JSON.stringify({ Message: message }));
+  req.resume();
+}
+
+/** The path part of a request target, exactly as sent (the WHATWG URL parser would re-encode it). */
+export function rawPathOf(target: string): string {
+  const q = target.indexOf("?");
+  return q < 0 ? target : target.slice(0, q);
 }
 
 function send(res: ServerResponse, status: number, headers: Record<string, string>, body: string): void {
@@ -292,6 +340,9 @@ export async function startFunctionsWiring(
   };
   arm();
 
+  // As a Function URL with AWS_IAM auth does: the signature is checked before the function runs (403),
+  // and the headers are checked before the body is read, so an unsigned request cannot make the
+  // server read 6 MB; an oversized body is refused (413) without being kept.
   const server = createServer((req, res) => {
     void (async () => {
       try {
@@ -299,37 +350,39 @@ export async function startFunctionsWiring(
         const headers: Record<string, string> = {};
         for (const [k, v] of Object.entries(req.headers))
           if (v !== undefined) headers[k] = Array.isArray(v) ? v.join(",") : v;
+        let claim: SigV4Claim;
+        try {
+          claim = checkSigV4Headers(headers, info.region);
+        } catch (err) {
+          return refuse(res, req, 403, `Forbidden: ${(err as Error).message}`);
+        }
+        let body: Buffer;
+        try {
+          body = await readBody(req);
+        } catch (err) {
+          if (err instanceof PayloadTooLargeError) return refuse(res, req, 413, err.message);
+          throw err;
+        }
         const incoming: IncomingSigned = {
           method: req.method ?? "GET",
-          path: url.pathname,
+          // Raw, as received: the function decodes (and refuses a malformed %-escape with a 400).
+          path: rawPathOf(req.url ?? "/"),
           query: url.search.slice(1),
           headers,
-          body: await readBody(req),
+          body,
         };
         let accessKey: string;
         try {
-          ({ accessKey } = await verifySigV4(incoming, info.region));
+          ({ accessKey } = await verifySigV4(incoming, info.region, claim));
         } catch (err) {
-          // As a Function URL with AWS_IAM auth does: 403 before the function runs.
-          send(
-            res,
-            403,
-            { "content-type": "application/json" },
-            JSON.stringify({ Message: `Forbidden: ${(err as Error).message}` }),
-          );
-          return;
+          return refuse(res, req, 403, `Forbidden: ${(err as Error).message}`);
         }
         const out = await api(
           functionUrlEvent(incoming, accessKey, req.socket.remoteAddress ?? "127.0.0.1", Date.now()),
         );
         send(res, out.statusCode, out.headers, out.body);
       } catch (err) {
-        send(
-          res,
-          500,
-          { "content-type": "application/json" },
-          JSON.stringify({ Message: (err as Error).message }),
-        );
+        send(res, 500, JSON_HEADERS, JSON.stringify({ Message: (err as Error).message }));
       }
     })();
   });
@@ -352,6 +405,9 @@ export async function startFunctionsWiring(
   return {
     apiUrl,
     tick,
+    async idle() {
+      await Promise.allSettled([...inFlight]);
+    },
     async stop() {
       stopped = true;
       timer?.cancel();

@@ -14,6 +14,7 @@ import { join } from "node:path";
 import type { Command } from "commander";
 import { z } from "zod";
 import { parseWith } from "../../core/parse.ts";
+import { RegisteredThingSchema } from "../../functions/rollout-api/contract.ts";
 import { type BrokerKind, LOCAL_INFO_FILE, startLocalCloud } from "../../local/cloud.ts";
 import { LOCAL_CREDENTIALS, type LocalCloud, type LocalCloudInfo } from "../../local/contracts.ts";
 import { runDemo } from "../../local/demo.ts";
@@ -28,7 +29,6 @@ import {
 import { ApiClient } from "../api-client.ts";
 import { startConsole } from "../console/server.ts";
 import { CliUsageError } from "../errors.ts";
-import { RegisteredThingSchema } from "./fleet.ts";
 import { keygen } from "./keys.ts";
 import { publishRelease } from "./publish.ts";
 import { buildImage, signRelease } from "./release.ts";

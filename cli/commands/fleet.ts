@@ -5,44 +5,18 @@
 import { mkdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Command } from "commander";
-import { z } from "zod";
 import { parseWith } from "../../core/parse.ts";
+import { type FleetStatus, RegisteredThingSchema } from "../../functions/rollout-api/contract.ts";
 import {
   ApiClient,
   addTargetOptions,
   type CloudTarget,
+  getFleetStatus,
   resolveTarget,
   type TargetFlags,
 } from "../api-client.ts";
 import { CliFileError } from "../errors.ts";
 import { exists, writeNewFile } from "../inputs.ts";
-
-export const RegisteredThingSchema = z.object({
-  thingName: z.string(),
-  fleet: z.string(),
-  group: z.string(),
-  certificateId: z.string().optional(),
-  certificatePem: z.string(),
-  privateKey: z.string(),
-  endpoint: z.string().optional(),
-});
-
-export const FleetStatusSchema = z.object({
-  fleet: z.string(),
-  devices: z.number(),
-  versions: z.record(z.string(), z.number()),
-  highestVersion: z.string().optional(),
-  activeRollout: z.object({ id: z.string(), status: z.string(), release: z.string() }).optional(),
-  things: z.array(
-    z.object({
-      thingName: z.string(),
-      version: z.string().optional(),
-      lastStatus: z.string().optional(),
-      bucket: z.number(),
-    }),
-  ),
-});
-export type FleetStatus = z.infer<typeof FleetStatusSchema>;
 
 const DEVICE_FILES = ["cert.pem", "key.pem", "ca.pem", "agent.snippet.json"] as const;
 
@@ -79,14 +53,14 @@ export function mqttEndpoint(target: Pick<CloudTarget, "local">, endpoint: strin
 
 export function renderFleet(s: FleetStatus): string {
   const lines = [
-    `fleet ${s.fleet}: ${s.devices} device(s)${s.highestVersion ? `, reached ${s.highestVersion}` : ""}`,
+    `fleet ${s.fleet}: ${s.devices ?? s.things.length} device(s)${s.highestVersion ? `, reached ${s.highestVersion}` : ""}`,
   ];
   if (s.activeRollout)
     lines.push(
       `active rollout ${s.activeRollout.id} (${s.activeRollout.status}, release ${s.activeRollout.release})`,
     );
   lines.push("", "VERSION     DEVICES");
-  for (const [v, n] of Object.entries(s.versions).sort()) lines.push(`${v.padEnd(10)}  ${n}`);
+  for (const [v, n] of Object.entries(s.versions ?? {}).sort()) lines.push(`${v.padEnd(10)}  ${n}`);
   if (s.things.length > 0) {
     const width = Math.max(6, ...s.things.map((t) => t.thingName.length));
     lines.push("", `${"DEVICE".padEnd(width)}  BUCKET  VERSION     LAST STATUS`);
@@ -152,10 +126,6 @@ export function register(program: Command): void {
       .argument("<fleet>", "fleet name"),
   ).action(async (name: string, flags: TargetFlags) => {
     const api = new ApiClient(await resolveTarget(flags));
-    process.stdout.write(
-      renderFleet(
-        parseWith(FleetStatusSchema, await api.get(`/fleets/${encodeURIComponent(name)}`), "API answer"),
-      ),
-    );
+    process.stdout.write(renderFleet(await getFleetStatus(api, name)));
   });
 }

@@ -1,14 +1,11 @@
 /** `keel releases`: what register-release recorded for each published release (VERIFIED or REJECTED, why). */
 import type { Command } from "commander";
-import { z } from "zod";
 import { parseWith } from "../../core/parse.ts";
-import { type ReleaseRecord, ReleaseRecordSchema } from "../../functions/store.ts";
+import { type Release, ReleaseListSchema } from "../../functions/rollout-api/contract.ts";
 import { renderTable } from "../../local/render.ts";
 import { ApiClient, addTargetOptions, resolveTarget, type TargetFlags } from "../api-client.ts";
 
-export const ReleasesAnswerSchema = z.object({ releases: z.array(ReleaseRecordSchema) });
-
-export function renderReleases(releases: ReleaseRecord[]): string {
+export function renderReleases(releases: Release[]): string {
   if (releases.length === 0) return "no releases published yet\n";
   const rows = releases.map((r) => [
     r.version,
@@ -21,8 +18,8 @@ export function renderReleases(releases: ReleaseRecord[]): string {
   return renderTable(["VERSION", "STATUS", "COUNTER", "SIZE", "REGISTERED", "REASON"], rows);
 }
 
-export async function listReleases(api: ApiClient): Promise<ReleaseRecord[]> {
-  return parseWith(ReleasesAnswerSchema, await api.get("/releases"), "API answer").releases;
+export async function listReleases(api: ApiClient): Promise<Release[]> {
+  return parseWith(ReleaseListSchema, await api.get("/releases"), "API answer").releases;
 }
 
 export function register(program: Command): void {

@@ -1,6 +1,6 @@
 /**
  * `keel rollout start|list|status|pause|resume|abort`: staged rollouts through the rollout API
- * (docs/operations.md#rollouts). Waves are given as a compact spec (`canary:t1+t2,10,50,100`) or as JSON.
+ * (docs/operations.md, docs/api.md). Waves are given as a compact spec (`canary:t1+t2,10,50,100`) or as JSON.
  */
 import { type Command, InvalidArgumentError } from "commander";
 import { z } from "zod";
@@ -9,12 +9,18 @@ import {
   type Rollout,
   RolloutSchema,
   type RolloutView,
-  RolloutViewSchema,
   type WaveInput,
   WaveInputSchema,
-} from "../../functions/rollout/model.ts";
+} from "../../functions/rollout-api/contract.ts";
 import { renderTable, waveBar, waveLabel } from "../../local/render.ts";
-import { ApiClient, addTargetOptions, resolveTarget, type TargetFlags } from "../api-client.ts";
+import {
+  ApiClient,
+  addTargetOptions,
+  getRolloutView,
+  listAllRollouts,
+  resolveTarget,
+  type TargetFlags,
+} from "../api-client.ts";
 import { CliUsageError } from "../errors.ts";
 import { collectList, durationOption, intOption } from "../inputs.ts";
 import { transferLine } from "../transfer-summary.ts";
@@ -100,6 +106,17 @@ export function renderRollout(r: RolloutView): string {
     `rollout ${r.id}: release ${r.release} to ${target} — ${r.status}${r.reason ? ` (${r.reason})` : ""}`,
   );
   lines.push(`created ${r.createdAt} by ${r.createdBy}${r.forced ? " (forced)" : ""}`);
+  const f = r.effectFailure;
+  if (f) {
+    const next = !f.stalled
+      ? "retrying"
+      : r.status === "STALLED"
+        ? "stalled: `keel rollout resume` retries, `keel rollout abort` stops"
+        : "stalled: still retrying";
+    lines.push(
+      `! ${f.effect} failed ${f.attempts} time(s) since ${f.firstAt} (${next}); last error: ${f.error}`,
+    );
+  }
   lines.push("");
   r.waves.forEach((w, i) => {
     const marker = i === r.current && r.status !== "SUCCEEDED" ? ">" : " ";
@@ -167,7 +184,8 @@ async function client(flags: TargetFlags): Promise<ApiClient> {
   return new ApiClient(await resolveTarget(flags));
 }
 
-const TERMINAL = new Set(["SUCCEEDED", "ABORTED"]);
+/** --watch stops at a final state, and at STALLED, which waits for the operator. */
+const WATCH_STOPS = new Set(["SUCCEEDED", "ABORTED", "STALLED"]);
 
 interface StartFlags extends TargetFlags {
   release: string;
@@ -239,12 +257,7 @@ export function register(program: Command): void {
 
   addTargetOptions(rollout.command("list").description("list rollouts, newest first")).action(
     async (flags: TargetFlags) => {
-      const out = parseWith(
-        z.object({ rollouts: z.array(RolloutSchema) }),
-        await (await client(flags)).get("/rollouts"),
-        "API answer",
-      );
-      process.stdout.write(renderRolloutList(out.rollouts));
+      process.stdout.write(renderRolloutList(await listAllRollouts(await client(flags))));
     },
   );
 
@@ -259,14 +272,10 @@ export function register(program: Command): void {
     const api = await client(flags);
     const tty = process.stdout.isTTY;
     for (;;) {
-      const view = parseWith(
-        RolloutViewSchema,
-        await api.get(`/rollouts/${encodeURIComponent(id)}`),
-        "API answer",
-      );
+      const view = await getRolloutView(api, id);
       // On a terminal, redraw in place; in a pipe, print each frame once it changed.
       process.stdout.write(`${tty && flags.watch ? "\x1b[2J\x1b[H" : ""}${renderRollout(view)}`);
-      if (!flags.watch || TERMINAL.has(view.status)) return;
+      if (!flags.watch || WATCH_STOPS.has(view.status)) return;
       await new Promise((r) => setTimeout(r, (flags.interval ?? 2) * 1000));
     }
   });
@@ -278,7 +287,7 @@ export function register(program: Command): void {
         action === "pause"
           ? "stop advancing to new waves (the current wave's devices carry on)"
           : action === "resume"
-            ? "continue a paused rollout"
+            ? "continue a paused rollout, or retry a stalled one"
             : "abort: cancel the current wave's queued devices and stop",
       )
       .argument("<id>", "rollout id");

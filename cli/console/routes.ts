@@ -8,18 +8,17 @@
 import { z } from "zod";
 import { RolloutIdSchema } from "../../core/job-document.ts";
 import { parseWith } from "../../core/parse.ts";
+import { FleetNameSchema } from "../../functions/rollout/model.ts";
 import {
+  ActionBodySchema,
   CreateRolloutBodySchema,
-  FleetNameSchema,
+  FleetStatusSchema,
+  NoQuerySchema,
+  ReleaseSchema as ReleaseRecordSchema,
   RolloutSchema,
   RolloutViewSchema,
-} from "../../functions/rollout/model.ts";
-import { ReleaseRecordSchema } from "../../functions/store.ts";
-import { FleetStatusSchema } from "../commands/fleet.ts";
+} from "../../functions/rollout-api/contract.ts";
 import { ConsoleRequestError } from "./errors.ts";
-
-/** What the API's pause/resume/abort accept. */
-export const ActionBodySchema = z.strictObject({ reason: z.string().min(1).max(1000).optional() });
 
 /** Paging parameters the API may take on its list routes; passed through only when well-formed. */
 export const PageQuerySchema = z.strictObject({
@@ -34,8 +33,6 @@ export const PageQuerySchema = z.strictObject({
     .regex(/^[1-9]\d{0,3}$/, "must be a whole number from 1 to 9999")
     .optional(),
 });
-
-const NoQuerySchema = z.strictObject({});
 
 export const FleetAnswerSchema = FleetStatusSchema.extend({
   things: z.array(FleetStatusSchema.shape.things.element.loose()),

@@ -1,30 +1,13 @@
 /** The advance-rollout Lambda as a factory over its environment (schedule ticks and IoT job events). */
-import { createClients, type HandlerOptions } from "../clients.ts";
-import { type Env, required } from "../env.ts";
-import { createLogger, errorFields } from "../log.ts";
-import { type AdvanceDeps, advanceAll } from "../rollout/advance.ts";
-import { Store } from "../store.ts";
+import type { HandlerOptions } from "../clients.ts";
+import { createRolloutDeps } from "../deps.ts";
+import type { Env } from "../env.ts";
+import { errorFields } from "../log.ts";
+import { advanceAll } from "../rollout/advance.ts";
 import { handleIotEvent, isIotEvent } from "./events.ts";
 
-export function createAdvanceDeps(env: Env, service: string, options: HandlerOptions): AdvanceDeps {
-  const { s3, ddb, iot } = options.clients ?? createClients(env);
-  const now = options.now ?? Date.now;
-  return {
-    jobs: {
-      iot,
-      s3,
-      bucket: env.BUCKET_NAME,
-      region: env.AWS_REGION,
-      presignRoleArn: required(env, "PRESIGN_ROLE_ARN"),
-    },
-    store: new Store(ddb, env.TABLE_NAME),
-    now,
-    log: createLogger(service, env.LOG_LEVEL),
-  };
-}
-
 export function createAdvanceRolloutHandler(env: Env, options: HandlerOptions = {}) {
-  const deps = createAdvanceDeps(env, "advance-rollout", options);
+  const deps = createRolloutDeps(env, "advance-rollout", options);
   return async (event: unknown) => {
     try {
       if (isIotEvent(event)) {

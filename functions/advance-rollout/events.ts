@@ -1,10 +1,11 @@
 /**
- * Job and job-execution events (docs/iot-jobs.md §5) as they reach advance-rollout through the
+ * Job and job-execution events (docs/iot-jobs.md) as they reach advance-rollout through the
  * IoT rule, and what we keep of them: the device's outcome, then a gate run for that rollout only.
  */
 import { z } from "zod";
 import { parseWith } from "../../core/parse.ts";
-import { type AdvanceDeps, advanceRollout } from "../rollout/advance.ts";
+import type { RolloutDeps } from "../deps.ts";
+import { advanceRollout } from "../rollout/advance.ts";
 import { FAILURE_STATUSES, failureNeedsGate, parseJobId } from "../rollout/engine.ts";
 
 const StatusDetailsSchema = z.record(z.string(), z.unknown()).transform((m) => {
@@ -32,10 +33,10 @@ export function isIotEvent(event: unknown): boolean {
   return typeof event === "object" && event !== null && "eventType" in event;
 }
 
-/** Epoch seconds (10 digits) or milliseconds (13 digits): AWS documents both (§5, units unconfirmed). */
+/** Epoch seconds (10 digits) or milliseconds (13 digits): AWS documents both (docs/iot-jobs.md; units unconfirmed). */
 const toMs = (t: number) => (t < 1e11 ? t * 1000 : t);
 
-export async function handleIotEvent(deps: AdvanceDeps, raw: unknown): Promise<void> {
+export async function handleIotEvent(deps: RolloutDeps, raw: unknown): Promise<void> {
   const e = parseWith(IotEventSchema, raw, "IoT job event");
   const ref = parseJobId(e.jobId);
   if (!ref) {

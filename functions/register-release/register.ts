@@ -1,7 +1,7 @@
 /**
  * register-release: an S3 ObjectCreated event on `releases/<version>/release.json` → verify the envelope
  * against the bucket's current trust root, check the image object, record VERIFIED or REJECTED with the
- * reason (docs/architecture.md#cloud). Idempotent: the same manifest bytes give the same record, written once.
+ * reason (docs/releases.md). Idempotent: the same manifest bytes give the same record, written once.
  */
 import { createHash } from "node:crypto";
 import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, type S3Client } from "@aws-sdk/client-s3";
@@ -11,7 +11,8 @@ import type { RootSigned } from "../../core/schemas.ts";
 import { parseRootEnvelope, verifyRelease, verifyRole, walkRootChain } from "../../core/verify.ts";
 import { awsErrorName } from "../errors.ts";
 import type { Logger } from "../log.ts";
-import { type ReleaseRecord, ReleaseStatus, type Store } from "../store.ts";
+import { ReleaseStatus } from "../rollout-api/contract.ts";
+import type { ReleaseRecord, Store } from "../store.ts";
 
 export const MANIFEST_KEY = /^releases\/([^/]+)\/release\.json$/;
 const ROOT_KEY = /^trust\/root\.(\d+)\.json$/;

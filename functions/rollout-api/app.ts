@@ -1,29 +1,27 @@
 /** The rollout API Lambda (Function URL, payload v2) as a factory over its environment. */
 import { parseWith } from "../../core/parse.ts";
-import { createAdvanceDeps } from "../advance-rollout/app.ts";
 import type { HandlerOptions } from "../clients.ts";
+import { createApiDeps } from "../deps.ts";
 import type { Env } from "../env.ts";
 import { errorFields } from "../log.ts";
-import { route } from "./api.ts";
 import { bodyOf, callerOf, errorResponse, FunctionUrlEventSchema, type HttpResponse, json } from "./http.ts";
+import { handleRequest } from "./routes.ts";
 
 export function createRolloutApiHandler(env: Env, options: HandlerOptions = {}) {
-  const deps = {
-    ...createAdvanceDeps(env, "rollout-api", options),
-    fleets: env.FLEETS,
-    thingPolicyName: env.THING_POLICY_NAME,
-  };
+  const deps = createApiDeps(env, options);
   return async (event: unknown): Promise<HttpResponse> => {
     try {
       const e = parseWith(FunctionUrlEventSchema, event, "Function URL event");
       const caller = callerOf(e);
-      const { status, value } = await route(deps, {
-        method: e.requestContext.http.method,
-        path: e.rawPath,
+      const method = e.requestContext.http.method;
+      const { status, value } = await handleRequest(deps, {
+        method,
+        rawPath: e.rawPath,
+        rawQueryString: e.rawQueryString ?? "",
         body: () => bodyOf(e),
         caller,
       });
-      deps.log.info("request", { method: e.requestContext.http.method, path: e.rawPath, status, caller });
+      deps.log.info("request", { method, path: e.rawPath, status, caller });
       return json(status, value);
     } catch (err) {
       const mapped = errorResponse(err);

@@ -1,11 +1,11 @@
 /**
  * Lambda Function URL events (payload format 2.0) in and out: the parts we read, and JSON responses with
- * the status our named errors map to (400 schema issues, 404, 409, 500).
+ * the status our named errors map to (400 schema issues, 404, 405, 409, 413, 500).
  */
 import { z } from "zod";
 import { SchemaError } from "../../core/errors.ts";
 import { parseJsonText } from "../../core/parse.ts";
-import { ConflictError, NotFoundError } from "../errors.ts";
+import { ConflictError, MethodNotAllowedError, NotFoundError, PayloadTooLargeError } from "../errors.ts";
 
 export const FunctionUrlEventSchema = z.object({
   rawPath: z.string(),
@@ -59,6 +59,8 @@ export function bodyOf(e: FunctionUrlEvent): unknown {
 export function errorResponse(err: unknown): HttpResponse | null {
   if (err instanceof SchemaError) return json(400, { error: err.message, issues: err.issues });
   if (err instanceof NotFoundError) return json(404, { error: err.message });
+  if (err instanceof MethodNotAllowedError) return json(405, { error: err.message });
   if (err instanceof ConflictError) return json(409, { error: err.message });
+  if (err instanceof PayloadTooLargeError) return json(413, { error: err.message });
   return null;
 }

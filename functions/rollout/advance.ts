@@ -6,13 +6,15 @@
  * only one calls IoT; the rest see the claim and leave.
  */
 import { randomUUID } from "node:crypto";
-import { StaleStateError } from "../errors.ts";
-import { errorFields, type Logger, ROLLOUT_ABORTED_EVENT } from "../log.ts";
-import type { Store } from "../store.ts";
+import type { RolloutDeps } from "../deps.ts";
+import { AwsLimitError, awsErrorName, StaleStateError } from "../errors.ts";
+import { errorFields, type Logger, ROLLOUT_ABORTED_EVENT, ROLLOUT_STALLED_EVENT } from "../log.ts";
 import {
   becameAborted,
+  becameStalled,
   claimJob,
   type Effect,
+  effectFailed,
   gate,
   isSettling,
   isTerminal,
@@ -22,20 +24,9 @@ import {
   releaseJobClaim,
   settle,
 } from "./engine.ts";
-import { cancelWaveJob, createWaveJob, type JobsConfig, observeWave } from "./iot.ts";
+import { cancelWaveJob, createWaveJob, observeWave } from "./iot.ts";
 import { type Rollout, RolloutStatus } from "./model.ts";
-
-export interface AdvanceDeps {
-  jobs: JobsConfig;
-  store: Store;
-  now: () => number;
-  log: Logger;
-}
-
-/** The locks a rollout holds: its fleets, or its thing groups in their own namespace. */
-export function lockNames(r: Pick<Rollout, "fleets" | "thingGroups">): string[] {
-  return r.fleets.length > 0 ? r.fleets : r.thingGroups.map((g) => `group:${g}`);
-}
+import { lockNames } from "./rules.ts";
 
 /**
  * The one line the aborted-rollouts alarm counts (infra/constructs/alarms.ts), written by whichever
@@ -50,7 +41,7 @@ export function logIfAborted(log: Logger, before: Rollout | undefined, after: Ro
   });
 }
 
-async function applyEffect(deps: AdvanceDeps, r: Rollout, e: Effect): Promise<void> {
+async function applyEffect(deps: RolloutDeps, r: Rollout, e: Effect): Promise<void> {
   switch (e.kind) {
     case "create-job":
       await createWaveJob(deps.jobs, r, e.waveIndex);
@@ -74,7 +65,7 @@ async function applyEffect(deps: AdvanceDeps, r: Rollout, e: Effect): Promise<vo
 const MAX_STEPS = 200;
 
 /** Drives one rollout as far as it can go now. Returns the state it left, or undefined if unknown. */
-export async function advanceRollout(deps: AdvanceDeps, id: string): Promise<Rollout | undefined> {
+export async function advanceRollout(deps: RolloutDeps, id: string): Promise<Rollout | undefined> {
   // Names this invocation in job claims.
   const self = randomUUID();
   let r = await deps.store.getRollout(id);
@@ -92,7 +83,11 @@ export async function advanceRollout(deps: AdvanceDeps, id: string): Promise<Rol
         continue;
       }
       if (effect) {
-        await applyEffectOrRelease(deps, r, effect);
+        const stalled = await applyEffectOrRecord(deps, r, effect);
+        if (stalled) {
+          r = stalled;
+          continue;
+        }
         if (effect.kind === "create-job") {
           created = { waveIndex: effect.waveIndex, jobId: r.waves[effect.waveIndex]?.jobId ?? "" };
         }
@@ -138,21 +133,51 @@ export async function advanceRollout(deps: AdvanceDeps, id: string): Promise<Rol
   return r;
 }
 
-/** Applies an effect; a failed job creation gives its claim back so the next invocation retries at once. */
-async function applyEffectOrRelease(deps: AdvanceDeps, r: Rollout, effect: Effect): Promise<void> {
+/**
+ * Applies an effect. A failure is recorded on the rollout (effectFailed): a failed job creation gives its
+ * claim back so the next invocation retries at once, and a failure that stalls the rollout is logged
+ * once for the alarm. Returns the state written when it stalled (the caller carries on from there);
+ * otherwise rethrows, so the failure shows in the invocation and the schedule retries it.
+ */
+async function applyEffectOrRecord(deps: RolloutDeps, r: Rollout, effect: Effect): Promise<Rollout | null> {
   try {
     await applyEffect(deps, r, effect);
+    return null;
   } catch (err) {
-    if (effect.kind === "create-job") {
-      await deps.store.saveRollout(releaseJobClaim(r, effect.waveIndex, deps.now())).catch(() => {
-        // Lost to another writer, or the table is down too: the claim then lapses by itself.
+    const now = deps.now();
+    const base = effect.kind === "create-job" ? releaseJobClaim(r, effect.waveIndex, now) : r;
+    const failed = effectFailed(base, effect, errorMessage(err), isPermanent(err), now);
+    let saved: Rollout;
+    try {
+      saved = await deps.store.saveRollout(failed);
+    } catch {
+      // Lost to another writer, or the table is down too: the claim lapses by itself, the count waits.
+      throw err;
+    }
+    if (becameStalled(r, saved)) {
+      deps.log.warn("rollout stalled", {
+        event: ROLLOUT_STALLED_EVENT,
+        rolloutId: r.id,
+        effect: effect.kind,
+        attempts: saved.effectFailure?.attempts,
+        error: saved.effectFailure?.error,
       });
     }
+    if (saved.effectFailure?.stalled && saved.status === RolloutStatus.Stalled) return saved;
     throw err;
   }
 }
 
-export async function advanceAll(deps: AdvanceDeps): Promise<Rollout[]> {
+const errorMessage = (err: unknown) => (err instanceof Error ? `${err.name}: ${err.message}` : String(err));
+
+/** Errors that fail the same way on every retry: a refused input (ours or AWS's). */
+function isPermanent(err: unknown): boolean {
+  if (err instanceof AwsLimitError) return true;
+  const cause = err instanceof Error ? err.cause : undefined;
+  return awsErrorName(cause ?? err) === "InvalidRequestException";
+}
+
+export async function advanceAll(deps: RolloutDeps): Promise<Rollout[]> {
   const active = await deps.store.listRollouts("active");
   const out: Rollout[] = [];
   for (const r of active) {

@@ -1,5 +1,5 @@
 /**
- * The rollout engine: plain functions over plain data (docs/architecture.md#cloud, advance-rollout). State comes
+ * The rollout engine: plain functions over plain data (docs/architecture.md, advance-rollout). State comes
  * in, observed job counters come in, a new state comes out; the handlers do the I/O. Every state change
  * is written before its side effect runs, and side effects are idempotent, so a crash or a duplicate
  * invocation at any point converges on the same result.
@@ -7,8 +7,8 @@
 import { SchemaError } from "../../core/errors.ts";
 import { bucketGroupName, waveBuckets } from "../../core/waves.ts";
 import { ConflictError } from "../errors.ts";
+import type { CreateRolloutBody } from "../rollout-api/contract.ts";
 import {
-  type CreateRolloutBody,
   DEFAULT_FAILURE_THRESHOLD_PERCENT,
   DEFAULT_SUCCESS_THRESHOLD_PERCENT,
   type DeviceOutcome,
@@ -267,11 +267,62 @@ export function pause(r: Rollout, now: number, by: string): Rollout {
   return withEntry({ ...r, status: RolloutStatus.Paused }, now, "paused", undefined, by);
 }
 
+/** PAUSED → RUNNING; STALLED → RUNNING with a fresh set of attempts at the call that stalled it. */
 export function resume(r: Rollout, now: number, by: string): Rollout {
-  if (r.status !== RolloutStatus.Paused) {
-    throw new ConflictError(`rollout ${r.id} is ${r.status}; only a PAUSED rollout can be resumed`);
+  if (r.status !== RolloutStatus.Paused && r.status !== RolloutStatus.Stalled) {
+    throw new ConflictError(
+      `rollout ${r.id} is ${r.status}; only a PAUSED or STALLED rollout can be resumed`,
+    );
   }
-  return withEntry({ ...r, status: RolloutStatus.Running }, now, "resumed", undefined, by);
+  const { effectFailure: _retry, reason: _reason, ...rest } = r;
+  const next = r.status === RolloutStatus.Stalled ? rest : r;
+  return withEntry({ ...next, status: RolloutStatus.Running }, now, "resumed", undefined, by);
+}
+
+/** Attempts at one effect before the rollout stalls (one per invocation: about one a minute in AWS). */
+export const MAX_EFFECT_ATTEMPTS = 5;
+
+/**
+ * Records a failed attempt at an effect. Once the attempts are used up, or at once for an error no retry
+ * can fix (`permanent`), the failure is marked stalled; a RUNNING rollout whose job cannot be created
+ * becomes STALLED (visible, alarmed, and left alone until an operator resumes or aborts it). An ABORTED
+ * rollout whose cancel fails stays ABORTED, shows the stalled cancel, and keeps retrying it: its devices
+ * are installing until the cancel lands.
+ */
+export function effectFailed(
+  r: Rollout,
+  effect: Effect,
+  error: string,
+  permanent: boolean,
+  now: number,
+): Rollout {
+  const same = r.effectFailure?.effect === effect.kind ? r.effectFailure : undefined;
+  const attempts = (same?.attempts ?? 0) + 1;
+  const stalled = permanent || attempts >= MAX_EFFECT_ATTEMPTS;
+  const next: Rollout = {
+    ...r,
+    updatedAt: iso(now),
+    effectFailure: {
+      effect: effect.kind,
+      attempts,
+      error: error.slice(0, 2000),
+      firstAt: same?.firstAt ?? iso(now),
+      lastAt: iso(now),
+      stalled,
+    },
+  };
+  if (!stalled || same?.stalled) return next;
+  const what = `${effect.kind} failed ${attempts} time(s)${permanent && attempts < MAX_EFFECT_ATTEMPTS ? " (not retryable)" : ""}: ${error}`;
+  if (effect.kind === "create-job" && r.status === RolloutStatus.Running) {
+    const reason = `wave ${effect.waveIndex + 1}: ${what}`.slice(0, 2000);
+    return withEntry({ ...next, status: RolloutStatus.Stalled, reason }, now, "stalled", reason);
+  }
+  return withEntry(next, now, "stalled", what.slice(0, 2000));
+}
+
+/** A failure that just became stalled, for the one log line the stalled-rollouts alarm counts. */
+export function becameStalled(before: Rollout, after: Rollout): boolean {
+  return after.effectFailure?.stalled === true && before.effectFailure?.stalled !== true;
 }
 
 export function abort(r: Rollout, now: number, by: string, reason?: string): Rollout {
@@ -350,6 +401,8 @@ export function becameAborted(before: Rollout | undefined, after: Rollout): bool
 }
 
 export function nextEffect(r: Rollout): Effect | null {
+  // Stalled: no call until an operator resumes (a fresh set of attempts) or aborts; it keeps its locks.
+  if (r.status === RolloutStatus.Stalled) return null;
   if (r.status === RolloutStatus.Running || r.status === RolloutStatus.Paused) {
     // A paused rollout keeps its current wave's job: pausing stops advancing, it does not stop devices.
     const w = r.waves[r.current];
@@ -363,7 +416,9 @@ export function nextEffect(r: Rollout): Effect | null {
   return null;
 }
 
-export function markEffectDone(r: Rollout, e: Effect, now: number): Rollout {
+export function markEffectDone(before: Rollout, e: Effect, now: number): Rollout {
+  // The call went through: whatever failed before it is over.
+  const { effectFailure: _over, ...r } = before;
   switch (e.kind) {
     case "create-job":
       return withEntry(

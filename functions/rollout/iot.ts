@@ -6,7 +6,9 @@
 
 import {
   CancelJobCommand,
+  type CancelJobCommandInput,
   CreateJobCommand,
+  type CreateJobCommandInput,
   CreateThingGroupCommand,
   DescribeJobCommand,
   DescribeThingCommand,
@@ -15,8 +17,9 @@ import {
   ListThingGroupsCommand,
 } from "@aws-sdk/client-iot";
 import { ListObjectsV2Command, type S3Client } from "@aws-sdk/client-s3";
+import { checkIotInput, formatIotViolations, type IotOperation } from "../../core/aws-limits.ts";
 import { buildJobDocument } from "../../core/job-document.ts";
-import { awsErrorName, CloudCallError } from "../errors.ts";
+import { AwsLimitError, awsErrorName, CloudCallError } from "../errors.ts";
 import { countsFrom, type Observation } from "./engine.ts";
 import type { Rollout } from "./model.ts";
 
@@ -123,6 +126,61 @@ async function bucketGroupArns(
   return mapLimited(names, async (g) => known.get(g) ?? ensureThingGroup(iot, g));
 }
 
+/**
+ * The CreateJob input for a wave, as a pure function of the rollout: the API checks these same inputs
+ * against AWS's limits before it accepts a rollout (functions/rollout-api/aws-edge.ts), and the call
+ * checks them again, so what reaches AWS is what was checked.
+ */
+export function createJobInput(
+  r: Rollout,
+  waveIndex: number,
+  call: { targets: string[]; document: string; presignRoleArn: string },
+): CreateJobCommandInput {
+  const wave = r.waves[waveIndex];
+  if (!wave) throw new RangeError(`rollout ${r.id} has no wave ${waveIndex + 1}`);
+  return {
+    jobId: wave.jobId,
+    targets: call.targets,
+    document: call.document,
+    description: `Keel rollout ${r.id}: ${r.release}, wave ${waveIndex + 1} of ${r.waves.length}`,
+    targetSelection: "SNAPSHOT",
+    jobExecutionsRolloutConfig: { maximumPerMinute: r.maximumPerMinute },
+    // The native net behind our gate: IoT cancels queued executions itself if failures spike.
+    ...(wave.failureThresholdPercent > 0
+      ? {
+          abortConfig: {
+            criteriaList: [
+              {
+                failureType: "ALL",
+                action: "CANCEL",
+                thresholdPercentage: wave.failureThresholdPercent,
+                minNumberOfExecutedThings: wave.kind === "canary" ? 1 : 10,
+              },
+            ],
+          },
+        }
+      : {}),
+    timeoutConfig: { inProgressTimeoutInMinutes: r.inProgressTimeoutMinutes },
+    presignedUrlConfig: { roleArn: call.presignRoleArn, expiresInSec: 3600 },
+  };
+}
+
+/** The CancelJob input for an abort; `reason` becomes the job's comment. */
+export function cancelJobInput(jobId: string, reason: string): CancelJobCommandInput {
+  return { jobId, reasonCode: "KEEL_ROLLOUT_ABORTED", comment: reason };
+}
+
+/**
+ * Refuses, before the call, an input AWS would refuse (core/aws-limits.ts): a named, permanent error
+ * instead of an InvalidRequestException, which would fail the same way on every retry.
+ */
+export function checkIotCall(operation: IotOperation, input: object): void {
+  const violations = checkIotInput(operation, input as Record<string, unknown>);
+  if (violations.length > 0) {
+    throw new AwsLimitError(`${operation} input breaks AWS's limits: ${formatIotViolations(violations)}`);
+  }
+}
+
 export async function createWaveJob(cfg: JobsConfig, r: Rollout, waveIndex: number): Promise<void> {
   const wave = r.waves[waveIndex];
   if (!wave) throw new RangeError(`rollout ${r.id} has no wave ${waveIndex + 1}`);
@@ -144,34 +202,15 @@ export async function createWaveJob(cfg: JobsConfig, r: Rollout, waveIndex: numb
     rootKeys: await newerRootKeys(cfg.s3, cfg.bucket),
     policy: { healthDeadlineSeconds: r.healthDeadlineSeconds },
   });
+  // The document's size (≤ 32 KB) is checked here, where it is built, with the rest of the input.
+  const input = createJobInput(r, waveIndex, {
+    targets,
+    document: JSON.stringify(document),
+    presignRoleArn: cfg.presignRoleArn,
+  });
+  checkIotCall("iot:CreateJob", input);
   try {
-    await cfg.iot.send(
-      new CreateJobCommand({
-        jobId: wave.jobId,
-        targets,
-        document: JSON.stringify(document),
-        description: `Keel rollout ${r.id}: ${r.release}, wave ${waveIndex + 1} of ${r.waves.length}`,
-        targetSelection: "SNAPSHOT",
-        jobExecutionsRolloutConfig: { maximumPerMinute: r.maximumPerMinute },
-        // The native net behind our gate: IoT cancels queued executions itself if failures spike.
-        ...(wave.failureThresholdPercent > 0
-          ? {
-              abortConfig: {
-                criteriaList: [
-                  {
-                    failureType: "ALL",
-                    action: "CANCEL",
-                    thresholdPercentage: wave.failureThresholdPercent,
-                    minNumberOfExecutedThings: wave.kind === "canary" ? 1 : 10,
-                  },
-                ],
-              },
-            }
-          : {}),
-        timeoutConfig: { inProgressTimeoutInMinutes: r.inProgressTimeoutMinutes },
-        presignedUrlConfig: { roleArn: cfg.presignRoleArn, expiresInSec: 3600 },
-      }),
-    );
+    await cfg.iot.send(new CreateJobCommand(input));
   } catch (err) {
     if (awsErrorName(err) === "ResourceAlreadyExistsException") return; // a repeat: the job is there
     throw new CloudCallError(`CreateJob ${wave.jobId} failed: ${(err as Error).message}`, { cause: err });
@@ -179,10 +218,10 @@ export async function createWaveJob(cfg: JobsConfig, r: Rollout, waveIndex: numb
 }
 
 export async function cancelWaveJob(iot: IoTClient, jobId: string, reason: string): Promise<void> {
+  const input = cancelJobInput(jobId, reason);
+  checkIotCall("iot:CancelJob", input);
   try {
-    await iot.send(
-      new CancelJobCommand({ jobId, reasonCode: "KEEL_ROLLOUT_ABORTED", comment: reason.slice(0, 2000) }),
-    );
+    await iot.send(new CancelJobCommand(input));
   } catch (err) {
     const name = awsErrorName(err);
     // Never created, or already canceled / completed: nothing left to cancel.

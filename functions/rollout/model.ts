@@ -1,12 +1,12 @@
 /**
- * Rollout data: the API request body and the stored rollout state. Both are zod schemas so the API
- * parses bodies and the store parses items with the same rules; the engine works on the inferred types.
+ * Rollout data: the stored rollout state and the names it is built from, as zod schemas so the store
+ * parses items with the same rules the API answers with; the engine works on the inferred types. The
+ * API's request and response bodies are in functions/rollout-api/contract.ts.
  */
 import { z } from "zod";
 import { RolloutIdSchema } from "../../core/job-document.ts";
-import { SemverSchema } from "../../core/version.ts";
 
-/** IoT thing names: 1–128 of `[a-zA-Z0-9:_-]` (docs/iot-jobs.md §3). */
+/** IoT thing names: 1–128 of `[a-zA-Z0-9:_-]` (docs/aws-limits.md). */
 export const ThingNameSchema = z
   .string()
   .min(1)
@@ -21,102 +21,19 @@ export const FleetNameSchema = z
 export const GroupNameSchema = ThingNameSchema;
 
 export const MAX_WAVES = 20;
-/** A job has at most 100 targets (bucket groups or things) — docs/iot-jobs.md §3, docs/architecture.md#waves-without-per-device-calls. */
+/** A job has at most 100 targets (bucket groups or things) (docs/iot-jobs.md). */
 export const MAX_JOB_TARGETS = 100;
-
-const gateFields = {
-  /** Bake time after the success threshold is met, before the next wave starts. */
-  bakeMinutes: z.number().min(0).max(10080).optional(),
-  /** Same in seconds, so demos can bake for a few seconds without special cases. */
-  bakeSeconds: z.number().min(0).max(604800).optional(),
-  /** Abort the rollout when more than this share of the wave's devices failed, rejected or timed out. */
-  failureThresholdPercent: z.number().min(0).max(100).optional(),
-  /** Start baking once at least this share of the wave's devices succeeded. */
-  successThresholdPercent: z.number().min(0).max(100).optional(),
-};
-
-export const PercentWaveInputSchema = z.strictObject({
-  percent: z.number().gt(0).max(100),
-  ...gateFields,
-});
-export const CanaryWaveInputSchema = z.strictObject({
-  canary: z.array(ThingNameSchema).min(1).max(MAX_JOB_TARGETS),
-  ...gateFields,
-});
-export type WaveInput = z.infer<typeof PercentWaveInputSchema> | z.infer<typeof CanaryWaveInputSchema>;
-/**
- * A wave is a canary wave when it names `canary`, else a percent wave. Choosing the branch by that key,
- * instead of a plain union, lets a bad item's issues name the field and what was expected
- * (`waves[0].percent: … expected number`) rather than a bare "Invalid input" for the whole item.
- */
-export const WaveInputSchema = z.unknown().transform((v, ctx): WaveInput => {
-  const isCanary = typeof v === "object" && v !== null && "canary" in v;
-  const r = (isCanary ? CanaryWaveInputSchema : PercentWaveInputSchema).safeParse(v);
-  if (r.success) return r.data;
-  for (const i of r.error.issues)
-    ctx.addIssue({ code: "custom", message: i.message, path: i.path, input: v });
-  return z.NEVER;
-});
 
 export const DEFAULT_FAILURE_THRESHOLD_PERCENT = 10;
 export const DEFAULT_SUCCESS_THRESHOLD_PERCENT = 90;
-
-export const CreateRolloutBodySchema = z
-  .strictObject({
-    release: SemverSchema,
-    fleets: z.array(FleetNameSchema).min(1).max(MAX_JOB_TARGETS).optional(),
-    thingGroups: z.array(GroupNameSchema).min(1).max(MAX_JOB_TARGETS).optional(),
-    waves: z.array(WaveInputSchema).min(1).max(MAX_WAVES),
-    rolloutRate: z
-      .strictObject({ maximumPerMinute: z.int().min(1).max(1000) })
-      .default({ maximumPerMinute: 1000 }),
-    inProgressTimeoutMinutes: z.int().min(1).max(10080).default(60),
-    healthDeadlineSeconds: z.int().min(5).max(86400).default(300),
-    force: z.boolean().default(false),
-  })
-  .superRefine((b, ctx) => {
-    if ((b.fleets === undefined) === (b.thingGroups === undefined)) {
-      ctx.addIssue({
-        code: "custom",
-        path: ["fleets"],
-        message: "give exactly one of fleets or thingGroups",
-      });
-    }
-    let previous = 0;
-    b.waves.forEach((w, i) => {
-      if (w.bakeMinutes !== undefined && w.bakeSeconds !== undefined) {
-        ctx.addIssue({
-          code: "custom",
-          path: ["waves", i, "bakeSeconds"],
-          message: "give bakeMinutes or bakeSeconds, not both",
-        });
-      }
-      if (!("percent" in w)) return;
-      if (w.percent <= previous) {
-        ctx.addIssue({
-          code: "custom",
-          path: ["waves", i, "percent"],
-          message: `must be more than the previous wave's ${previous}`,
-        });
-      }
-      previous = w.percent;
-    });
-    const last = b.waves[b.waves.length - 1];
-    if (last && !("percent" in last && last.percent === 100)) {
-      ctx.addIssue({
-        code: "custom",
-        path: ["waves", b.waves.length - 1],
-        message: "the last wave must be {percent: 100} so the rollout reaches the whole fleet",
-      });
-    }
-  });
-export type CreateRolloutBody = z.infer<typeof CreateRolloutBodySchema>;
 
 export const RolloutStatus = {
   Running: "RUNNING",
   Paused: "PAUSED",
   Succeeded: "SUCCEEDED",
   Aborted: "ABORTED",
+  /** An AWS call the rollout needs kept failing; it waits for an operator (resume retries, or abort). */
+  Stalled: "STALLED",
 } as const;
 export type RolloutStatus = (typeof RolloutStatus)[keyof typeof RolloutStatus];
 export const TERMINAL_STATUSES: readonly RolloutStatus[] = [RolloutStatus.Succeeded, RolloutStatus.Aborted];
@@ -164,6 +81,16 @@ export const TimelineEntrySchema = z.object({
 });
 export type TimelineEntry = z.infer<typeof TimelineEntrySchema>;
 
+export const EffectFailureSchema = z.object({
+  effect: z.enum(["create-job", "cancel-job", "release-locks"]),
+  attempts: z.int().min(1),
+  error: z.string(),
+  firstAt: z.string(),
+  lastAt: z.string(),
+  stalled: z.boolean(),
+});
+export type EffectFailure = z.infer<typeof EffectFailureSchema>;
+
 export const RolloutSchema = z.object({
   id: RolloutIdSchema,
   release: z.string(),
@@ -174,7 +101,7 @@ export const RolloutSchema = z.object({
   thingGroups: z.array(z.string()),
   waves: z.array(WaveSchema).min(1),
   current: z.int().min(0),
-  status: z.enum(["RUNNING", "PAUSED", "SUCCEEDED", "ABORTED"]),
+  status: z.enum(["RUNNING", "PAUSED", "SUCCEEDED", "ABORTED", "STALLED"]),
   reason: z.string().optional(),
   maximumPerMinute: z.number(),
   inProgressTimeoutMinutes: z.number(),
@@ -192,6 +119,11 @@ export const RolloutSchema = z.object({
    * (fail and roll back, say) after the abort show in the wave's counts.
    */
   settled: z.boolean().optional(),
+  /**
+   * The effect (an AWS call) that failed on its latest attempts, until it succeeds: how often, since when,
+   * the last error, and whether it is stalled (attempts used up, or an error no retry can fix).
+   */
+  effectFailure: EffectFailureSchema.optional(),
   timeline: z.array(TimelineEntrySchema),
   /** Optimistic-lock counter: every write is conditional on the version it read. */
   version: z.int().min(1),
@@ -223,10 +155,3 @@ export const DeviceTotalsSchema = z.object({
   other: z.number(),
 });
 export type DeviceTotals = z.infer<typeof DeviceTotalsSchema>;
-
-/** What GET /rollouts/{id} returns: the rollout, its devices' outcomes, and their totals. */
-export const RolloutViewSchema = RolloutSchema.extend({
-  devices: z.array(DeviceOutcomeSchema).default([]),
-  totals: DeviceTotalsSchema.optional(),
-});
-export type RolloutView = z.infer<typeof RolloutViewSchema>;

@@ -1,5 +1,5 @@
 /**
- * What a device may touch (docs/architecture.md#cloud): its own MQTT client id and its own Jobs topics, plus the
+ * What a device may touch (docs/security.md): its own MQTT client id and its own Jobs topics, plus the
  * release objects IoT presigns for it. Nothing here grants `*`.
  */
 import { type CfnResource, Stack } from "aws-cdk-lib";
@@ -32,7 +32,10 @@ export class DeviceAccess extends Construct {
     super(scope, id);
 
     this.presignRole = new iam.Role(this, "PresignRole", {
-      assumedBy: new iam.ServicePrincipal("iot.amazonaws.com"),
+      // Confused-deputy guard: IoT may assume this role only on behalf of this account.
+      assumedBy: new iam.ServicePrincipal("iot.amazonaws.com").withConditions({
+        StringEquals: { "aws:SourceAccount": Stack.of(this).account },
+      }),
       description:
         "AWS IoT presigns job-document URLs with this role: it can read signed releases and trust roots, nothing else",
     });

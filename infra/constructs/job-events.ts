@@ -27,10 +27,26 @@ export interface JobEventsProps {
 
 export class JobEvents extends Construct {
   readonly rules: iot.CfnTopicRule[] = [];
+  /** Where IoT logs a rule action that failed (the error action of both rules). */
+  readonly errorLogs: logs.LogGroup;
 
   constructor(scope: Construct, id: string, props: JobEventsProps) {
     super(scope, id);
     const stack = Stack.of(this);
+
+    // A rule whose action fails (the function throttled, its permission missing) would drop the event
+    // silently; the error action writes the failure to a log group instead, where it can be read.
+    this.errorLogs = new logs.LogGroup(this, "RuleErrors", {
+      retention: props.logRetention,
+      removalPolicy: props.removalPolicy,
+    });
+    const errorRole = new iam.Role(this, "RuleErrorRole", {
+      assumedBy: new iam.ServicePrincipal("iot.amazonaws.com").withConditions({
+        StringEquals: { "aws:SourceAccount": stack.account },
+      }),
+      description: "AWS IoT writes failed Keel job-event rule actions to their log group",
+    });
+    this.errorLogs.grantWrite(errorRole);
 
     for (const [ruleId, topic] of Object.entries(JOB_EVENT_TOPICS)) {
       const rule = new iot.CfnTopicRule(this, ruleId, {
@@ -40,6 +56,9 @@ export class JobEvents extends Construct {
           awsIotSqlVersion: "2016-03-23",
           ruleDisabled: false,
           actions: [{ lambda: { functionArn: props.target.functionArn } }],
+          errorAction: {
+            cloudwatchLogs: { logGroupName: this.errorLogs.logGroupName, roleArn: errorRole.roleArn },
+          },
         },
       });
       props.target.addPermission(`InvokeFrom${ruleId}`, {

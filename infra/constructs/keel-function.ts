@@ -1,5 +1,5 @@
 /**
- * The one place our Lambda defaults live (docs/style.md#shapes-we-follow, item 8): Node.js 22 on arm64, bundled and minified
+ * The one place our Lambda defaults live (docs/style.md): Node.js 22 on arm64, bundled and minified
  * with esbuild at synth, structured JSON logs into a log group this stack owns (so retention and removal
  * follow the stack's props), and a role that can write only to that log group — no AWS managed policy.
  */

@@ -1,5 +1,5 @@
 /**
- * The release bucket (docs/architecture.md#cloud): `releases/<version>/image.squashfs` and `release.json`,
+ * The release bucket (docs/releases.md): `releases/<version>/image.squashfs` and `release.json`,
  * `trust/root.<n>.json`. Versioned, encrypted, private, TLS only, with server access logs in a second
  * bucket and old object versions expired after a while.
  */

@@ -5,7 +5,8 @@
  */
 
 import { STATES } from "../../device/state-machine.ts";
-import type { RolloutView, Wave } from "../../functions/rollout/model.ts";
+import type { Wave } from "../../functions/rollout/model.ts";
+import type { RolloutView } from "../../functions/rollout-api/contract.ts";
 import { waveBar, waveLabel } from "../render.ts";
 import type { NodePhase, NodeSnapshot } from "./node.ts";
 

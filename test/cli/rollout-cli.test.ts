@@ -6,9 +6,10 @@
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { renderAudit } from "../../cli/commands/audit.ts";
 import { minutesOption, parseWavesSpec, renderRollout } from "../../cli/commands/rollout.ts";
 import { SchemaError } from "../../core/errors.ts";
-import type { RolloutView } from "../../functions/rollout/model.ts";
+import type { RolloutView } from "../../functions/rollout-api/contract.ts";
 import { startLocalCloud } from "../../local/cloud.ts";
 import type { LocalCloud } from "../../local/contracts.ts";
 import { type FunctionsWiring, startFunctionsWiring } from "../../local/functions-wiring.ts";
@@ -144,6 +145,45 @@ describe("renderRollout", () => {
     });
     expect(text).toContain("  devices: 3 — 1 succeeded, 2 failed (2 rolled back)\n");
   });
+
+  it("shows a stalled rollout, the failing call and what the operator can do", () => {
+    const text = renderRollout({
+      ...view0(),
+      status: "STALLED",
+      reason: "wave 2: create-job failed 5 time(s): CloudCallError: CreateJob failed: throttled",
+      effectFailure: {
+        effect: "create-job",
+        attempts: 5,
+        error: "CloudCallError: CreateJob failed: throttled",
+        firstAt: "2026-01-01T00:00:00.000Z",
+        lastAt: "2026-01-01T00:04:00.000Z",
+        stalled: true,
+      },
+    });
+    expect(text).toContain("— STALLED (wave 2: create-job failed 5 time(s)");
+    expect(text).toContain(
+      "! create-job failed 5 time(s) since 2026-01-01T00:00:00.000Z (stalled: `keel rollout resume` retries, `keel rollout abort` stops); last error: CloudCallError: CreateJob failed: throttled",
+    );
+  });
+});
+
+describe("renderAudit", () => {
+  it("one row per entry with its detail; an empty log says so", () => {
+    expect(renderAudit([])).toBe("no audit entries\n");
+    const text = renderAudit([
+      {
+        at: "2026-01-01T00:00:00.000Z",
+        who: "arn:aws:iam::1:user/op",
+        action: "rollout.abort",
+        target: "r1",
+        detail: { reason: "bad" },
+      },
+    ]);
+    expect(text).toMatch(/AT +ACTION +TARGET +WHO +DETAIL/);
+    expect(text).toMatch(
+      /2026-01-01T00:00:00.000Z +rollout.abort +r1 +arn:aws:iam::1:user\/op +\{"reason":"bad"\}/,
+    );
+  });
 });
 
 // Each test runs several CLI processes (each loads the AWS SDK): give them room on a busy machine.
@@ -267,8 +307,9 @@ describe("keel release publish / releases / fleet / rollout against the local cl
     const id = /started rollout (\S+)/.exec(start.stdout)?.[1] ?? "";
     const watch = await run("rollout", "status", id, "--watch", "--interval", "0.2", "--local");
     expect(watch.stdout).toContain(`rollout ${id}: release 1.1.0 to fleet edge — SUCCEEDED`);
-    // The canary is also in its bucket group, so wave 2 reached it again; the table shows its latest outcome.
-    expect(watch.stdout).toMatch(/dev-1 +2 +SUCCEEDED +version=1\.1\.0/);
+    // The canary is also in its bucket group, so wave 2 reached it again; the table shows it under wave 1,
+    // which updated it (wave 2 found it on 1.1.0 already).
+    expect(watch.stdout).toMatch(/dev-1 +1 +SUCCEEDED +version=1\.1\.0/);
     expect(watch.stdout).toMatch(/ {2}wave 1 canary dev-1 +\[#{30}\] done {2}1 ok/);
     // Both waves count it; the rollout's totals count it once.
     expect(watch.stdout).toContain("  devices: 1 — 1 succeeded, 0 failed (0 rolled back)\n");

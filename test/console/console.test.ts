@@ -15,7 +15,7 @@ import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { type ConsoleServer, startConsole } from "../../cli/console/server.ts";
-import { type Rollout, RolloutSchema, RolloutViewSchema } from "../../functions/rollout/model.ts";
+import { type Rollout, RolloutSchema, RolloutViewSchema } from "../../functions/rollout-api/contract.ts";
 import { LOCAL_CREDENTIALS } from "../../local/contracts.ts";
 import { BAD_RELEASE, GOOD_RELEASE, runDemo } from "../../local/demo.ts";
 import { type E2E, startE2E, until } from "../e2e/helpers.ts";

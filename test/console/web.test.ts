@@ -9,7 +9,7 @@ import { sortVersions } from "../../cli/console/web/charts.ts";
 import { describeStart, rolloutBody, type StartInput } from "../../cli/console/web/start.ts";
 import { latestOutcomes } from "../../cli/console/web/views/fleets.ts";
 import { waveState } from "../../cli/console/web/waves.ts";
-import { CreateRolloutBodySchema, type RolloutView } from "../../functions/rollout/model.ts";
+import { CreateRolloutBodySchema, type RolloutView } from "../../functions/rollout-api/contract.ts";
 
 const input: StartInput = {
   release: "1.1.0",

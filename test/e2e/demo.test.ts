@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { bucketGroupName, bucketOf } from "../../core/waves.ts";
-import { type RolloutView, RolloutViewSchema } from "../../functions/rollout/model.ts";
+import { type RolloutView, RolloutViewSchema } from "../../functions/rollout-api/contract.ts";
 import { BAD_RELEASE, GOOD_RELEASE, runDemo } from "../../local/demo.ts";
 import {
   discard,

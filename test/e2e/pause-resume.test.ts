@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
-import { RolloutSchema, RolloutViewSchema } from "../../functions/rollout/model.ts";
+import { RolloutSchema, RolloutViewSchema } from "../../functions/rollout-api/contract.ts";
 import { publishDemoReleases } from "../../local/fleet/environment.ts";
 import { type E2E, executions, jobExists, onDisk, startE2E, until } from "./helpers.ts";
 

@@ -3,13 +3,14 @@ import { describe, expect, it } from "vitest";
 import { SchemaError } from "../../core/errors.ts";
 import { bucketOf } from "../../core/waves.ts";
 import { ConflictError } from "../../functions/errors.ts";
-import { lockNames } from "../../functions/rollout/advance.ts";
 import {
   abort,
   becameAborted,
+  becameStalled,
   claimJob,
   countsFrom,
   deviceTotals,
+  effectFailed,
   failureNeedsGate,
   gate,
   isActive,
@@ -17,6 +18,7 @@ import {
   JOB_CLAIM_LEASE_MS,
   jobClaimedByOther,
   jobIdFor,
+  MAX_EFFECT_ATTEMPTS,
   markEffectDone,
   nextEffect,
   type Observation,
@@ -27,9 +29,12 @@ import {
   resume,
   settle as settleAborted,
 } from "../../functions/rollout/engine.ts";
-import { CreateRolloutBodySchema, type Rollout, type WaveCounts } from "../../functions/rollout/model.ts";
+import type { Rollout, WaveCounts } from "../../functions/rollout/model.ts";
+import { lockNames } from "../../functions/rollout/rules.ts";
+import { CreateRolloutBodySchema } from "../../functions/rollout-api/contract.ts";
 
 const T0 = Date.parse("2026-01-01T00:00:00Z");
+const iso = (ms: number) => new Date(ms).toISOString();
 const release = {
   version: "1.2.0",
   releaseCounter: 5,
@@ -371,5 +376,63 @@ describe("deviceTotals", () => {
         o("canary", 2, "SUCCEEDED"),
       ]),
     ).toEqual({ devices: 4, succeeded: 1, failed: 2, rolledBack: 1, other: 1 });
+  });
+});
+
+describe("a failing effect", () => {
+  const create = { kind: "create-job", waveIndex: 0 } as const;
+  const cancel = { kind: "cancel-job", waveIndex: 0 } as const;
+
+  it("counts attempts, and a RUNNING rollout is STALLED once they are used up", () => {
+    let r = plan(threeWaves);
+    for (let i = 1; i < MAX_EFFECT_ATTEMPTS; i++) {
+      r = effectFailed(r, create, "throttled", false, T0 + i);
+      expect(r.status).toBe("RUNNING");
+      expect(r.effectFailure).toMatchObject({ attempts: i, stalled: false, firstAt: iso(T0 + 1) });
+    }
+    const before = r;
+    r = effectFailed(r, create, "throttled", false, T0 + 99);
+    expect(r.status).toBe("STALLED");
+    expect(r.reason).toBe(`wave 1: create-job failed ${MAX_EFFECT_ATTEMPTS} time(s): throttled`);
+    expect(becameStalled(before, r)).toBe(true);
+    expect(nextEffect(r)).toBeNull();
+    expect(isActive(r)).toBe(true);
+  });
+
+  it("stalls at once on an error no retry fixes", () => {
+    const r = effectFailed(plan(threeWaves), create, "AwsLimitError: …", true, T0);
+    expect(r.status).toBe("STALLED");
+    expect(r.reason).toBe("wave 1: create-job failed 1 time(s) (not retryable): AwsLimitError: …");
+  });
+
+  it("an ABORTED rollout's failing cancel is shown as stalled but stays ABORTED and keeps being retried", () => {
+    let r = abort(plan(threeWaves), T0, "op", "stop");
+    for (let i = 0; i < MAX_EFFECT_ATTEMPTS; i++) r = effectFailed(r, cancel, "down", false, T0);
+    expect(r.status).toBe("ABORTED");
+    expect(r.effectFailure).toMatchObject({
+      effect: "cancel-job",
+      attempts: MAX_EFFECT_ATTEMPTS,
+      stalled: true,
+    });
+    expect(nextEffect(r)).toEqual(cancel);
+  });
+
+  it("a success clears the failure; a failure of another effect starts its own count", () => {
+    const r = effectFailed(plan(threeWaves), create, "x", false, T0);
+    expect(markEffectDone(r, create, T0).effectFailure).toBeUndefined();
+    expect(effectFailed(r, cancel, "y", false, T0).effectFailure).toMatchObject({
+      effect: "cancel-job",
+      attempts: 1,
+    });
+  });
+
+  it("resume takes a STALLED rollout back to RUNNING with fresh attempts; pause does not apply", () => {
+    const stalled = effectFailed(plan(threeWaves), create, "x", true, T0);
+    expect(() => pause(stalled, T0, "op")).toThrow(ConflictError);
+    const r = resume(stalled, T0 + 1, "op");
+    expect(r.status).toBe("RUNNING");
+    expect(r.effectFailure).toBeUndefined();
+    expect(r.reason).toBeUndefined();
+    expect(nextEffect(r)).toEqual(create);
   });
 });

@@ -7,8 +7,16 @@ import { Sha256 } from "@aws-crypto/sha256-js";
 import { CreateThingGroupCommand, DescribeJobCommand } from "@aws-sdk/client-iot";
 import { SignatureV4 } from "@smithy/signature-v4";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { ApiClient, ApiError } from "../../cli/api-client.ts";
+import {
+  ApiClient,
+  ApiError,
+  getFleetStatus,
+  getRolloutView,
+  listAllRollouts,
+  listAudit,
+} from "../../cli/api-client.ts";
 import type { Rollout } from "../../functions/rollout/model.ts";
+import type { AuditEntry } from "../../functions/rollout-api/contract.ts";
 import type { Store } from "../../functions/store.ts";
 import { LOCAL_CREDENTIALS } from "../../local/contracts.ts";
 import { type FunctionsWiring, startFunctionsWiring } from "../../local/functions-wiring.ts";
@@ -82,6 +90,31 @@ function raw(method: string, path: string, headers: Record<string, string>, body
   });
 }
 
+/** SigV4 headers for POST /rollouts with `body` (extra headers signed too), as the CLI would send them. */
+async function signedPost(
+  body: string,
+  headers: Record<string, string> = {},
+): Promise<Record<string, string>> {
+  const url = new URL("/rollouts", wiring.apiUrl);
+  const signer = new SignatureV4({
+    credentials: LOCAL_CREDENTIALS,
+    region: cloud.info.region,
+    service: "lambda",
+    sha256: Sha256,
+  });
+  const signed = await signer.sign({
+    method: "POST",
+    protocol: "http:",
+    hostname: url.hostname,
+    port: Number(url.port),
+    path: url.pathname,
+    query: {},
+    headers: { host: url.host, ...headers },
+    ...(body ? { body } : {}),
+  });
+  return signed.headers;
+}
+
 const good = { release: "2.0.0", fleets: ["edge"], waves: [{ percent: 10 }, { percent: 100 }] };
 
 describe("SigV4 on the Function URL", () => {
@@ -103,24 +136,8 @@ describe("SigV4 on the Function URL", () => {
   });
 
   it("answers 403 when the body was changed after signing", async () => {
-    const url = new URL("/rollouts", wiring.apiUrl);
-    const signer = new SignatureV4({
-      credentials: LOCAL_CREDENTIALS,
-      region: cloud.info.region,
-      service: "lambda",
-      sha256: Sha256,
-    });
     const body = JSON.stringify(good);
-    const signed = await signer.sign({
-      method: "POST",
-      protocol: "http:",
-      hostname: url.hostname,
-      port: Number(url.port),
-      path: url.pathname,
-      query: {},
-      headers: { host: url.host, "content-type": "application/json" },
-      body,
-    });
+    const signed = { headers: await signedPost(body, { "content-type": "application/json" }) };
     const tampered = body.replace("edge", "lab!");
     expect(await raw("POST", "/rollouts", signed.headers, tampered)).toBe(403);
     // Without the content hash header, the signature itself no longer matches.
@@ -202,24 +219,7 @@ describe("bad bodies get a 400 naming the field, and change nothing", () => {
   });
 
   it("a body that is not JSON → 400", async () => {
-    const url = new URL("/rollouts", wiring.apiUrl);
-    const signer = new SignatureV4({
-      credentials: LOCAL_CREDENTIALS,
-      region: cloud.info.region,
-      service: "lambda",
-      sha256: Sha256,
-    });
-    const signed = await signer.sign({
-      method: "POST",
-      protocol: "http:",
-      hostname: url.hostname,
-      port: Number(url.port),
-      path: url.pathname,
-      query: {},
-      headers: { host: url.host },
-      body: "{oops",
-    });
-    expect(await raw("POST", "/rollouts", signed.headers, "{oops")).toBe(400);
+    expect(await raw("POST", "/rollouts", await signedPost("{oops"), "{oops")).toBe(400);
   });
 
   it("pause/abort bodies and thing registrations are checked too", async () => {
@@ -296,6 +296,7 @@ describe("404 and 409", () => {
         who: "arn:aws:iam::000000000000:user/keel-local",
         action: "rollout.abort",
         target: first.id,
+        fleets: ["edge"],
         detail: { reason: "superseded" },
       },
     ]);
@@ -336,10 +337,182 @@ describe("404 and 409", () => {
         who: "arn:aws:iam::000000000000:user/keel-local",
         action: "thing.register",
         target: "lab-1",
+        fleets: ["lab"],
         detail: { fleet: "lab", group: t.group, certificateId: expect.stringMatching(/^[0-9a-f]{64}$/) },
       },
     ]);
     const fleet = (await api.get("/fleets/lab")) as { devices: number; versions: Record<string, number> };
     expect(fleet).toMatchObject({ devices: 1, versions: { "2.0.0": 1 } });
+  });
+});
+
+describe("client errors in paths, query strings and bodies are 4xx with a message", () => {
+  const cases: Array<[string, string, number, string]> = [
+    ["a malformed %-escape in the path", "/rollouts/%zz", 400, "path"],
+    ["a rollout id longer than any rollout id", `/rollouts/r${"x".repeat(300)}`, 400, "id"],
+    ["a rollout id with characters no id has", "/rollouts/R%20x", 400, "id"],
+    ["a fleet name with a slash", "/fleets/a%2Fb", 400, "fleet"],
+    ["a limit of 0", "/rollouts?limit=0", 400, "limit"],
+    ["a limit that is not a number", "/rollouts?limit=ten", 400, "limit"],
+    ["a limit above the maximum", "/rollouts?limit=5000", 400, "limit"],
+    ["a parameter given twice", "/rollouts?limit=1&limit=2", 400, "limit"],
+    ["an unknown parameter", "/rollouts?colour=red", 400, ""],
+    ["a parameter on a route that takes none", "/releases?all=1", 400, ""],
+    ["a cursor that is not one", "/rollouts?cursor=not-a-cursor", 400, "cursor"],
+    ["an audit time that is not an instant", "/audit?since=yesterday", 400, "since"],
+    [
+      "an audit window that ends before it starts",
+      "/audit?since=2026-02-01T00:00:00Z&until=2026-01-01T00:00:00Z",
+      400,
+      "until",
+    ],
+  ];
+  it.each(cases)("%s (%s) → %i at %s", async (_name, path, status, field) => {
+    const e = await failure(api.get(path));
+    expect(e.status).toBe(status);
+    expect(e.message).toMatch(/invalid (request path|query string)/);
+    expect(e.issues.map((i) => i.path)).toContain(field);
+  });
+
+  it("a cursor from another listing is refused, not followed", async () => {
+    const things = (await api.get("/fleets/edge?limit=1")) as { nextCursor?: string };
+    expect(things.nextCursor).toEqual(expect.any(String));
+    const e = await failure(api.get(`/rollouts?cursor=${things.nextCursor}`));
+    expect(e.status).toBe(400);
+    expect(e.issues).toEqual([{ path: "cursor", message: expect.stringContaining("GET /rollouts") }]);
+  });
+
+  it("a known path with another method is a 405 naming the allowed one", async () => {
+    const e = await failure(api.post("/releases", {}));
+    expect(e.status).toBe(405);
+    expect(e.message).toContain("use GET");
+  });
+});
+
+describe("AWS IoT's limits at the API's edge", () => {
+  it("a failure threshold with more decimals than CreateJob takes → 400, nothing created", async () => {
+    const before = (await store.listRollouts("all")).length;
+    const e = await failure(
+      api.post("/rollouts", {
+        ...good,
+        force: true,
+        waves: [{ percent: 100, failureThresholdPercent: 10.125 }],
+      }),
+    );
+    expect(e.status).toBe(400);
+    expect(e.issues).toEqual([
+      {
+        path: "waves[0].failureThresholdPercent",
+        message: expect.stringMatching(/AWS IoT iot:CreateJob refuses this: .*thresholdPercentage/),
+      },
+    ]);
+    expect(await store.listRollouts("all")).toHaveLength(before);
+  });
+
+  it("an abort reason CancelJob would refuse as a comment (a newline) → 400; the rollout keeps running", async () => {
+    const r = (await api.post("/rollouts", {
+      ...good,
+      force: true,
+      waves: [{ canary: ["edge-offline"] }, { percent: 100 }],
+    })) as Rollout;
+    const e = await failure(api.post(`/rollouts/${r.id}/abort`, { reason: "bad build\nrolling back" }));
+    expect(e.status).toBe(400);
+    expect(e.issues).toEqual([
+      { path: "reason", message: expect.stringMatching(/AWS IoT iot:CancelJob refuses this: .*comment/) },
+    ]);
+    expect(((await api.get(`/rollouts/${r.id}`)) as Rollout).status).toBe("RUNNING");
+    const aborted = (await api.post(`/rollouts/${r.id}/abort`, {
+      reason: "bad build; rolling back",
+    })) as Rollout;
+    expect(aborted.status).toBe("ABORTED");
+  });
+});
+
+describe("pagination", () => {
+  /** Every page of `path` at `limit` per page, following nextCursor. */
+  async function walk<T>(path: string, limit: number, items: (page: Record<string, unknown>) => T[]) {
+    const pages: Array<Record<string, unknown>> = [];
+    let cursor: string | undefined;
+    do {
+      const sep = path.includes("?") ? "&" : "?";
+      const page = (await api.get(
+        `${path}${sep}limit=${limit}${cursor ? `&cursor=${cursor}` : ""}`,
+      )) as Record<string, unknown>;
+      pages.push(page);
+      cursor = page.nextCursor as string | undefined;
+    } while (cursor);
+    return { pages, items: pages.flatMap(items) };
+  }
+
+  it("GET /rollouts: one per page gives every rollout once, newest first, as one big page does", async () => {
+    const all = await listAllRollouts(api);
+    expect(all.length).toBeGreaterThanOrEqual(3);
+    const created = all.map((r) => r.createdAt);
+    expect(created).toEqual([...created].sort().reverse());
+    const { pages, items } = await walk("/rollouts", 1, (p) => (p.rollouts as Rollout[]).map((r) => r.id));
+    expect(items).toEqual(all.map((r) => r.id));
+    // The last page hands out no cursor (no empty page at the end).
+    expect(pages).toHaveLength(all.length);
+  });
+
+  it("GET /fleets/{fleet}: things by name a page at a time; the summary comes with the first page", async () => {
+    const { pages, items } = await walk("/fleets/edge", 1, (p) =>
+      (p.things as Array<{ thingName: string }>).map((t) => t.thingName),
+    );
+    expect(items).toEqual(["edge-1", "edge-offline"]);
+    expect(pages[0]).toMatchObject({ devices: 2, versions: { unknown: 2 } });
+    expect(pages[1]).not.toHaveProperty("devices");
+    expect((await getFleetStatus(api, "edge")).things.map((t) => t.thingName)).toEqual(items);
+  });
+
+  it("GET /rollouts/{id}: devices by name a page at a time; totals come with the first page", async () => {
+    // The thing-group rollout: its group has no devices, so no job execution adds outcomes of its own.
+    const r = (await listAllRollouts(api)).find((x) => x.thingGroups.includes("lab-bench"));
+    const id = r?.id ?? "";
+    for (const name of ["pg-c", "pg-a", "pg-b"]) {
+      await store.recordDeviceOutcome(id, { thingName: name, wave: 1, status: "SUCCEEDED", at: 1 });
+    }
+    const { pages, items } = await walk(`/rollouts/${id}`, 2, (p) =>
+      (p.devices as Array<{ thingName: string }>).map((d) => d.thingName),
+    );
+    expect(items).toEqual(["pg-a", "pg-b", "pg-c"]);
+    expect(pages[0]?.totals).toMatchObject({ devices: 3, succeeded: 3 });
+    expect(pages[1]).not.toHaveProperty("totals");
+    expect((await getRolloutView(api, id)).devices.map((d) => d.thingName)).toEqual(items);
+  });
+
+  it("GET /audit: newest first, filtered by rollout, fleet and time, a page at a time", async () => {
+    const all = await listAudit(api);
+    expect(all.length).toBeGreaterThanOrEqual(5);
+    expect(all.map((e) => e.at)).toEqual(
+      all
+        .map((e) => e.at)
+        .sort()
+        .reverse(),
+    );
+    const { items } = await walk("/audit", 2, (p) => p.entries as AuditEntry[]);
+    expect(items).toEqual(all);
+    const lab = await listAudit(api, { fleet: "lab" });
+    expect(lab.map((e) => e.target)).toContain("lab-1");
+    expect(lab.every((e) => e.fleets?.includes("lab"))).toBe(true);
+    const create = all.find((e) => e.action === "rollout.create");
+    const one = await listAudit(api, { rollout: create?.target });
+    expect(one.length).toBeGreaterThanOrEqual(1);
+    expect(one.every((e) => e.target === create?.target)).toBe(true);
+    const oldest = all.at(-1)?.at ?? "";
+    expect(await listAudit(api, { until: oldest })).toEqual([]);
+    expect(await listAudit(api, { since: oldest })).toEqual(all);
+  });
+});
+
+describe("the local Function URL reads no body before the signature headers pass", () => {
+  const big = String(7 * 1024 * 1024);
+
+  it("refuses an unsigned request that announces 7 MB with a 403, without waiting for the body", async () => {
+    expect(await raw("POST", "/rollouts", { "content-length": big })).toBe(403);
+  });
+
+  it("refuses a signed request over 6 MB with a 413, without reading it", async () => {
+    expect(await raw("POST", "/rollouts", { ...(await signedPost("")), "content-length": big })).toBe(413);
   });
 });

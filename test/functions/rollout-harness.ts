@@ -7,7 +7,7 @@ import { vi } from "vitest";
 import { ApiClient } from "../../cli/api-client.ts";
 import { bucketOf } from "../../core/waves.ts";
 import type { Env } from "../../functions/env.ts";
-import type { RolloutView } from "../../functions/rollout/model.ts";
+import type { RolloutView } from "../../functions/rollout-api/contract.ts";
 import { LOCAL_CREDENTIALS } from "../../local/contracts.ts";
 import { type FunctionsWiring, startFunctionsWiring } from "../../local/functions-wiring.ts";
 import { startTestCloud, type TestCloud } from "./cloud.ts";

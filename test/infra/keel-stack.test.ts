@@ -1,5 +1,5 @@
 /**
- * KeelStack's synthesized template: each resource docs/architecture.md#cloud names, with the properties that make
+ * KeelStack's synthesized template: each resource docs/deploying.md names, with the properties that make
  * it what the design says (versioned, encrypted, TLS only, IAM-authenticated, …), plus a snapshot of the
  * whole template with asset hashes normalized.
  */
@@ -10,8 +10,8 @@ import { Match } from "aws-cdk-lib/assertions";
 import type { IConstruct } from "constructs";
 import { beforeAll, describe, expect, it } from "vitest";
 import { createTableInput } from "../../functions/table-definition.ts";
-import { ROLLOUT_ABORTED_PATTERN } from "../../infra/constructs/alarms.ts";
-import { JOB_EVENT_TOPICS } from "../../infra/constructs/job-events.ts";
+import { ROLLOUT_ABORTED_PATTERN, ROLLOUT_STALLED_PATTERN } from "../../infra/constructs/alarms.ts";
+import { JOB_EVENT_TOPICS, JobEvents } from "../../infra/constructs/job-events.ts";
 import { OUTPUTS } from "../../infra/keel-stack.ts";
 import { logicalIdOf, propertiesOf, resourcesOfType, type Synthesized, synthKeel } from "./synth.ts";
 
@@ -21,6 +21,8 @@ const ref = (id: string) => ({ Ref: id });
 const getAtt = (id: string, attr: string) => ({ "Fn::GetAtt": [id, attr] });
 
 const logicalId = (construct: IConstruct) => logicalIdOf(keel.stack, construct);
+const jobEvents = () =>
+  keel.stack.node.children.find((c): c is JobEvents => c instanceof JobEvents) as JobEvents;
 
 beforeAll(() => {
   // GIVEN the app as `npx cdk synth -c fleets=edge,lab -c logRetentionDays=14` builds it
@@ -252,6 +254,7 @@ describe("triggers", () => {
 
   it("routes both IoT job event topic trees to advance-rollout, which IoT may invoke", () => {
     const advanceArn = getAtt(logicalId(keel.stack.advanceRollout.function), "Arn");
+    const errorLogs = logicalId(jobEvents().errorLogs);
     const rules = resourcesOfType(keel.json, "AWS::IoT::TopicRule");
     expect(rules.map(([, p]) => (p.TopicRulePayload as { Sql: string }).Sql).sort()).toEqual(
       Object.values(JOB_EVENT_TOPICS)
@@ -262,6 +265,13 @@ describe("triggers", () => {
       expect(props.TopicRulePayload).toMatchObject({
         RuleDisabled: false,
         Actions: [{ Lambda: { FunctionArn: advanceArn } }],
+        // A failed action is logged, not dropped.
+        ErrorAction: {
+          CloudwatchLogs: {
+            LogGroupName: ref(errorLogs),
+            RoleArn: { "Fn::GetAtt": [expect.any(String), "Arn"] },
+          },
+        },
       });
       keel.template.hasResourceProperties("AWS::Lambda::Permission", {
         Action: "lambda:InvokeFunction",
@@ -284,27 +294,37 @@ describe("triggers", () => {
 });
 
 describe("alarms", () => {
-  it("counts rollout.aborted log lines of both functions that abort rollouts and alarms on one", () => {
-    // advance-rollout aborts on thresholds and IoT cancels; the rollout API on an operator's abort.
-    // test/functions/abort-log.test.ts holds the functions' log lines to this same pattern.
+  it("count rollout.aborted and rollout.stalled log lines of both functions that run the engine", () => {
+    // advance-rollout aborts on thresholds and IoT cancels, and stalls on failing calls; the rollout API
+    // aborts on an operator's request and runs the engine right after every change.
+    // test/functions/abort-log.test.ts and stall.test.ts hold the functions' log lines to these patterns.
     expect(ROLLOUT_ABORTED_PATTERN.logPatternString).toBe(
       '{ ($.event = "rollout.aborted") || ($.message.event = "rollout.aborted") }',
     );
-    for (const fn of [keel.stack.advanceRollout, keel.stack.rolloutApi]) {
-      keel.template.hasResourceProperties("AWS::Logs::MetricFilter", {
-        LogGroupName: ref(logicalId(fn.logGroup)),
-        FilterPattern: ROLLOUT_ABORTED_PATTERN.logPatternString,
-        MetricTransformations: [{ MetricNamespace: "Keel", MetricName: "RolloutsAborted", MetricValue: "1" }],
+    expect(ROLLOUT_STALLED_PATTERN.logPatternString).toBe(
+      '{ ($.event = "rollout.stalled") || ($.message.event = "rollout.stalled") }',
+    );
+    for (const [pattern, metric] of [
+      [ROLLOUT_ABORTED_PATTERN, "RolloutsAborted"],
+      [ROLLOUT_STALLED_PATTERN, "RolloutsStalled"],
+    ] as const) {
+      for (const fn of [keel.stack.advanceRollout, keel.stack.rolloutApi]) {
+        keel.template.hasResourceProperties("AWS::Logs::MetricFilter", {
+          LogGroupName: ref(logicalId(fn.logGroup)),
+          FilterPattern: pattern.logPatternString,
+          MetricTransformations: [{ MetricNamespace: "Keel", MetricName: metric, MetricValue: "1" }],
+        });
+      }
+      keel.template.hasResourceProperties("AWS::CloudWatch::Alarm", {
+        Namespace: "Keel",
+        MetricName: metric,
+        Threshold: 1,
+        ComparisonOperator: "GreaterThanOrEqualToThreshold",
+        TreatMissingData: "notBreaching",
+        AlarmActions: [ref(logicalId(keel.stack.alarmTopic))],
       });
     }
-    keel.template.resourceCountIs("AWS::Logs::MetricFilter", 2);
-    keel.template.hasResourceProperties("AWS::CloudWatch::Alarm", {
-      Namespace: "Keel",
-      MetricName: "RolloutsAborted",
-      Threshold: 1,
-      ComparisonOperator: "GreaterThanOrEqualToThreshold",
-      TreatMissingData: "notBreaching",
-    });
+    keel.template.resourceCountIs("AWS::Logs::MetricFilter", 4);
   });
 
   it("alarms on errors of each of the three functions", () => {
@@ -316,6 +336,25 @@ describe("alarms", () => {
         Threshold: 1,
       });
     }
+  });
+
+  it("every alarm notifies the SNS topic, on alarm and on recovery; the topic takes TLS only", () => {
+    const topic = ref(logicalId(keel.stack.alarmTopic));
+    const alarms = resourcesOfType(keel.json, "AWS::CloudWatch::Alarm");
+    expect(alarms).toHaveLength(5);
+    for (const [, p] of alarms) {
+      expect(p.AlarmActions).toEqual([topic]);
+      expect(p.OKActions).toEqual([topic]);
+    }
+    keel.template.hasResourceProperties("AWS::SNS::TopicPolicy", {
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({ Effect: "Deny", Condition: { Bool: { "aws:SecureTransport": "false" } } }),
+        ]),
+      },
+    });
+    // No address given: no subscription (one is added with -c alarmEmail=…, see settings.test.ts).
+    keel.template.resourceCountIs("AWS::SNS::Subscription", 0);
   });
 });
 

@@ -34,11 +34,18 @@ beforeAll(async () => {
 });
 
 describe("presign role", () => {
-  it("can be assumed only by AWS IoT", () => {
+  it("can be assumed only by AWS IoT, and only on behalf of this account (confused deputy)", () => {
     const role = keel.json.Resources[logicalId(keel.stack.deviceAccess.presignRole)];
     expect(role?.Properties?.AssumeRolePolicyDocument).toEqual({
       Version: "2012-10-17",
-      Statement: [{ Action: "sts:AssumeRole", Effect: "Allow", Principal: { Service: "iot.amazonaws.com" } }],
+      Statement: [
+        {
+          Action: "sts:AssumeRole",
+          Effect: "Allow",
+          Principal: { Service: "iot.amazonaws.com" },
+          Condition: { StringEquals: { "aws:SourceAccount": { Ref: "AWS::AccountId" } } },
+        },
+      ],
     });
     expect(role?.Properties).not.toHaveProperty("ManagedPolicyArns");
   });

@@ -67,6 +67,16 @@ describe("KeelStack props", () => {
     expect(issues.map((i) => i.path).sort()).toEqual(["bucketName", "devicePolicyName", "tableName"]);
   });
 
+  it("subscribes alarmEmail to the alarm topic, and refuses an address that is not one", () => {
+    Template.fromStack(stackWith({ alarmEmail: "ops@example.com" })).hasResourceProperties(
+      "AWS::SNS::Subscription",
+      { Protocol: "email", Endpoint: "ops@example.com" },
+    );
+    expect(schemaIssues(() => stackWith({ alarmEmail: "ops at example" })).map((i) => i.path)).toEqual([
+      "alarmEmail",
+    ]);
+  });
+
   it("uses the given physical names", () => {
     const stack = stackWith({
       bucketName: "keel-releases-test",

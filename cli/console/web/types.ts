@@ -3,16 +3,13 @@
  * are the same types, imported as types only so nothing of the server side is bundled). Fields the API may
  * add later — a fleet's target release, a device's slot and last report — are optional here.
  */
-import type { FleetStatus } from "../../commands/fleet.ts";
+import type { FleetStatus } from "../../../functions/rollout-api/contract.ts";
 
+export type { DeviceOutcome, Rollout, Wave, WaveCounts } from "../../../functions/rollout/model.ts";
 export type {
-  DeviceOutcome,
-  Rollout,
+  Release as ReleaseRecord,
   RolloutView,
-  Wave,
-  WaveCounts,
-} from "../../../functions/rollout/model.ts";
-export type { ReleaseRecord } from "../../../functions/store.ts";
+} from "../../../functions/rollout-api/contract.ts";
 
 export type FleetThing = FleetStatus["things"][number] & {
   slot?: string;

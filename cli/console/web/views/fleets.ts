@@ -107,7 +107,7 @@ export function fleetsView(ctx: ViewContext, initial: string | undefined): View 
     const target = targetOf(f);
     fill(heading, `Fleet ${f.fleet}`);
     const rows: Array<[string, Node | string]> = [
-      ["Devices", String(f.devices)],
+      ["Devices", String(f.devices ?? f.things.length)],
       ["Highest version reached", f.highestVersion ?? "–"],
       ["Target release", target ?? "none set"],
       [
@@ -125,10 +125,10 @@ export function fleetsView(ctx: ViewContext, initial: string | undefined): View 
     fill(facts, ...rows.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
     fill(
       chart,
-      versionChart(f.versions, target),
-      h("figcaption", {}, `Devices per version (${f.devices} in all)`),
+      versionChart(f.versions ?? {}, target),
+      h("figcaption", {}, `Devices per version (${f.devices ?? f.things.length} in all)`),
     );
-    options(version, sortVersions(Object.keys(f.versions)), "All versions");
+    options(version, sortVersions(Object.keys(f.versions ?? {})), "All versions");
     options(status, [...new Set(f.things.map((t) => t.lastStatus ?? "none"))].sort(), "Any last status");
     renderThings();
   };
