@@ -1,7 +1,7 @@
 /**
  * AWS IoT has no grant* helpers, so the IoT actions each function may call are listed here as data, one
  * row per action, each scoped to the narrowest resource IoT authorizes it on (Service Authorization
- * Reference, "Actions defined by AWS IoT"). test/infra/permissions.test.ts checks that this table is
+ * Reference, "Actions defined by AWS IoT"). test/infra/policies.test.ts checks that this table is
  * exactly what each bundled function calls — nothing missing, nothing extra.
  */
 import { Stack, Token } from "aws-cdk-lib";
