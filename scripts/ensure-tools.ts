@@ -26,6 +26,26 @@ export const REQUIRED_TOOLS: ReadonlyArray<{ tool: string; pkg: string; why: str
   { tool: "casync", pkg: "casync", why: "the delta benchmark compares against it (npm run bench -- delta)" },
 ];
 
+/** header files (build inputs, not tools) → Debian package that ships them */
+export const REQUIRED_HEADERS: ReadonlyArray<{ file: string; pkg: string; why: string }> = [
+  { file: "/usr/include/mosquitto_plugin.h", pkg: "mosquitto-dev", why: "mosquitto's client-id plugin" },
+  { file: "/usr/include/mosquitto.h", pkg: "libmosquitto-dev", why: "mosquitto's client-id plugin" },
+  {
+    file: "/usr/include/openssl/ssl.h",
+    pkg: "libssl-dev",
+    why: "mosquitto's client-id plugin reads certificates",
+  },
+];
+
+function hasFile(file: string): boolean {
+  try {
+    accessSync(file, constants.R_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 const SEARCH_PATH = [
   ...(process.env.PATH ?? "").split(delimiter),
   "/usr/local/sbin",
@@ -47,7 +67,10 @@ export function findTool(tool: string): string | undefined {
 }
 
 function missingPackages(): string[] {
-  const pkgs = REQUIRED_TOOLS.filter((t) => findTool(t.tool) === undefined).map((t) => t.pkg);
+  const pkgs = [
+    ...REQUIRED_TOOLS.filter((t) => findTool(t.tool) === undefined).map((t) => t.pkg),
+    ...REQUIRED_HEADERS.filter((h) => !hasFile(h.file)).map((h) => h.pkg),
+  ];
   return [...new Set(pkgs)];
 }
 
