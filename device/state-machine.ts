@@ -26,6 +26,9 @@ export const STATES = [
 ] as const;
 export type State = (typeof STATES)[number];
 
+/** Every state but Idle has a handler (device/states/registry.ts); Idle is the driver's wait for a job. */
+export type WorkState = Exclude<State, "Idle">;
+
 export const EVENTS = [
   "job", // a new job execution (or a standalone install) was taken
   "accepted", // document, signed manifest and acceptance checks passed; the image fits the slot
@@ -41,6 +44,7 @@ export const EVENTS = [
   "fail", // an error before activation: download, hash mismatch, I/O
   "cancel", // the job was cancelled or removed in the cloud
   "loop", // this state was re-entered too many times across restarts
+  "operator-rollback", // `keel-agent rollback` cancelled a pending trial: no verdict on the release
   "reported", // the terminal status was accepted (or there is nobody to tell)
 ] as const;
 export type AgentEvent = (typeof EVENTS)[number];
@@ -62,7 +66,8 @@ export const TRIAL_STATES: ReadonlySet<State> = new Set(["Activating", "Rebootin
 
 /**
  * The rows on which a release that was tried (booted, or set to boot and given up by the firmware or a
- * boot loop) is judged a failure on this node. A pre-reboot hook failing never tried the release.
+ * boot loop) is judged a failure on this node. A pre-reboot hook failing never tried the release, and an
+ * operator's rollback (its own event) is no verdict on it.
  */
 const FAILED_TRIAL = new Set([
   "Rebooting|booted-old",
@@ -100,10 +105,12 @@ export const TRANSITIONS: ReadonlyArray<Row> = [
   ["Rebooting",      "booted-old",   "RolledBack"],     // the firmware fell back: the new slot never came up
   ["Rebooting",      "fail",         "RollingBack"],    // a pre-reboot hook failed: give the new slot up before booting it
   ["Rebooting",      "loop",         "RollingBack"],    // rebooting keeps not happening: give the slot up
+  ["Rebooting",      "operator-rollback", "RollingBack"], // the operator cancelled the trial before the reboot
   ["HealthChecking", "healthy",      "Committed"],
   ["HealthChecking", "unhealthy",    "RollingBack"],
   ["HealthChecking", "booted-old",   "RolledBack"],     // died during the checks and the firmware fell back
   ["HealthChecking", "loop",         "RollingBack"],    // the new slot crashes the agent on every boot
+  ["HealthChecking", "operator-rollback", "RollingBack"], // the operator cancelled the trial during the checks
   ["RollingBack",    "booted-old",   "RolledBack"],
   ["Committed",      "reported",     "Idle"],
   ["RolledBack",     "reported",     "Idle"],
