@@ -30,6 +30,7 @@ import {
   isFailedTrial,
   PRE_ACTIVATION_STATES,
   phaseOf,
+  STANDALONE_STATES,
   type State,
   TERMINAL_STATES,
   TRIAL_STATES,
@@ -134,6 +135,8 @@ export class Agent {
   private wakeUp: (() => void) | null = null;
   private loop: Promise<void> | null = null;
   private rebootRequested = false;
+  /** Air-gapped daemon: a timer that keeps the process alive while it waits for nothing but stop(). */
+  private keepAlive: NodeJS.Timeout | null = null;
 
   constructor(private readonly opts: AgentOptions) {
     this.config = opts.config;
@@ -198,6 +201,7 @@ export class Agent {
 
   async stop(): Promise<void> {
     this.stopCtl.abort(new AbortedError("agent stopping"));
+    if (this.keepAlive) clearInterval(this.keepAlive);
     this.wakeUp?.();
     await this.loop;
     await this.jobs?.stop();
@@ -225,10 +229,42 @@ export class Agent {
       record.entries = 0;
       await this.store.save(record);
     }
+    if (this.cutStandalone()) return; // not the daemon's to resume: nothing counted, nothing written
+    await this.countReentry();
+  }
+
+  /** Counts a re-entry so a crash/boot loop ends in `loop` instead of going on forever. */
+  private async countReentry(): Promise<void> {
+    const record = this.rec;
     if (record.state !== "Idle" && !TERMINAL_STATES.has(record.state)) {
-      // Count re-entries so a crash/boot loop ends in `loop` instead of forever.
       record.entries++;
       await this.store.save(record);
+    }
+  }
+
+  /** A standalone install cut before activation: `install --resume` or `abandon` decide, not the daemon. */
+  private cutStandalone(): boolean {
+    const rec = this.rec;
+    return rec.job?.standalone != null && STANDALONE_STATES.has(rec.state) && rec.state !== "Activating";
+  }
+
+  /**
+   * The new slot is on trial in this boot: only the health check may commit it. Any other boot runs the
+   * slot that was good before, whatever the saved state says (a cut mid-install included), and must
+   * re-mark it good or the next boot finds it tried and goes to rescue.
+   */
+  private bootedOnTrial(): boolean {
+    const { job, state } = this.rec;
+    return (
+      job !== null && this.bootedSlot === job.target && job.target !== job.from && !TERMINAL_STATES.has(state)
+    );
+  }
+
+  /** Gives up a state re-entered too often (crash or boot loop), where the table allows it. */
+  private async endLoop(): Promise<void> {
+    const rec = this.rec;
+    if (rec.state !== "Idle" && rec.entries > this.config.maxReentries && canTransition(rec.state, "loop")) {
+      await this.apply("loop", `state ${rec.state} re-entered ${rec.entries} times (crash or boot loop)`);
     }
   }
 
@@ -245,11 +281,23 @@ export class Agent {
   // ---------------------------------------------------------------- the loop
 
   private async runLoop(): Promise<void> {
-    const rec = this.rec;
-    if (rec.state !== "Idle" && rec.entries > this.config.maxReentries && canTransition(rec.state, "loop")) {
-      await this.apply("loop", `state ${rec.state} re-entered ${rec.entries} times (crash or boot loop)`);
+    if (this.cutStandalone()) {
+      await this.everyBootCommit();
+      this.logger.warn(
+        "a standalone install was cut before activation; finish it with `keel-agent install --resume` or drop it with `keel-agent abandon`",
+        { state: this.rec.state },
+      );
+      await this.waitForStop();
+      return;
     }
-    if (rec.state === "Idle") await this.everyBootCommit();
+    await this.endLoop();
+    if (!this.bootedOnTrial()) await this.everyBootCommit();
+    if (!this.jobs && this.rec.state === "Idle") {
+      // Air-gapped: nothing will ever be queued. Stay up (the unit would restart an exited agent every
+      // few seconds) and do nothing until stopped; `keel-agent install` runs beside it.
+      this.logger.info("no mqtt configured; air-gapped mode: waiting for standalone installs");
+      this.keepAlive = setInterval(() => {}, 1 << 30);
+    }
     await this.drive(() => false);
   }
 
@@ -380,6 +428,7 @@ export class Agent {
       fromVersion: installedOn(this.rec, this.config, from)?.version ?? null,
       offset: 0,
       reason: null,
+      armed: false,
     };
   }
 
@@ -579,6 +628,56 @@ export class Agent {
       return { state: rec.lastResult.state, reason: rec.lastResult.reason };
     }
     return { state: rec.state, reason: "stopped" };
+  }
+
+  /**
+   * `keel-agent install --resume`: finishes a standalone install that was cut (power loss, kill) before
+   * the new slot was set to be tried, from the state it reached. Same result as installStandalone.
+   */
+  async resumeStandalone(): Promise<{ state: State; reason: string | null }> {
+    const rec = await this.load();
+    if (!rec.job?.standalone || !STANDALONE_STATES.has(rec.state)) {
+      throw new CommandFailedError(
+        rec.state === "Idle"
+          ? "no install to resume"
+          : `no standalone install to resume (state ${rec.state}${rec.job?.standalone ? "" : ", a cloud job"}); \`keel-agent run\` finishes it`,
+      );
+    }
+    await this.countReentry();
+    await this.endLoop();
+    if (!this.bootedOnTrial()) await this.everyBootCommit();
+    await this.drive((s) => s === "Rebooting" || s === "Idle");
+    return this.outcome();
+  }
+
+  /**
+   * `keel-agent abandon`: drops a standalone install cut before activation. The target slot is made
+   * unbootable if the loader could pick it, the job ends Cancelled, and the node stays on its slot.
+   */
+  async abandon(): Promise<{ state: State; target: Slot }> {
+    const rec = await this.load();
+    const job = rec.job;
+    if (!job?.standalone || !STANDALONE_STATES.has(rec.state)) {
+      throw new CommandFailedError(
+        rec.state === "Idle"
+          ? "no install to abandon"
+          : `state ${rec.state} is not a standalone install before activation; use \`keel-agent rollback\``,
+      );
+    }
+    if (this.bootedSlot === job.target) {
+      throw new CommandFailedError(
+        `slot ${job.target} is running its trial boot; use \`keel-agent rollback\` to go back to slot ${job.from}`,
+      );
+    }
+    const boot = await this.boot.readState();
+    if (boot.slots[job.target].bootable || boot.next === job.target) await this.boot.invalidate(job.target);
+    // The slot we stay on may have used its try on this boot (the cut): commit it, as any boot would.
+    await this.everyBootCommit();
+    rec.slots[job.target] = null;
+    const from = rec.state;
+    await this.apply("abandon", "abandoned by the operator");
+    await this.drive((s) => s === "Idle");
+    return { state: from, target: job.target };
   }
 
   /**

@@ -45,6 +45,7 @@ export const EVENTS = [
   "cancel", // the job was cancelled or removed in the cloud
   "loop", // this state was re-entered too many times across restarts
   "operator-rollback", // `keel-agent rollback` cancelled a pending trial: no verdict on the release
+  "abandon", // `keel-agent abandon` dropped a standalone install cut before activation
   "reported", // the terminal status was accepted (or there is nobody to tell)
 ] as const;
 export type AgentEvent = (typeof EVENTS)[number];
@@ -61,6 +62,17 @@ export const TERMINAL_STATES: ReadonlySet<State> = new Set([
 /** Before activation a cancel abandons the install; from Activating on, the boot decision is finished. */
 export const PRE_ACTIVATION_STATES: ReadonlySet<State> = new Set(["Validating", "Downloading", "Verifying"]);
 
+/**
+ * A standalone install (`keel-agent install`) owns these states: a cut one is finished with
+ * `install --resume` or dropped with `abandon`, never by the daemon (which would reboot the node unasked).
+ */
+export const STANDALONE_STATES: ReadonlySet<State> = new Set([
+  "Validating",
+  "Downloading",
+  "Verifying",
+  "Activating",
+]);
+
 /** The new slot is recorded and set (or being set) to be tried, and nobody has committed it yet. */
 export const TRIAL_STATES: ReadonlySet<State> = new Set(["Activating", "Rebooting", "HealthChecking"]);
 
@@ -70,6 +82,7 @@ export const TRIAL_STATES: ReadonlySet<State> = new Set(["Activating", "Rebootin
  * operator's rollback (its own event) is no verdict on it.
  */
 const FAILED_TRIAL = new Set([
+  "Activating|booted-old",
   "Rebooting|booted-old",
   "Rebooting|loop",
   "HealthChecking|unhealthy",
@@ -100,6 +113,11 @@ export const TRANSITIONS: ReadonlyArray<Row> = [
   ["Verifying",      "fail",         "Failed"],
   ["Verifying",      "cancel",       "Cancelled"],
   ["Verifying",      "loop",         "Failed"],
+  ["Validating",     "abandon",      "Cancelled"],
+  ["Downloading",    "abandon",      "Cancelled"],
+  ["Verifying",      "abandon",      "Cancelled"],
+  ["Activating",     "abandon",      "Cancelled"],      // only while the old slot runs: the trial is disarmed first
+  ["Activating",     "booted-old",   "RolledBack"],     // a cut after arming: the firmware tried the slot and fell back; never re-armed
   ["Activating",     "activated",    "Rebooting"],
   ["Rebooting",      "booted-trial", "HealthChecking"],
   ["Rebooting",      "booted-old",   "RolledBack"],     // the firmware fell back: the new slot never came up

@@ -254,11 +254,25 @@ export const verify: StateHandler = {
 export const activate: StateHandler = {
   name: "activate",
   async run(ctx) {
-    const release = requireRelease(ctx.job);
-    // What the slot holds is recorded before the bootloader may pick it.
-    ctx.record.slots[ctx.job.target] = { version: release.version, releaseCounter: release.releaseCounter };
+    const { job } = ctx;
+    const release = requireRelease(job);
+    // A cut after the trial was written, and the firmware booted the new slot: the trial is under way.
+    if (ctx.booted === job.target) return { event: "activated" };
+    if (job.armed) {
+      const boot = await ctx.boot.readState();
+      // Written and not tried yet (a kill without a power cut): nothing to write again.
+      if (boot.next === job.target) return { event: "activated" };
+      // Written, tried, fell back: the slot had its one try. Arming it again would try it twice.
+      if (boot.slots[job.target].bootable || boot.trial === job.target) {
+        return { event: "booted-old", reason: "new slot never came up" };
+      }
+      // Otherwise the write never landed (the target is still invalidated): arming it now is its first try.
+    }
+    // What the slot holds, and that the trial is about to be written, are recorded before the loader may pick it.
+    ctx.record.slots[job.target] = { version: release.version, releaseCounter: release.releaseCounter };
+    job.armed = true;
     await ctx.save();
-    await ctx.boot.setTrialBoot(ctx.job.target);
+    await ctx.boot.setTrialBoot(job.target);
     return { event: "activated" };
   },
 };

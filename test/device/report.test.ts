@@ -15,6 +15,7 @@ function job(over: Partial<CurrentJob> = {}): CurrentJob {
     fromVersion: "1.0.0",
     offset: 0,
     reason: null,
+    armed: false,
     ...over,
   };
 }
