@@ -26,6 +26,7 @@ import { verifyRelease } from "../../core/verify.ts";
 import type { Slot } from "../boot/types.ts";
 import type { AgentConfig } from "../config.ts";
 import { AbortedError, DownloadError, RefusedError, SlotError, SlotTooSmallError } from "../errors.ts";
+import { assertWritable } from "../slot-identity.ts";
 import type { CurrentJob, Installed, PersistedState } from "../state-store.ts";
 import type { StateHandler } from "../states/context.ts";
 import { fetchRange, fetchSmall, type RetryPolicy } from "./download.ts";
@@ -148,6 +149,7 @@ export const download: StateHandler = {
     const release = requireRelease(job);
     const path = config.slots[job.target];
     const size = release.image.size;
+    await assertWritable(config.slots, job.target, ctx.booted);
     // The loader must never pick a half-written slot; a slot it would not boot anyway is left alone, so
     // a refused image on a fresh node leaves the boot environment byte for byte as it was.
     const state = await ctx.boot.readState();
