@@ -20,7 +20,7 @@ import {
   SchemaError,
   ThresholdError,
 } from "../../core/errors.ts";
-import { JobDocumentSchema } from "../../core/job-document.ts";
+import { JOB_OPERATION, JobDocumentSchema } from "../../core/job-document.ts";
 import { MAX_JSON_BYTES, parseJsonText, parseWith } from "../../core/parse.ts";
 import { verifyRelease } from "../../core/verify.ts";
 import type { Slot } from "../boot/types.ts";
@@ -66,6 +66,23 @@ function isRefusal(err: unknown): boolean {
   );
 }
 
+/**
+ * A job that is not Keel's is REJECTED, not left alone: keel-agent takes its jobs with start-next, which
+ * claims the head of the thing's queue, and IoT Jobs runs a thing's jobs in order, so a job left
+ * IN_PROGRESS for "another handler" would hold back every Keel job queued behind it. A KeelOS thing has
+ * one Jobs handler, this agent; other work goes through Keel releases or a thing of its own.
+ */
+function refuseForeignJob(document: unknown): void {
+  const op =
+    typeof document === "object" && document !== null && !Array.isArray(document)
+      ? (document as Record<string, unknown>).operation
+      : undefined;
+  if (op === JOB_OPERATION) return;
+  throw new RefusedError(
+    `not a Keel job (operation ${op === undefined ? "missing" : JSON.stringify(op).slice(0, 64)}, expected "${JOB_OPERATION}"): keel-agent handles every job of this thing and rejects what it cannot run, so later jobs are not held back`,
+  );
+}
+
 function requireRelease(job: CurrentJob) {
   if (!job.release) throw new RefusedError("no verified manifest recorded for this job");
   return job.release;
@@ -91,6 +108,7 @@ export const validate: StateHandler = {
       if (job.standalone) {
         manifestBytes = await fetchDocument(job.standalone.manifestPath);
       } else {
+        refuseForeignJob(job.document);
         const doc = parseWith(JobDocumentSchema, job.document, "job document");
         job.parsed = doc;
         jobVersion = doc.version;
