@@ -569,11 +569,32 @@ export class Agent {
     }
   }
 
+  /**
+   * A presigned URL expired: DescribeJobExecution with the document (`$aws/things/T/jobs/<jobId>/get`,
+   * includeJobDocument) returns it with freshly presigned URLs. Retried with backoff while the broker
+   * connection comes up; the fresh document is saved so a restart does not start from stale URLs.
+   */
   private async refreshDocument(): Promise<void> {
     const key = this.rec.job?.key;
     if (!key || !this.jobs) return;
-    const e = await this.jobs.describe(key.jobId, key.executionNumber);
-    if (e && this.rec.job) this.rec.job.document = e.jobDocument;
+    this.logger.warn("a presigned URL expired; asking IoT Jobs for a fresh job document", {
+      jobId: key.jobId,
+    });
+    const { initialMs, maxMs } = this.config.reportBackoff;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const e = await this.jobs.describe(key.jobId, key.executionNumber);
+        const job = this.rec.job;
+        if (e?.jobDocument && job && sameKey(job.key, key)) {
+          job.document = e.jobDocument;
+          await this.store.save(this.rec);
+        }
+        return;
+      } catch (err) {
+        if (attempt >= 5 || this.stopSignal.aborted) throw err;
+        await this.clock.sleep(backoffMs(attempt, initialMs, maxMs), this.stopSignal);
+      }
+    }
   }
 
   /** IN_PROGRESS with the phase (§6.3); best effort. "gone" before activation means cancelled. */
