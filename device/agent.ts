@@ -635,6 +635,9 @@ export class Agent {
         `an update is already in progress (state ${this.rec.state}); finish or roll it back first`,
       );
     }
+    // The slot we run must be committed before the other one is touched: after a power cut without the
+    // daemon, this boot may have used its try (nothing is written when it already is good).
+    await this.everyBootCommit();
     this.rec.job = this.newJob(null, null, { manifestPath, image });
     await this.apply("job");
     await this.drive((s) => s === "Rebooting" || s === "Idle");
