@@ -13,7 +13,6 @@ import { join } from "node:path";
 import { Agent } from "../../device/agent.ts";
 import { createBootControl, createSimulatedFirmware } from "../../device/boot/factory.ts";
 import { GrubEnvFile } from "../../device/boot/grubenv.ts";
-import type { Slot } from "../../device/boot/types.ts";
 import { systemClock } from "../../device/clock.ts";
 import { type AgentConfig, parseAgentConfig } from "../../device/config.ts";
 import { createLogger } from "../../device/logger.ts";
