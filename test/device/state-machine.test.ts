@@ -156,6 +156,21 @@ const CHAINS: Chain[] = [
     states: ["RollingBack"],
   },
   { name: "a failed job reports", from: "Failed", events: ["reported"], states: ["Idle"] },
+  {
+    name: "a cut standalone install abandoned while validating",
+    from: "Validating",
+    events: ["abandon", "reported"],
+    states: ["Cancelled", "Idle"],
+  },
+  { name: "abandoned while downloading", from: "Downloading", events: ["abandon"], states: ["Cancelled"] },
+  { name: "abandoned while verifying", from: "Verifying", events: ["abandon"], states: ["Cancelled"] },
+  { name: "abandoned while activating", from: "Activating", events: ["abandon"], states: ["Cancelled"] },
+  {
+    name: "a cut after arming the trial, and the firmware fell back: never armed again",
+    from: "Activating",
+    events: ["booted-old", "reported"],
+    states: ["RolledBack", "Idle"],
+  },
 ];
 
 /** Pairs the table must refuse: each would be a bug or a message that makes no sense in that state. */
@@ -169,6 +184,9 @@ const REFUSED: Array<[State, AgentEvent]> = [
   ["Downloading", "accepted"],
   ["Downloading", "operator-rollback"],
   ["Verifying", "activated"],
+  ["Rebooting", "abandon"], // after activation the trial is the daemon's, or `rollback`'s
+  ["HealthChecking", "abandon"],
+  ["Idle", "abandon"],
   ["Activating", "cancel"], // from activation on a cancel finishes the boot decision
   ["Activating", "fail"],
   ["Activating", "operator-rollback"],
@@ -221,6 +239,8 @@ describe("transition table", () => {
 
   it("judges a release only on a trial that really failed, never on an operator's rollback", () => {
     expect(isFailedTrial("HealthChecking", "unhealthy")).toBe(true);
+    expect(isFailedTrial("Activating", "booted-old")).toBe(true);
+    expect(isFailedTrial("Downloading", "abandon")).toBe(false);
     expect(isFailedTrial("HealthChecking", "booted-old")).toBe(true);
     expect(isFailedTrial("Rebooting", "booted-old")).toBe(true);
     expect(isFailedTrial("Rebooting", "loop")).toBe(true);
