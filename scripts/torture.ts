@@ -32,13 +32,22 @@ const rows: Array<{ model: string; t: TortureTotals; seconds: number }> = [];
 for (const lossy of models) {
   const model = lossy ? "lossy (unsynced writes lost)" : "write-through";
   const start = performance.now();
+  let lastCuts = 0;
   const t = await torture({
     cuts: Math.ceil(cuts / models.length),
     lossy,
     seed,
     ...(values.replay !== undefined ? { replay: Number(values.replay) } : {}),
     onProgress: (p) => {
+      // A live line on a terminal; otherwise one line per 100 cuts (logs, CI).
       if (process.stderr.isTTY) process.stderr.write(`\r${model}: ${p.cuts} cuts, ${p.installs} installs`);
+      else if (Math.floor(p.cuts / 100) > Math.floor(lastCuts / 100)) {
+        const bad = p.bricked + p.wrong + p.failedResumes;
+        process.stderr.write(
+          `${model}: ${p.cuts} cuts, ${p.installs} installs, ${bad} failures, ${((performance.now() - start) / 1000).toFixed(0)} s\n`,
+        );
+      }
+      lastCuts = p.cuts;
     },
   });
   if (process.stderr.isTTY) process.stderr.write("\n");
