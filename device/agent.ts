@@ -216,7 +216,7 @@ export class Agent {
   }
 
   /**
-   * The daemon resuming: only here does finding a state count as a re-entry (STYLE.md item 2), since only
+   * The daemon resuming: only here does finding a state count as a re-entry (docs/agent.md), since only
    * here is that state's work about to run again. `install`, `status` and `rollback` use load().
    */
   private async prepare(): Promise<void> {
@@ -325,7 +325,7 @@ export class Agent {
     }
   }
 
-  /** ab-boot.md §6: on every boot, once health passes, commit the running slot if the loader says it is not. */
+  /** On every boot, once health passes, commit the running slot if the loader says it is not (docs/bootloaders.md). */
   private async everyBootCommit(): Promise<void> {
     const state = await this.boot.readState();
     if (state.slots[this.bootedSlot].good) return;
@@ -334,7 +334,7 @@ export class Agent {
       await this.boot.markGood(this.bootedSlot);
       this.logger.info("booted slot is healthy; marked good", { slot: this.bootedSlot });
     } else {
-      // Write nothing: the loader falls back on the next boot (ab-boot.md §6 agent rules).
+      // Write nothing: the loader falls back on the next boot (docs/bootloaders.md).
       this.logger.error("booted slot is unhealthy; not marking it good", {
         slot: this.bootedSlot,
         reason: r.reason,
@@ -527,7 +527,7 @@ export class Agent {
     this.wakeUp?.();
   }
 
-  /** §6.6: the head of the queue changed away from our job: ask whether it was cancelled or removed. */
+  /** The head of the queue changed away from our job: ask whether it was cancelled or removed (docs/iot-jobs.md). */
   private onNextChanged(exec: JobExecution | null): void {
     const key = this.record?.job?.key;
     if (!key || exec?.jobId === key.jobId) return;
@@ -597,7 +597,7 @@ export class Agent {
     }
   }
 
-  /** IN_PROGRESS with the phase (§6.3); best effort. "gone" before activation means cancelled. */
+  /** IN_PROGRESS with the phase (docs/iot-jobs.md); best effort. "gone" before activation means cancelled. */
   private async reportProgress(extra: Record<string, string>): Promise<void> {
     const rec = this.rec;
     const job = rec.job;

@@ -1,11 +1,11 @@
 /**
- * The whole device update flow as ONE transition table (STYLE.md items 1 and 2, after Mender's
+ * The whole device update flow as ONE transition table (docs/agent.md; after Mender's
  * state_machine.cpp). States and events are closed unions; every (state, event) pair not listed is
  * refused with IllegalTransitionError. The agent persists the next state BEFORE it starts that state's
  * work, and on start simply re-runs the work of the state it finds (every action is idempotent), so
  * "resume" needs no rows of its own; a re-entry counter turns a crash loop into the `loop` event.
  * `cancel` has rows only before activation: from Activating on, a cancelled job is refused by the table
- * (the agent logs it), finishes the boot decision and reports the truth (aws-iot-jobs.md §6.6).
+ * (the agent logs it), finishes the boot decision and reports the truth (docs/iot-jobs.md).
  */
 import { IllegalTransitionError } from "./errors.ts";
 
@@ -150,7 +150,7 @@ export function transition(state: State, event: AgentEvent): State {
   return to;
 }
 
-/** The `phase` sent in IN_PROGRESS status details (aws-iot-jobs.md §6.3: resume from it after reboot). */
+/** The `phase` sent in IN_PROGRESS status details (docs/iot-jobs.md: resume from it after reboot). */
 export function phaseOf(state: State): string {
   return state.toLowerCase();
 }

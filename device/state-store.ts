@@ -1,5 +1,5 @@
 /**
- * The agent's persisted record under stateDir (DESIGN.md "Persisted state machine"): the state, the job
+ * The agent's persisted record under stateDir (docs/agent.md): the state, the job
  * being carried, what each slot holds, the (jobId, executionNumber) keys already taken, and the last
  * result. Written atomically (temp, fsync, rename, fsync dir) BEFORE the step it names starts, so a
  * restart at any instant resumes from a state whose work has not been skipped. Read back through zod:
@@ -63,7 +63,7 @@ export const PersistedStateSchema = z.strictObject({
   entries: z.number().int().min(0),
   job: CurrentJobSchema.nullable(),
   slots: z.strictObject({ A: InstalledSchema.nullable(), B: InstalledSchema.nullable() }),
-  /** Job executions already taken, newest last (aws-iot-jobs.md §6.1: dedupe across restarts). */
+  /** Job executions already taken, newest last (docs/iot-jobs.md: dedupe across restarts). */
   handled: z.array(JobKeySchema).max(256),
   lastResult: LastResultSchema.nullable(),
   /**
