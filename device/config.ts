@@ -12,6 +12,7 @@ import { SemverSchema } from "../core/version.ts";
 import { type BootloaderConfig, BootloaderConfigSchema } from "./boot/factory.ts";
 import { AgentConfigError } from "./errors.ts";
 import { HealthCheckSchema, KUBELET_HEALTHZ } from "./health.ts";
+import { assertDistinctSlots } from "./slot-identity.ts";
 
 const PathSchema = z.string().min(1);
 
@@ -208,5 +209,11 @@ export async function loadAgentConfig(
     const v = env[name];
     if (v !== undefined && v !== "") setPath(layered, path, v);
   }
-  return parseAgentConfig(layered, dirname(resolve(file)), `agent config ${file}`);
+  const config = parseAgentConfig(layered, dirname(resolve(file)), `agent config ${file}`);
+  try {
+    await assertDistinctSlots(config.slots);
+  } catch (err) {
+    throw new AgentConfigError(`${file}: ${(err as Error).message}`, { cause: err });
+  }
+  return config;
 }

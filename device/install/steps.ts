@@ -1,5 +1,6 @@
 /**
- * The install pipeline as an ordered list of named steps (docs/style.md#shapes-we-follow, item 5), each the work of one state:
+ * The install pipeline's handlers (docs/agent.md), each the work of one state, registered with the others
+ * in device/states/registry.ts:
  *   validate  (Validating)  document → trust roots → signed manifest → acceptance → slot size
  *   download  (Downloading) invalidate target if bootable → GET (Range resume) → SHA-256 → write at offset
  *                           → fsync → size and hash must match the manifest
@@ -19,17 +20,22 @@ import {
   SchemaError,
   ThresholdError,
 } from "../../core/errors.ts";
-import { JobDocumentSchema } from "../../core/job-document.ts";
+import { JOB_OPERATION, JobDocumentSchema } from "../../core/job-document.ts";
 import { MAX_JSON_BYTES, parseJsonText, parseWith } from "../../core/parse.ts";
 import { verifyRelease } from "../../core/verify.ts";
-import type { BootControl, Slot } from "../boot/types.ts";
-import type { AgentClock } from "../clock.ts";
+import type { Slot } from "../boot/types.ts";
 import type { AgentConfig } from "../config.ts";
-import { AbortedError, DownloadError, RefusedError, SlotError, SlotTooSmallError } from "../errors.ts";
-import type { Logger } from "../logger.ts";
-import type { AgentEvent, State } from "../state-machine.ts";
+import {
+  AbortedError,
+  DownloadError,
+  ExpiredUrlError,
+  RefusedError,
+  SlotError,
+  SlotTooSmallError,
+} from "../errors.ts";
+import { assertWritable } from "../slot-identity.ts";
 import type { CurrentJob, Installed, PersistedState } from "../state-store.ts";
-import type { TrustStore } from "../trust.ts";
+import type { StateContext, StateHandler } from "../states/context.ts";
 import { fetchImage } from "./delta.ts";
 import { fetchSmall, type RetryPolicy } from "./download.ts";
 import { releaseDeadBuffers } from "./memory.ts";
@@ -41,38 +47,6 @@ import { BlockPipeline, hashSlotRange, SlotWriter, slotSize } from "./slot.ts";
  * socket buffers waits for collection (8 MiB left 25+ MB of backlog in the RSS; bench/install.bench.ts).
  */
 const COLLECT_EVERY = 1024 * 1024;
-
-export interface StepContext {
-  config: AgentConfig;
-  boot: BootControl;
-  trust: TrustStore;
-  clock: AgentClock;
-  logger: Logger;
-  /** Aborts on cancel and on agent stop. */
-  signal: AbortSignal;
-  record: PersistedState;
-  job: CurrentJob;
-  booted: Slot;
-  /** Persists `record` (atomic). */
-  save(): Promise<void>;
-  /** Best-effort IN_PROGRESS details while a step runs (download progress). */
-  progress(details: Record<string, string>): void;
-  /** Bytes in the slot so far, after every chunk (a progress bar in `keel-agent install`). */
-  onBytes?: (done: number, total: number) => void;
-  /** A 403 on a presigned URL: ask the cloud for the job again (fresh URLs) before retrying once. */
-  refreshDocument?: () => Promise<void>;
-}
-
-export interface StepResult {
-  event: AgentEvent;
-  reason?: string;
-}
-
-export interface InstallStep {
-  name: string;
-  state: State;
-  run(ctx: StepContext): Promise<StepResult>;
-}
 
 export function retryPolicy(config: AgentConfig): RetryPolicy {
   return {
@@ -104,6 +78,37 @@ function isRefusal(err: unknown): boolean {
   );
 }
 
+/**
+ * Runs a fetch; when its presigned URL has expired (HTTP 403) and the job came from the cloud, asks IoT
+ * Jobs for the job again (fresh URLs) and retries, once per fetch: a second 403 on a fresh URL is final.
+ */
+async function withFreshUrls<T>(ctx: StateContext, fetch: () => Promise<T>): Promise<T> {
+  try {
+    return await fetch();
+  } catch (err) {
+    if (!(err instanceof ExpiredUrlError) || !ctx.refreshDocument || ctx.job.key === null) throw err;
+    await ctx.refreshDocument();
+    return fetch();
+  }
+}
+
+/**
+ * A job that is not Keel's is REJECTED, not left alone: keel-agent takes its jobs with start-next, which
+ * claims the head of the thing's queue, and IoT Jobs runs a thing's jobs in order, so a job left
+ * IN_PROGRESS for "another handler" would hold back every Keel job queued behind it. A KeelOS thing has
+ * one Jobs handler, this agent; other work goes through Keel releases or a thing of its own.
+ */
+function refuseForeignJob(document: unknown): void {
+  const op =
+    typeof document === "object" && document !== null && !Array.isArray(document)
+      ? (document as Record<string, unknown>).operation
+      : undefined;
+  if (op === JOB_OPERATION) return;
+  throw new RefusedError(
+    `not a Keel job (operation ${op === undefined ? "missing" : JSON.stringify(op).slice(0, 64)}, expected "${JOB_OPERATION}"): keel-agent handles every job of this thing and rejects what it cannot run, so later jobs are not held back`,
+  );
+}
+
 function requireRelease(job: CurrentJob) {
   if (!job.release) throw new RefusedError("no verified manifest recorded for this job");
   return job.release;
@@ -115,9 +120,8 @@ function imageSource(job: CurrentJob): string {
   return doc.imageUrl;
 }
 
-const validate: InstallStep = {
+export const validate: StateHandler = {
   name: "validate",
-  state: "Validating",
   async run(ctx) {
     const { job, config } = ctx;
     const retry = retryPolicy(config);
@@ -130,6 +134,7 @@ const validate: InstallStep = {
       if (job.standalone) {
         manifestBytes = await fetchDocument(job.standalone.manifestPath);
       } else {
+        refuseForeignJob(job.document);
         const doc = parseWith(JobDocumentSchema, job.document, "job document");
         job.parsed = doc;
         jobVersion = doc.version;
@@ -138,10 +143,15 @@ const validate: InstallStep = {
           // job (a canary targeted again by a percent wave); checked before anything is fetched.
           throw new RefusedError(`release ${doc.version} rolled back on this node`);
         }
-        for (const url of doc.rootUrls) {
-          roots.push(parseJsonText(await fetchDocument(url), "trust root"));
+        // Presigned URLs expire (an hour at most): a job that waited longer is fetched with a fresh document.
+        const fresh = (pick: (d: typeof doc) => string) =>
+          withFreshUrls(ctx, () =>
+            fetchDocument(pick(parseWith(JobDocumentSchema, job.document, "job document"))),
+          );
+        for (let i = 0; i < doc.rootUrls.length; i++) {
+          roots.push(parseJsonText(await fresh((d) => d.rootUrls[i] ?? ""), "trust root"));
         }
-        manifestBytes = await fetchDocument(doc.manifestUrl);
+        manifestBytes = await fresh((d) => d.manifestUrl);
       }
       const root = await ctx.trust.currentRoot(roots);
       roots = [];
@@ -183,14 +193,14 @@ const validate: InstallStep = {
   },
 };
 
-const download: InstallStep = {
+export const download: StateHandler = {
   name: "download",
-  state: "Downloading",
   async run(ctx) {
     const { job, config } = ctx;
     const release = requireRelease(job);
     const path = config.slots[job.target];
     const size = release.image.size;
+    await assertWritable(config.slots, job.target, ctx.booted);
     // The loader must never pick a half-written slot; a slot it would not boot anyway is left alone, so
     // a refused image on a fresh node leaves the boot environment byte for byte as it was.
     const state = await ctx.boot.readState();
@@ -227,29 +237,47 @@ const download: InstallStep = {
       Math.min(1024 * 1024, config.download.checkpointBytes),
     );
     try {
-      // Delta when the release carries a chunk index, else (or on any delta problem, logged) the full image.
-      const r = await fetchImage({
-        image: release.image,
-        seeds,
-        source: () => imageSource(job),
-        start: job.offset,
-        size,
-        retry: retryPolicy(config),
-        clock: ctx.clock,
-        signal: ctx.signal,
-        logger: ctx.logger,
-        refresh: ctx.refreshDocument,
-        onChunk: async (chunk, position) => {
-          hash.update(chunk);
-          await pipeline.push(chunk, position);
-          sinceCollect += chunk.length;
-          if (sinceCollect >= COLLECT_EVERY) {
-            sinceCollect = 0;
-            releaseDeadBuffers();
-          }
-          ctx.onBytes?.(position + chunk.length, size);
-        },
-      });
+      // Bytes handed to the pipeline so far: where a fetch after a refreshed URL resumes.
+      let next = job.offset;
+      let refreshedAt = -1;
+      let r: Awaited<ReturnType<typeof fetchImage>>;
+      for (;;) {
+        try {
+          // Delta when the release carries a chunk index, else (or on any delta problem, logged) the full
+          // image (docs/delta.md).
+          r = await fetchImage({
+            image: release.image,
+            seeds,
+            source: () => imageSource(job),
+            start: next,
+            size,
+            retry: retryPolicy(config),
+            clock: ctx.clock,
+            signal: ctx.signal,
+            logger: ctx.logger,
+            onChunk: async (chunk, position) => {
+              hash.update(chunk);
+              await pipeline.push(chunk, position);
+              next = position + chunk.length;
+              sinceCollect += chunk.length;
+              if (sinceCollect >= COLLECT_EVERY) {
+                sinceCollect = 0;
+                releaseDeadBuffers();
+              }
+              ctx.onBytes?.(next, size);
+            },
+          });
+          break;
+        } catch (err) {
+          // An expired URL, however long the download has run: a fresh document for each resume point,
+          // but never twice at the same byte (a fresh URL refused again is final).
+          if (!(err instanceof ExpiredUrlError) || !ctx.refreshDocument || !job.key || next === refreshedAt)
+            throw err;
+          refreshedAt = next;
+          ctx.logger.warn("image URL expired; resuming with a fresh job document", { position: next });
+          await ctx.refreshDocument();
+        }
+      }
       await pipeline.finish();
       if (r.overflow) throw new ImageMismatchError("size", size, `more than ${size}`);
       job.transfer = { method: r.method, fetched: r.fetched, seeded: r.seeded, size };
@@ -271,9 +299,8 @@ const download: InstallStep = {
   },
 };
 
-const verify: InstallStep = {
+export const verify: StateHandler = {
   name: "verify",
-  state: "Verifying",
   async run(ctx) {
     const { job, config } = ctx;
     const release = requireRelease(job);
@@ -301,21 +328,28 @@ const verify: InstallStep = {
   },
 };
 
-const activate: InstallStep = {
+export const activate: StateHandler = {
   name: "activate",
-  state: "Activating",
   async run(ctx) {
-    const release = requireRelease(ctx.job);
-    // What the slot holds is recorded before the bootloader may pick it.
-    ctx.record.slots[ctx.job.target] = { version: release.version, releaseCounter: release.releaseCounter };
+    const { job } = ctx;
+    const release = requireRelease(job);
+    // A cut after the trial was written, and the firmware booted the new slot: the trial is under way.
+    if (ctx.booted === job.target) return { event: "activated" };
+    if (job.armed) {
+      const boot = await ctx.boot.readState();
+      // Written and not tried yet (a kill without a power cut): nothing to write again.
+      if (boot.next === job.target) return { event: "activated" };
+      // Written, tried, fell back: the slot had its one try. Arming it again would try it twice.
+      if (boot.slots[job.target].bootable || boot.trial === job.target) {
+        return { event: "booted-old", reason: "new slot never came up" };
+      }
+      // Otherwise the write never landed (the target is still invalidated): arming it now is its first try.
+    }
+    // What the slot holds, and that the trial is about to be written, are recorded before the loader may pick it.
+    ctx.record.slots[job.target] = { version: release.version, releaseCounter: release.releaseCounter };
+    job.armed = true;
     await ctx.save();
-    await ctx.boot.setTrialBoot(ctx.job.target);
+    await ctx.boot.setTrialBoot(job.target);
     return { event: "activated" };
   },
 };
-
-export const INSTALL_STEPS: ReadonlyArray<InstallStep> = [validate, download, verify, activate];
-
-export function stepFor(state: State): InstallStep | undefined {
-  return INSTALL_STEPS.find((s) => s.state === state);
-}

@@ -235,7 +235,8 @@ describe("the bundled keel-agent (dist/keel-agent.mjs)", () => {
     ]);
     // Run directly: the shebang must start node with those flags.
     const r = await execFileP(bundle, ["--help"], { cwd: tmp });
-    expect(r.stdout).toMatch(/install \[options\] <release>/);
+    expect(r.stdout).toMatch(/install \[options\] \[release\]/);
+    expect(r.stdout).toMatch(/abandon \[options\]/);
     expect((await readFile(bundle, "utf8")).split("\n")[0]).toBe(
       `#!/usr/bin/env -S node ${AGENT_NODE_FLAGS.join(" ")}`,
     );
