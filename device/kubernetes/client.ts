@@ -17,13 +17,23 @@ import { z } from "zod";
 import { parseWith } from "../../core/parse.ts";
 import { KubernetesApiError, KubernetesConfigError, KubernetesResponseError } from "./errors.ts";
 
+/** client-node hands times back as Date or as the string it received, depending on the field's type. */
+const Time = z.union([z.date(), z.string()]).transform((v, ctx) => {
+  const ms = v instanceof Date ? v.getTime() : Date.parse(v);
+  if (!Number.isFinite(ms)) {
+    ctx.addIssue({ code: "custom", message: "not a time" });
+    return z.NEVER;
+  }
+  return ms;
+});
+
 const Meta = z.looseObject({
   name: z.string().min(1),
   namespace: z.string().optional(),
   uid: z.string().optional(),
   resourceVersion: z.string().optional(),
   annotations: z.record(z.string(), z.string()).nullish(),
-  deletionTimestamp: z.date().nullish(),
+  deletionTimestamp: Time.nullish(),
   ownerReferences: z
     .array(z.looseObject({ kind: z.string(), name: z.string(), controller: z.boolean().nullish() }))
     .nullish(),
@@ -69,8 +79,8 @@ const LeaseView = z.looseObject({
     .looseObject({
       holderIdentity: z.string().nullish(),
       leaseDurationSeconds: z.number().int().nullish(),
-      renewTime: z.date().nullish(),
-      acquireTime: z.date().nullish(),
+      renewTime: Time.nullish(),
+      acquireTime: Time.nullish(),
       leaseTransitions: z.number().int().nullish(),
     })
     .nullish(),
@@ -149,8 +159,8 @@ function leaseInfo(raw: unknown): LeaseInfo {
     resourceVersion: l.metadata.resourceVersion ?? "",
     holder: l.spec?.holderIdentity || null,
     durationSeconds: l.spec?.leaseDurationSeconds ?? null,
-    renewTimeMs: l.spec?.renewTime ? l.spec.renewTime.getTime() : null,
-    acquireTimeMs: l.spec?.acquireTime ? l.spec.acquireTime.getTime() : null,
+    renewTimeMs: l.spec?.renewTime ?? null,
+    acquireTimeMs: l.spec?.acquireTime ?? null,
     transitions: l.spec?.leaseTransitions ?? 0,
     annotations: l.metadata.annotations ?? {},
   };
@@ -251,7 +261,8 @@ export function createKubeClient(kc: KubeConfig): KubeClient {
             return "blocked";
           case 500:
             // The API server's answer when more than one PodDisruptionBudget selects the pod.
-            if (/more than one PodDisruptionBudget/.test(apiError("", err).message)) return "multiple-budgets";
+            if (/more than one PodDisruptionBudget/.test(apiError("", err).message))
+              return "multiple-budgets";
             throw apiError(`evict pod ${namespace}/${name}`, err);
           default:
             throw apiError(`evict pod ${namespace}/${name}`, err);

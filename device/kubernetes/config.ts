@@ -8,7 +8,10 @@ const NodeNameSchema = z
   .string()
   .min(1)
   .max(253)
-  .regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, "must be a lowercase RFC 1123 name, as Kubernetes node names are");
+  .regex(
+    /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/,
+    "must be a lowercase RFC 1123 name, as Kubernetes node names are",
+  );
 
 export const KubernetesConfigSchema = z.strictObject({
   /** Path of a kubeconfig; omit to use the in-cluster service account (KUBERNETES_SERVICE_HOST and the token). */

@@ -72,14 +72,21 @@ export class KubernetesCoordinator {
       }
       onWaiting(why);
       // A little jitter so nodes that lost the same race do not retry in lockstep.
-      const jitter = Math.floor(((attempt * 7919 + this.node.length * 104729) % 997) / 997 * this.config.pollIntervalMs * 0.5);
+      const jitter = Math.floor(
+        (((attempt * 7919 + this.node.length * 104729) % 997) / 997) * this.config.pollIntervalMs * 0.5,
+      );
       await this.clock.sleep(this.config.pollIntervalMs + jitter, signal);
     }
   }
 
   /** null when the slot is ours; otherwise why not yet. */
   private async tryTakeSlot(): Promise<string | null> {
-    const gateBefore = healthGate(await this.client.listNodes(), this.node, await this.slots.holders(), this.config.maxUnavailable);
+    const gateBefore = healthGate(
+      await this.client.listNodes(),
+      this.node,
+      await this.slots.holders(),
+      this.config.maxUnavailable,
+    );
     if (!gateBefore.ok) return `cluster health gate: unavailable ${gateBefore.busy.join(", ")}`;
     const r = await this.slots.tryAcquire();
     if (!r.ok) {
@@ -87,7 +94,12 @@ export class KubernetesCoordinator {
         ? `minSecondsBetweenReboots: ${Math.ceil(r.retryInMs / 1000)}s to go`
         : `no free reboot slot (held by ${r.holders.join(", ")})`;
     }
-    const gateAfter = healthGate(await this.client.listNodes(), this.node, await this.slots.holders(), this.config.maxUnavailable);
+    const gateAfter = healthGate(
+      await this.client.listNodes(),
+      this.node,
+      await this.slots.holders(),
+      this.config.maxUnavailable,
+    );
     if (!gateAfter.ok) {
       await this.slots.release();
       return `cluster health gate closed while taking the slot: unavailable ${gateAfter.busy.join(", ")}`;
@@ -123,7 +135,9 @@ export class KubernetesCoordinator {
     if (!n.unschedulable) throw new RebootPreconditionError(`node ${this.node} is no longer cordoned`);
     const mine = await this.slots.mine();
     if (!mine || !this.slots.isLive(mine)) {
-      throw new RebootPreconditionError(`node ${this.node} no longer holds a reboot slot (it lapsed or was taken)`);
+      throw new RebootPreconditionError(
+        `node ${this.node} no longer holds a reboot slot (it lapsed or was taken)`,
+      );
     }
     if (!(await this.slots.recordReboot(n.bootID))) {
       throw new RebootPreconditionError(`node ${this.node} lost its reboot slot while recording the reboot`);
@@ -131,7 +145,10 @@ export class KubernetesCoordinator {
   }
 
   /** Ready, and (when the boot before was recorded) with a different bootID, before the deadline. */
-  async nodeReady(deadlineMs: number, signal: AbortSignal): Promise<{ ok: true } | { ok: false; reason: string }> {
+  async nodeReady(
+    deadlineMs: number,
+    signal: AbortSignal,
+  ): Promise<{ ok: true } | { ok: false; reason: string }> {
     const before = await this.slots.bootIdBeforeReboot().catch(() => null);
     const until = this.clock.now() + deadlineMs;
     let last = "not checked";
@@ -139,13 +156,17 @@ export class KubernetesCoordinator {
       try {
         const n = await this.client.getNode(this.node);
         if (!n.ready) last = `node ${this.node} is not Ready`;
-        else if (before !== null && n.bootID === before) last = `node ${this.node} still reports the bootID from before the reboot`;
+        else if (before !== null && n.bootID === before)
+          last = `node ${this.node} still reports the bootID from before the reboot`;
         else return { ok: true };
       } catch (err) {
         last = (err as Error).message;
       }
       if (this.clock.now() >= until) return { ok: false, reason: `Node Ready check: ${last}` };
-      await this.clock.sleep(Math.min(this.config.pollIntervalMs, 1000, Math.max(0, until - this.clock.now())), signal);
+      await this.clock.sleep(
+        Math.min(this.config.pollIntervalMs, 1000, Math.max(0, until - this.clock.now())),
+        signal,
+      );
     }
   }
 

@@ -12,7 +12,12 @@ export interface GateVerdict {
   busy: string[];
 }
 
-export function healthGate(nodes: readonly NodeInfo[], me: string, holders: readonly string[], maxUnavailable: number): GateVerdict {
+export function healthGate(
+  nodes: readonly NodeInfo[],
+  me: string,
+  holders: readonly string[],
+  maxUnavailable: number,
+): GateVerdict {
   const busy = new Set(holders.filter((h) => h !== me));
   for (const n of nodes) if (n.name !== me && (!n.ready || n.unschedulable)) busy.add(n.name);
   return { ok: busy.size <= maxUnavailable - 1, busy: [...busy].sort() };

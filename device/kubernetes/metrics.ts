@@ -44,9 +44,19 @@ export class AgentMetrics {
   }
 
   setLastResult(result: string, version: string | null, atMs: number): void {
-    const f = this.family("keel_agent_last_result", "gauge", "Last finished update (value: when, seconds since epoch).");
+    const f = this.family(
+      "keel_agent_last_result",
+      "gauge",
+      "Last finished update (value: when, seconds since epoch).",
+    );
     f.samples.clear();
-    this.set("keel_agent_last_result", "gauge", f.help, { result, version: version ?? "" }, Math.floor(atMs / 1000));
+    this.set(
+      "keel_agent_last_result",
+      "gauge",
+      f.help,
+      { result, version: version ?? "" },
+      Math.floor(atMs / 1000),
+    );
   }
 
   setSlot(slot: string, version: string | null, booted: boolean, good: boolean): void {
@@ -70,11 +80,23 @@ export class AgentMetrics {
   }
 
   observeSlotWait(seconds: number): void {
-    this.set("keel_agent_reboot_slot_wait_seconds", "gauge", "Time the last update waited for a reboot slot.", {}, seconds);
+    this.set(
+      "keel_agent_reboot_slot_wait_seconds",
+      "gauge",
+      "Time the last update waited for a reboot slot.",
+      {},
+      seconds,
+    );
   }
 
   setHoldsSlot(holds: boolean): void {
-    this.set("keel_agent_reboot_slot_held", "gauge", "1 while this node holds a cluster reboot slot.", {}, holds ? 1 : 0);
+    this.set(
+      "keel_agent_reboot_slot_held",
+      "gauge",
+      "1 while this node holds a cluster reboot slot.",
+      {},
+      holds ? 1 : 0,
+    );
   }
 
   render(): string {
@@ -93,7 +115,10 @@ export interface MetricsServer {
 }
 
 /** GET /metrics on host:port (port 0: any free port, for tests). */
-export async function serveMetrics(metrics: AgentMetrics, o: { host: string; port: number }): Promise<MetricsServer> {
+export async function serveMetrics(
+  metrics: AgentMetrics,
+  o: { host: string; port: number },
+): Promise<MetricsServer> {
   const server: Server = createServer((req, res) => {
     if (req.method !== "GET" || (req.url ?? "").split("?")[0] !== "/metrics") {
       res.writeHead(404, { "content-type": "text/plain" }).end("not found; try /metrics\n");

@@ -71,7 +71,11 @@ export class RebootSlots {
     return last;
   }
 
-  private write(l: LeaseInfo | null, name: string, change: Partial<LeaseWrite>): Promise<LeaseInfo | "conflict"> {
+  private write(
+    l: LeaseInfo | null,
+    name: string,
+    change: Partial<LeaseWrite>,
+  ): Promise<LeaseInfo | "conflict"> {
     return this.client.writeLease(this.o.namespace, {
       name,
       ...(l ? { resourceVersion: l.resourceVersion } : {}),
@@ -109,7 +113,11 @@ export class RebootSlots {
       if (r !== "conflict") return { ok: true, lease: r };
       // Someone else took this one first (409): try the next.
     }
-    return { ok: false, reason: "no-slot", holders: slots.flatMap((s) => (this.isLive(s.lease, now) ? [s.lease.holder] : [])) };
+    return {
+      ok: false,
+      reason: "no-slot",
+      holders: slots.flatMap((s) => (this.isLive(s.lease, now) ? [s.lease.holder] : [])),
+    };
   }
 
   /** Renews our slot; false when it is no longer ours (it lapsed and someone took it). */
@@ -144,7 +152,12 @@ export class RebootSlots {
       const l = await this.mine();
       if (!l) return;
       const { [BOOT_ID_ANNOTATION]: _gone, ...annotations } = l.annotations;
-      const r = await this.write(l, l.name, { holder: null, renewTimeMs: null, acquireTimeMs: null, annotations });
+      const r = await this.write(l, l.name, {
+        holder: null,
+        renewTimeMs: null,
+        acquireTimeMs: null,
+        annotations,
+      });
       if (r !== "conflict") return;
     }
   }

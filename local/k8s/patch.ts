@@ -152,14 +152,18 @@ export const PATCH_TYPES = {
   "application/json-patch+json": (t: Json, p: Json) => jsonPatch(t, p),
 } as const;
 
-export function applyPatch(contentType: string, target: unknown, patch: unknown): unknown {
+/** 415 for a media type that is none of the three, judged before the body is even read. */
+export function checkPatchType(contentType: string): keyof typeof PATCH_TYPES {
   const type = contentType.split(";")[0]?.trim() ?? "";
-  const fn = PATCH_TYPES[type as keyof typeof PATCH_TYPES];
-  if (!fn) {
+  if (!(type in PATCH_TYPES)) {
     throw new KubeApiError(
       "UnsupportedMediaType",
       `the body of the request was in an unknown format - accepted media types include: ${Object.keys(PATCH_TYPES).join(", ")}`,
     );
   }
-  return fn(target as Json, patch as Json);
+  return type as keyof typeof PATCH_TYPES;
+}
+
+export function applyPatch(contentType: string, target: unknown, patch: unknown): unknown {
+  return PATCH_TYPES[checkPatchType(contentType)](target as Json, patch as Json);
 }

@@ -15,6 +15,7 @@ import type { Cluster } from "./cluster.ts";
 import { apiGroupList, apiVersions, resourceList, SERVER_VERSION, toTable, wantsTable } from "./discovery.ts";
 import { KubeApiError } from "./errors.ts";
 import type { Node, Pod } from "./model.ts";
+import { checkPatchType } from "./patch.ts";
 import { type FieldGetters, fieldSelector, labelSelector } from "./selectors.ts";
 
 const MAX_BODY = 1024 * 1024;
@@ -117,6 +118,8 @@ export async function startKubeServer(o: KubeServerOptions): Promise<KubeServer>
       throw new KubeApiError("Unauthorized", "Unauthorized");
     }
     const method = req.method ?? "GET";
+    // The media type is judged before the body, as the API server does (415 even for a body that is not JSON).
+    if (method === "PATCH") checkPatchType(req.headers["content-type"] ?? "");
     const body = method === "GET" || method === "HEAD" ? undefined : await readBody(req);
     const result = route(method, url, req.headers, body);
     send(res, result.status ?? 200, result.body);

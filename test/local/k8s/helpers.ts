@@ -3,8 +3,8 @@
  * and the agent's client (@kubernetes/client-node) already pointed at it.
  */
 import { spawn } from "node:child_process";
-import { request } from "node:https";
 import { mkdtemp, rm } from "node:fs/promises";
+import { request } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createKubeClient, type KubeClient, loadKubeConfig } from "../../../device/kubernetes/client.ts";
@@ -20,7 +20,12 @@ export interface TestCluster {
   client: KubeClient;
   caPem: string;
   /** A raw HTTPS request (for bodies no client would send). */
-  api(method: string, path: string, body?: unknown, o?: { contentType?: string; token?: string | null }): Promise<{ status: number; body: Record<string, unknown> }>;
+  api(
+    method: string,
+    path: string,
+    body?: unknown,
+    o?: { contentType?: string; token?: string | null },
+  ): Promise<{ status: number; body: Record<string, unknown> }>;
   /** Runs the real kubectl against the stand-in. */
   kubectl(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }>;
   restart(): Promise<void>;
@@ -83,7 +88,9 @@ export async function startTestCluster(o: TestClusterOptions = {}): Promise<Test
       }),
     kubectl: (...args) =>
       new Promise((resolve, reject) => {
-        const child = spawn(ensureKubectl(), ["--kubeconfig", kubeconfig, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+        const child = spawn(ensureKubectl(), ["--kubeconfig", kubeconfig, ...args], {
+          stdio: ["ignore", "pipe", "pipe"],
+        });
         let stdout = "";
         let stderr = "";
         child.stdout.on("data", (d: Buffer) => {
@@ -110,7 +117,11 @@ export async function startTestCluster(o: TestClusterOptions = {}): Promise<Test
 }
 
 /** Waits for `check` to hold, polling; fails with `what` after `ms`. */
-export async function until(check: () => boolean | Promise<boolean>, what: string, ms = 20_000): Promise<void> {
+export async function until(
+  check: () => boolean | Promise<boolean>,
+  what: string,
+  ms = 20_000,
+): Promise<void> {
   const end = Date.now() + ms;
   while (!(await check())) {
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);

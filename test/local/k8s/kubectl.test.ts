@@ -11,7 +11,10 @@ beforeAll(async () => {
   c.standin.cluster.addDaemonSet("kube-system", "cni", { app: "cni" });
   c.standin.cluster.addReplicaSet("default", "web", { app: "web" }, 3);
   c.standin.cluster.addPdb("default", "web", { minAvailable: 2, selector: { matchLabels: { app: "web" } } });
-  await until(() => c.standin.cluster.listPods().every((p) => p.status.conditions?.[0]?.status === "True"), "pods ready");
+  await until(
+    () => c.standin.cluster.listPods().every((p) => p.status.conditions?.[0]?.status === "True"),
+    "pods ready",
+  );
 });
 afterAll(() => c.stop());
 
@@ -20,7 +23,8 @@ describe("real kubectl against the stand-in", () => {
     const r = await c.kubectl("get", "nodes");
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/^NAME\s+STATUS\s+ROLES\s+AGE\s+VERSION/);
-    for (const n of ["n1", "n2", "n3"]) expect(r.stdout).toMatch(new RegExp(`^${n}\\s+Ready\\s+<none>\\s+\\S+\\s+v1\\.35\\.0$`, "m"));
+    for (const n of ["n1", "n2", "n3"])
+      expect(r.stdout).toMatch(new RegExp(`^${n}\\s+Ready\\s+<none>\\s+\\S+\\s+v1\\.35\\.0$`, "m"));
   });
 
   it("cordon and uncordon flip spec.unschedulable, and get shows SchedulingDisabled", async () => {
@@ -46,7 +50,13 @@ describe("real kubectl against the stand-in", () => {
     const cluster = c.standin.cluster;
     // Take n3 down: its web replica is not Ready, so the budget (2 of 3) has no disruption left.
     cluster.setNodeReady("n3", false);
-    const drained = c.kubectl("drain", "n1", "--ignore-daemonsets", "--delete-emptydir-data", "--timeout=60s");
+    const drained = c.kubectl(
+      "drain",
+      "n1",
+      "--ignore-daemonsets",
+      "--delete-emptydir-data",
+      "--timeout=60s",
+    );
     await until(() => cluster.stats.evictionsBlocked > 0, "a refused eviction");
     cluster.setNodeReady("n3", true);
     const r = await drained;
