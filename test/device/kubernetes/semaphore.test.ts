@@ -15,14 +15,31 @@ beforeAll(async () => {
 });
 afterAll(() => c.stop());
 
-const slotsFor = (client: KubeClient, identity: string, namespace: string, max: number, now: () => number, extra = {}) =>
-  new RebootSlots(client, { namespace, maxUnavailable: max, leaseDurationSeconds: 60, minSecondsBetweenReboots: 0, identity, now, ...extra });
+const slotsFor = (
+  client: KubeClient,
+  identity: string,
+  namespace: string,
+  max: number,
+  now: () => number,
+  extra = {},
+) =>
+  new RebootSlots(client, {
+    namespace,
+    maxUnavailable: max,
+    leaseDurationSeconds: 60,
+    minSecondsBetweenReboots: 0,
+    identity,
+    now,
+    ...extra,
+  });
 
 /** Every client call starts only when the scheduler says so. */
 function scheduled(s: fc.Scheduler, client: KubeClient): KubeClient {
   const wrapped = {} as Record<string, unknown>;
   for (const [k, fn] of Object.entries(client)) {
-    wrapped[k] = s.scheduleFunction((...args: unknown[]) => (fn as (...a: unknown[]) => Promise<unknown>)(...args));
+    wrapped[k] = s.scheduleFunction((...args: unknown[]) =>
+      (fn as (...a: unknown[]) => Promise<unknown>)(...args),
+    );
   }
   return wrapped as unknown as KubeClient;
 }
