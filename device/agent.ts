@@ -1,8 +1,10 @@
 /**
  * keel-agent as an object: everything it touches (config with its paths, BootControl, clock, logger,
  * reboot) is injected, and it keeps no process-global state, so the fleet simulator can run hundreds in
- * one process. It drives the transition table (state-machine.ts): persist the next state, then do that
- * state's work, whose result is the next event. On start it re-runs the work of the state it finds.
+ * one process. One driver, drive(), runs the transition table (state-machine.ts) for every entry point
+ * (the daemon, `install`, `rollback`): persist the next state, then run that state's handler
+ * (states/registry.ts) with an explicit context; its result is the next event. On start the daemon
+ * re-runs the handler of the state it finds (docs/agent.md).
  */
 import { spawn } from "node:child_process";
 import { readFile } from "node:fs/promises";
@@ -10,21 +12,30 @@ import { describeError } from "../core/errors.ts";
 import { type BootControl, otherSlot, type Slot } from "./boot/types.ts";
 import { type AgentClock, backoffMs, systemClock } from "./clock.ts";
 import type { AgentConfig } from "./config.ts";
-import { AbortedError, BootedSlotError, CommandFailedError } from "./errors.ts";
+import {
+  AbortedError,
+  AgentNotStartedError,
+  BootedSlotError,
+  CommandFailedError,
+  MissingJobError,
+} from "./errors.ts";
 import { runHealthChecks } from "./health.ts";
-import { installedOn, stepFor } from "./install/steps.ts";
-import type { DeviceStatus, JobExecution, JobsClient } from "./jobs-client.ts";
+import { installedOn } from "./install/steps.ts";
+import type { JobExecution, JobsClient } from "./jobs-client.ts";
 import { createLogger, type Logger } from "./logger.ts";
+import type { TerminalReport } from "./report.ts";
 import {
   type AgentEvent,
   canTransition,
   isFailedTrial,
   PRE_ACTIVATION_STATES,
   phaseOf,
+  STANDALONE_STATES,
   type State,
   TERMINAL_STATES,
   TRIAL_STATES,
   transition,
+  type WorkState,
 } from "./state-machine.ts";
 import {
   type CurrentJob,
@@ -34,6 +45,8 @@ import {
   type PersistedState,
   StateStore,
 } from "./state-store.ts";
+import { AWAIT_REBOOT, type AwaitReboot, type StateContext, type Transition } from "./states/context.ts";
+import { HANDLERS } from "./states/registry.ts";
 import { TrustStore } from "./trust.ts";
 
 export interface AgentOptions {
@@ -122,6 +135,8 @@ export class Agent {
   private wakeUp: (() => void) | null = null;
   private loop: Promise<void> | null = null;
   private rebootRequested = false;
+  /** Air-gapped daemon: a timer that keeps the process alive while it waits for nothing but stop(). */
+  private keepAlive: NodeJS.Timeout | null = null;
 
   constructor(private readonly opts: AgentOptions) {
     this.config = opts.config;
@@ -186,6 +201,7 @@ export class Agent {
 
   async stop(): Promise<void> {
     this.stopCtl.abort(new AbortedError("agent stopping"));
+    if (this.keepAlive) clearInterval(this.keepAlive);
     this.wakeUp?.();
     await this.loop;
     await this.jobs?.stop();
@@ -213,39 +229,93 @@ export class Agent {
       record.entries = 0;
       await this.store.save(record);
     }
+    if (this.cutStandalone()) return; // not the daemon's to resume: nothing counted, nothing written
+    await this.countReentry();
+  }
+
+  /** Counts a re-entry so a crash/boot loop ends in `loop` instead of going on forever. */
+  private async countReentry(): Promise<void> {
+    const record = this.rec;
     if (record.state !== "Idle" && !TERMINAL_STATES.has(record.state)) {
-      // Count re-entries so a crash/boot loop ends in `loop` instead of forever.
       record.entries++;
       await this.store.save(record);
     }
   }
 
+  /** A standalone install cut before activation: `install --resume` or `abandon` decide, not the daemon. */
+  private cutStandalone(): boolean {
+    const rec = this.rec;
+    return rec.job?.standalone != null && STANDALONE_STATES.has(rec.state) && rec.state !== "Activating";
+  }
+
+  /**
+   * The new slot is on trial in this boot: only the health check may commit it. Any other boot runs the
+   * slot that was good before, whatever the saved state says (a cut mid-install included), and must
+   * re-mark it good or the next boot finds it tried and goes to rescue.
+   */
+  private bootedOnTrial(): boolean {
+    const { job, state } = this.rec;
+    return (
+      job !== null && this.bootedSlot === job.target && job.target !== job.from && !TERMINAL_STATES.has(state)
+    );
+  }
+
+  /** Gives up a state re-entered too often (crash or boot loop), where the table allows it. */
+  private async endLoop(): Promise<void> {
+    const rec = this.rec;
+    if (rec.state !== "Idle" && rec.entries > this.config.maxReentries && canTransition(rec.state, "loop")) {
+      await this.apply("loop", `state ${rec.state} re-entered ${rec.entries} times (crash or boot loop)`);
+    }
+  }
+
   private get rec(): PersistedState {
-    if (!this.record) throw new Error("agent not started");
+    if (!this.record) throw new AgentNotStartedError("the agent has not loaded its state yet");
     return this.record;
   }
 
   private get bootedSlot(): Slot {
-    if (!this.booted) throw new Error("agent not started");
+    if (!this.booted) throw new AgentNotStartedError("the agent has not read the booted slot yet");
     return this.booted;
   }
 
   // ---------------------------------------------------------------- the loop
 
   private async runLoop(): Promise<void> {
-    const rec = this.rec;
-    if (rec.state !== "Idle" && rec.entries > this.config.maxReentries && canTransition(rec.state, "loop")) {
-      await this.apply("loop", `state ${rec.state} re-entered ${rec.entries} times (crash or boot loop)`);
+    if (this.cutStandalone()) {
+      await this.everyBootCommit();
+      this.logger.warn(
+        "a standalone install was cut before activation; finish it with `keel-agent install --resume` or drop it with `keel-agent abandon`",
+        { state: this.rec.state },
+      );
+      await this.waitForStop();
+      return;
     }
-    if (rec.state === "Idle") await this.everyBootCommit();
+    await this.endLoop();
+    if (!this.bootedOnTrial()) await this.everyBootCommit();
+    if (!this.jobs && this.rec.state === "Idle") {
+      // Air-gapped: nothing will ever be queued. Stay up (the unit would restart an exited agent every
+      // few seconds) and do nothing until stopped; `keel-agent install` runs beside it.
+      this.logger.info("no mqtt configured; air-gapped mode: waiting for standalone installs");
+      this.keepAlive = setInterval(() => {}, 1 << 30);
+    }
+    await this.drive(() => false);
+  }
+
+  /**
+   * The one driver: runs the handler of the current state and applies its event until `until` holds for
+   * the state reached, the agent stops, or a handler asked for a reboot. In Idle it takes the next
+   * queued job (only the daemon ever waits there: the other entry points stop at Idle).
+   */
+  private async drive(until: (state: State) => boolean): Promise<void> {
     while (!this.stopSignal.aborted) {
-      if (this.rec.state === "Idle") {
+      const state = this.currentState();
+      if (until(state)) return;
+      if (state === "Idle") {
         const exec = await this.nextQueued();
-        if (!exec) continue;
-        await this.takeJob(exec);
+        if (exec) await this.takeJob(exec);
         continue;
       }
-      const result = await this.work(this.rec.state);
+      const result = await this.work(state);
       if (result === null) {
         // Waiting for the reboot (or stop) to end this run.
         await this.waitForStop();
@@ -259,11 +329,7 @@ export class Agent {
   private async everyBootCommit(): Promise<void> {
     const state = await this.boot.readState();
     if (state.slots[this.bootedSlot].good) return;
-    const r = await runHealthChecks(
-      this.config.health,
-      this.config.healthDeadlineSeconds * 1000,
-      this.healthContext(),
-    );
+    const r = await this.checkHealth(this.config.healthDeadlineSeconds * 1000);
     if (r.ok) {
       await this.boot.markGood(this.bootedSlot);
       this.logger.info("booted slot is healthy; marked good", { slot: this.bootedSlot });
@@ -276,13 +342,13 @@ export class Agent {
     }
   }
 
-  private healthContext() {
-    return {
+  private checkHealth(deadlineMs: number) {
+    return runHealthChecks(this.config.health, deadlineMs, {
       clock: this.clock,
       brokerConnected: () => this.jobs?.connected ?? false,
       logger: this.logger,
       signal: this.stopSignal,
-    };
+    });
   }
 
   private async waitForStop(): Promise<void> {
@@ -321,9 +387,8 @@ export class Agent {
       };
     }
     const version = rec.job?.release?.version;
-    if (isFailedTrial(from, event) && version && reason !== OPERATOR_ROLLBACK) {
-      // The release was tried here and failed: never install it again automatically. An operator's
-      // rollback is no verdict on the release.
+    if (isFailedTrial(from, event) && version) {
+      // The release was tried here and failed: never install it again automatically.
       rec.rolledBack = [...rec.rolledBack.filter((v) => v !== version), version].slice(-MAX_ROLLED_BACK);
     }
     if (to === "Idle") rec.job = null;
@@ -363,58 +428,53 @@ export class Agent {
       fromVersion: installedOn(this.rec, this.config, from)?.version ?? null,
       offset: 0,
       reason: null,
+      armed: false,
     };
   }
 
   // ---------------------------------------------------------------- the work of each state
 
-  /** Returns the next event, or null when the agent has asked for a reboot and must wait. */
-  private async work(state: State): Promise<{ event: AgentEvent; reason?: string } | null> {
+  /** The context a handler works with: everything it may touch, nothing of the agent itself. */
+  private context(state: WorkState, job: CurrentJob): StateContext {
+    return {
+      config: this.config,
+      boot: this.boot,
+      trust: this.trust,
+      clock: this.clock,
+      logger: this.logger.child({ step: HANDLERS[state].name }),
+      signal: AbortSignal.any([this.stopSignal, this.cancelCtl.signal]),
+      stopSignal: this.stopSignal,
+      record: this.rec,
+      job,
+      booted: this.bootedSlot,
+      save: () => this.store.save(this.rec),
+      progress: (d) => void this.reportProgress(d),
+      onBytes: this.opts.onBytes,
+      refreshDocument: () => this.refreshDocument(),
+      reboot: () => this.requestReboot(),
+      checkHealth: (deadlineMs) => this.checkHealth(deadlineMs),
+      runHook: (command) => runCommand(command, this.stopSignal),
+      report: (r) => this.sendReport(job, r),
+    };
+  }
+
+  /**
+   * Runs the handler of `state`; returns the next event, or null when the agent asked for a reboot (or is
+   * stopping) and must wait. An error becomes `cancel` or `fail` where the table has such a row; after
+   * activation there is no giving up, so the (idempotent) work is retried after a backoff.
+   */
+  private async work(state: WorkState): Promise<Transition | null> {
     const job = this.rec.job;
-    if (!job) throw new Error(`state ${state} has no job`);
-    const signal = AbortSignal.any([this.stopSignal, this.cancelCtl.signal]);
+    if (!job) throw new MissingJobError(`state ${state} has no job`);
     try {
-      const step = stepFor(state);
-      if (step) {
-        return await step.run({
-          config: this.config,
-          boot: this.boot,
-          trust: this.trust,
-          clock: this.clock,
-          logger: this.logger.child({ step: step.name }),
-          signal,
-          record: this.rec,
-          job,
-          booted: this.bootedSlot,
-          save: () => this.store.save(this.rec),
-          progress: (d) => void this.reportProgress(d),
-          onBytes: this.opts.onBytes,
-          refreshDocument: () => this.refreshDocument(),
-        });
-      }
-      switch (state) {
-        case "Rebooting":
-          return await this.rebooting(job);
-        case "HealthChecking":
-          return await this.healthChecking(job);
-        case "RollingBack":
-          return await this.rollingBack(job);
-        case "Committed":
-        case "RolledBack":
-        case "Rejected":
-        case "Failed":
-        case "Cancelled":
-          return await this.terminal(state, job);
-        default:
-          throw new Error(`no work defined for state ${state}`);
-      }
+      const r = await HANDLERS[state].run(this.context(state, job));
+      return "wait" in r ? null : r;
     } catch (err) {
       if (this.stopSignal.aborted) return null;
       if (this.cancelCtl.signal.aborted && canTransition(state, "cancel")) {
         return { event: "cancel", reason: "the job was cancelled" };
       }
       if (canTransition(state, "fail")) return { event: "fail", reason: describeError(err) };
-      // After activation there is no "give up": wait and do the (idempotent) work again.
       this.logger.error("state work failed; retrying", { state, error: err });
       await this.clock
         .sleep(
@@ -426,113 +486,28 @@ export class Agent {
     }
   }
 
-  private async requestReboot(): Promise<null> {
+  private async requestReboot(): Promise<AwaitReboot> {
     this.rebootRequested = true;
     this.logger.info("rebooting");
     await this.rebootFn();
-    return null;
+    return AWAIT_REBOOT;
   }
 
-  private async rebooting(job: CurrentJob) {
-    if (this.bootedSlot === job.target) return { event: "booted-trial" as const };
-    const state = await this.boot.readState();
-    if (state.next !== job.target) {
-      // We run the old slot and the loader will not try the new one: it was tried and fell back.
-      return { event: "booted-old" as const, reason: "new slot never came up" };
+  /** The terminal report to IoT Jobs, retried until accepted; a standalone install has nobody to tell. */
+  private async sendReport(job: CurrentJob, { status, details }: TerminalReport): Promise<void> {
+    if (!job.key) return;
+    if (!this.jobs) {
+      this.logger.warn("no broker configured; cannot report", { status });
+      return;
     }
-    for (const hook of this.config.hooks.preReboot) {
-      try {
-        await runCommand(hook, this.stopSignal);
-      } catch (err) {
-        return { event: "fail" as const, reason: `pre-reboot hook failed: ${describeError(err)}` };
-      }
-    }
-    return this.requestReboot();
-  }
-
-  private async healthChecking(job: CurrentJob) {
-    if (this.bootedSlot !== job.target)
-      return { event: "booted-old" as const, reason: "new slot never came up" };
-    const deadline = (job.parsed?.policy.healthDeadlineSeconds ?? this.config.healthDeadlineSeconds) * 1000;
-    const r = await runHealthChecks(this.config.health, deadline, this.healthContext());
-    return r.ok ? { event: "healthy" as const } : { event: "unhealthy" as const, reason: r.reason };
-  }
-
-  private async rollingBack(job: CurrentJob) {
-    if (this.bootedSlot === job.from) return { event: "booted-old" as const };
-    await this.boot.markBad(job.target);
-    await this.boot.forceSlot(job.from);
-    return this.requestReboot();
-  }
-
-  private async terminal(state: State, job: CurrentJob) {
-    const toVersion = job.release?.version ?? job.parsed?.version ?? "";
-    let status: DeviceStatus | null = null;
-    let details: Record<string, string> = {};
-    switch (state) {
-      case "Committed": {
-        const boot = await this.boot.readState();
-        if (!boot.slots[job.target].good) await this.boot.markGood(job.target);
-        for (const hook of this.config.hooks.postCommit) {
-          await runCommand(hook, this.stopSignal).catch((err: unknown) =>
-            this.logger.error("post-commit hook failed", { hook, error: err }),
-          );
-        }
-        status = "SUCCEEDED";
-        details = {
-          phase: "committed",
-          version: toVersion,
-          fromVersion: job.fromVersion ?? "unknown",
-          slot: job.target,
-        };
-        break;
-      }
-      case "RolledBack": {
-        const boot = await this.boot.readState();
-        if (!boot.slots[this.bootedSlot].good || boot.slots[job.target].bootable) {
-          await this.boot.markGoodAndBad(this.bootedSlot, job.target);
-        }
-        status = "FAILED";
-        details = {
-          rolledBack: "true",
-          reason: job.reason ?? "rolled back",
-          fromVersion: job.fromVersion ?? "unknown",
-          toVersion,
-          slot: this.bootedSlot,
-        };
-        break;
-      }
-      case "Rejected":
-        status = "REJECTED";
-        details = { reason: job.reason ?? "rejected", ...(toVersion ? { toVersion } : {}) };
-        break;
-      case "Failed":
-        status = "FAILED";
-        details = {
-          rolledBack: "false",
-          reason: job.reason ?? "failed",
-          fromVersion: job.fromVersion ?? "unknown",
-          ...(toVersion ? { toVersion } : {}),
-        };
-        break;
-      default:
-        status = null; // Cancelled: the job is gone; nobody to tell
-    }
-    if (status && job.key) {
-      if (!this.jobs) {
-        this.logger.warn("no broker configured; cannot report", { status });
-        return { event: "reported" as const };
-      }
-      const r = await this.jobs.reportUntilAccepted(
-        job.key.jobId,
-        job.key.executionNumber,
-        status,
-        details,
-        this.stopSignal,
-      );
-      this.logger.info("terminal status reported", { jobId: job.key.jobId, status, result: r, ...details });
-    }
-    return { event: "reported" as const };
+    const r = await this.jobs.reportUntilAccepted(
+      job.key.jobId,
+      job.key.executionNumber,
+      status,
+      details,
+      this.stopSignal,
+    );
+    this.logger.info("terminal status reported", { jobId: job.key.jobId, status, result: r, ...details });
   }
 
   // ---------------------------------------------------------------- IoT Jobs
@@ -641,20 +616,68 @@ export class Agent {
     }
     this.rec.job = this.newJob(null, null, { manifestPath, image });
     await this.apply("job");
-    for (;;) {
-      const state = this.currentState();
-      if (state === "Rebooting" || TERMINAL_STATES.has(state)) {
-        const reason = this.rec.job?.reason ?? null;
-        if (TERMINAL_STATES.has(state)) {
-          const r = await this.work(state);
-          if (r) await this.apply(r.event);
-        }
-        return { state, reason };
-      }
-      const r = await this.work(state);
-      if (!r) return { state: this.rec.state, reason: "stopped" };
-      await this.apply(r.event, r.reason);
+    await this.drive((s) => s === "Rebooting" || s === "Idle");
+    return this.outcome();
+  }
+
+  /** What a standalone run reached: the pending trial, the terminal state it reported, or a stop. */
+  private outcome(): { state: State; reason: string | null } {
+    const rec = this.rec;
+    if (rec.state === "Rebooting") return { state: rec.state, reason: rec.job?.reason ?? null };
+    if (rec.state === "Idle" && rec.lastResult) {
+      return { state: rec.lastResult.state, reason: rec.lastResult.reason };
     }
+    return { state: rec.state, reason: "stopped" };
+  }
+
+  /**
+   * `keel-agent install --resume`: finishes a standalone install that was cut (power loss, kill) before
+   * the new slot was set to be tried, from the state it reached. Same result as installStandalone.
+   */
+  async resumeStandalone(): Promise<{ state: State; reason: string | null }> {
+    const rec = await this.load();
+    if (!rec.job?.standalone || !STANDALONE_STATES.has(rec.state)) {
+      throw new CommandFailedError(
+        rec.state === "Idle"
+          ? "no install to resume"
+          : `no standalone install to resume (state ${rec.state}${rec.job?.standalone ? "" : ", a cloud job"}); \`keel-agent run\` finishes it`,
+      );
+    }
+    await this.countReentry();
+    await this.endLoop();
+    if (!this.bootedOnTrial()) await this.everyBootCommit();
+    await this.drive((s) => s === "Rebooting" || s === "Idle");
+    return this.outcome();
+  }
+
+  /**
+   * `keel-agent abandon`: drops a standalone install cut before activation. The target slot is made
+   * unbootable if the loader could pick it, the job ends Cancelled, and the node stays on its slot.
+   */
+  async abandon(): Promise<{ state: State; target: Slot }> {
+    const rec = await this.load();
+    const job = rec.job;
+    if (!job?.standalone || !STANDALONE_STATES.has(rec.state)) {
+      throw new CommandFailedError(
+        rec.state === "Idle"
+          ? "no install to abandon"
+          : `state ${rec.state} is not a standalone install before activation; use \`keel-agent rollback\``,
+      );
+    }
+    if (this.bootedSlot === job.target) {
+      throw new CommandFailedError(
+        `slot ${job.target} is running its trial boot; use \`keel-agent rollback\` to go back to slot ${job.from}`,
+      );
+    }
+    const boot = await this.boot.readState();
+    if (boot.slots[job.target].bootable || boot.next === job.target) await this.boot.invalidate(job.target);
+    // The slot we stay on may have used its try on this boot (the cut): commit it, as any boot would.
+    await this.everyBootCommit();
+    rec.slots[job.target] = null;
+    const from = rec.state;
+    await this.apply("abandon", "abandoned by the operator");
+    await this.drive((s) => s === "Idle");
+    return { state: from, target: job.target };
   }
 
   /**
@@ -676,15 +699,10 @@ export class Agent {
       }
       await this.boot.markBad(job.target);
       await this.boot.forceSlot(job.from);
-      await this.apply(rec.state === "Rebooting" ? "fail" : "unhealthy", OPERATOR_ROLLBACK);
+      await this.apply("operator-rollback", OPERATOR_ROLLBACK);
       if (booted === job.from) {
         // Already on the good slot: finish here. A cloud job stays RolledBack for the daemon to report.
-        const r = await this.work(this.currentState());
-        if (r) await this.apply(r.event, r.reason);
-        if (job.key === null && this.currentState() === "RolledBack") {
-          const done = await this.work("RolledBack");
-          if (done) await this.apply(done.event);
-        }
+        await this.drive((s) => s === "Idle" || (job.key !== null && s === "RolledBack"));
       }
       return { slot: job.from, cancelled: job.release?.version ?? null, reboot: booted !== job.from };
     }

@@ -2,6 +2,8 @@
  * keel-agent, the device CLI (bin/keel-agent.mjs loads this file through tsx):
  *   run --config agent.json            the daemon: IoT Jobs over MQTT, install, reboot, commit or roll back
  *   install RELEASE.json [--image F|U] the same pipeline without the cloud; exit 0 once the slot is set to be tried
+ *   install --resume                   finish a standalone install cut by a power loss or a kill
+ *   abandon                            drop a standalone install cut before activation; stay on this slot
  *   status [--json]                    booted slot, both slots' versions, pending state, last result
  *   mark-good                          commit the running slot
  *   rollback                           go back to the committed good slot (cancels a pending trial)
@@ -118,21 +120,38 @@ withConfigOptions(
 
 withConfigOptions(
   program
-    .command("install <release>")
+    .command("install [release]")
     .description("install a signed release without the cloud; exit 0 once the new slot is set to be tried")
-    .option("--image <file|url>", "the image (default: the manifest's image file name next to the manifest)"),
-).action(async (release: string, o: ConfigOptions & { image?: string }) => {
+    .option("--image <file|url>", "the image (default: the manifest's image file name next to the manifest)")
+    .option("--resume", "finish the standalone install a power loss or kill cut short"),
+).action(async (release: string | undefined, o: ConfigOptions & { image?: string; resume?: boolean }) => {
   const config = await configFrom(o);
-  let image = o.image;
-  if (image === undefined) {
-    // Only to find the default file name: the manifest is verified by the pipeline itself.
-    const { readFile } = await import("node:fs/promises");
-    const env = parseReleaseEnvelope(parseJsonText(await readFile(release), `release manifest ${release}`));
-    image = join(dirname(release), basename(env.signed.image.key));
+  if (o.resume && (release !== undefined || o.image !== undefined)) {
+    throw new CommandFailedError("install --resume takes no release or image: it finishes the saved one");
   }
+  if (!o.resume && release === undefined) throw new CommandFailedError("install needs a release manifest");
   const bar = byteProgress("installing");
-  const agent = makeAgent(config, { connect: false, onBytes: (d, t) => bar.update(d, t) });
-  const r = await agent.installStandalone(release, image).finally(() => bar.stop());
+  const agent = makeAgent(config, {
+    connect: false,
+    onBytes: (d, t) => bar.update(d, t),
+    ...testPauseHooks(),
+  });
+  let r: { state: string; reason: string | null };
+  if (o.resume) {
+    r = await agent.resumeStandalone().finally(() => bar.stop());
+  } else {
+    const manifest = release as string;
+    let image = o.image;
+    if (image === undefined) {
+      // Only to find the default file name: the manifest is verified by the pipeline itself.
+      const { readFile } = await import("node:fs/promises");
+      const env = parseReleaseEnvelope(
+        parseJsonText(await readFile(manifest), `release manifest ${manifest}`),
+      );
+      image = join(dirname(manifest), basename(env.signed.image.key));
+    }
+    r = await agent.installStandalone(manifest, image).finally(() => bar.stop());
+  }
   if (r.state === "Rebooting") {
     const s = await agent.status();
     console.log(
@@ -147,6 +166,16 @@ withConfigOptions(
   throw new CommandFailedError(
     `install ${r.state === "Rejected" ? "refused" : "failed"}: ${r.reason ?? r.state}`,
   );
+});
+
+withConfigOptions(
+  program
+    .command("abandon")
+    .description("drop a standalone install cut before activation; the running slot stays the boot slot"),
+).action(async (o: ConfigOptions) => {
+  const config = await configFrom(o);
+  const r = await makeAgent(config, { connect: false }).abandon();
+  console.log(`install abandoned (it was in state ${r.state}); slot ${r.target} will not be booted`);
 });
 
 withConfigOptions(

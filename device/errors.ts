@@ -103,3 +103,13 @@ export function redactUrl(url: string): string {
   const q = url.indexOf("?");
   return q < 0 ? url : `${url.slice(0, q)}?…`;
 }
+
+/** An agent method that needs the loaded state (booted slot, saved record) was called before loading it. */
+export class AgentNotStartedError extends KeelError {
+  override name = "AgentNotStartedError";
+}
+
+/** The saved record names a working state but carries no job: nothing can be resumed from it. */
+export class MissingJobError extends KeelError {
+  override name = "MissingJobError";
+}

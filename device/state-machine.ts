@@ -26,6 +26,9 @@ export const STATES = [
 ] as const;
 export type State = (typeof STATES)[number];
 
+/** Every state but Idle has a handler (device/states/registry.ts); Idle is the driver's wait for a job. */
+export type WorkState = Exclude<State, "Idle">;
+
 export const EVENTS = [
   "job", // a new job execution (or a standalone install) was taken
   "accepted", // document, signed manifest and acceptance checks passed; the image fits the slot
@@ -41,6 +44,8 @@ export const EVENTS = [
   "fail", // an error before activation: download, hash mismatch, I/O
   "cancel", // the job was cancelled or removed in the cloud
   "loop", // this state was re-entered too many times across restarts
+  "operator-rollback", // `keel-agent rollback` cancelled a pending trial: no verdict on the release
+  "abandon", // `keel-agent abandon` dropped a standalone install cut before activation
   "reported", // the terminal status was accepted (or there is nobody to tell)
 ] as const;
 export type AgentEvent = (typeof EVENTS)[number];
@@ -57,14 +62,27 @@ export const TERMINAL_STATES: ReadonlySet<State> = new Set([
 /** Before activation a cancel abandons the install; from Activating on, the boot decision is finished. */
 export const PRE_ACTIVATION_STATES: ReadonlySet<State> = new Set(["Validating", "Downloading", "Verifying"]);
 
+/**
+ * A standalone install (`keel-agent install`) owns these states: a cut one is finished with
+ * `install --resume` or dropped with `abandon`, never by the daemon (which would reboot the node unasked).
+ */
+export const STANDALONE_STATES: ReadonlySet<State> = new Set([
+  "Validating",
+  "Downloading",
+  "Verifying",
+  "Activating",
+]);
+
 /** The new slot is recorded and set (or being set) to be tried, and nobody has committed it yet. */
 export const TRIAL_STATES: ReadonlySet<State> = new Set(["Activating", "Rebooting", "HealthChecking"]);
 
 /**
  * The rows on which a release that was tried (booted, or set to boot and given up by the firmware or a
- * boot loop) is judged a failure on this node. A pre-reboot hook failing never tried the release.
+ * boot loop) is judged a failure on this node. A pre-reboot hook failing never tried the release, and an
+ * operator's rollback (its own event) is no verdict on it.
  */
 const FAILED_TRIAL = new Set([
+  "Activating|booted-old",
   "Rebooting|booted-old",
   "Rebooting|loop",
   "HealthChecking|unhealthy",
@@ -95,15 +113,22 @@ export const TRANSITIONS: ReadonlyArray<Row> = [
   ["Verifying",      "fail",         "Failed"],
   ["Verifying",      "cancel",       "Cancelled"],
   ["Verifying",      "loop",         "Failed"],
+  ["Validating",     "abandon",      "Cancelled"],
+  ["Downloading",    "abandon",      "Cancelled"],
+  ["Verifying",      "abandon",      "Cancelled"],
+  ["Activating",     "abandon",      "Cancelled"],      // only while the old slot runs: the trial is disarmed first
+  ["Activating",     "booted-old",   "RolledBack"],     // a cut after arming: the firmware tried the slot and fell back; never re-armed
   ["Activating",     "activated",    "Rebooting"],
   ["Rebooting",      "booted-trial", "HealthChecking"],
   ["Rebooting",      "booted-old",   "RolledBack"],     // the firmware fell back: the new slot never came up
   ["Rebooting",      "fail",         "RollingBack"],    // a pre-reboot hook failed: give the new slot up before booting it
   ["Rebooting",      "loop",         "RollingBack"],    // rebooting keeps not happening: give the slot up
+  ["Rebooting",      "operator-rollback", "RollingBack"], // the operator cancelled the trial before the reboot
   ["HealthChecking", "healthy",      "Committed"],
   ["HealthChecking", "unhealthy",    "RollingBack"],
   ["HealthChecking", "booted-old",   "RolledBack"],     // died during the checks and the firmware fell back
   ["HealthChecking", "loop",         "RollingBack"],    // the new slot crashes the agent on every boot
+  ["HealthChecking", "operator-rollback", "RollingBack"], // the operator cancelled the trial during the checks
   ["RollingBack",    "booted-old",   "RolledBack"],
   ["Committed",      "reported",     "Idle"],
   ["RolledBack",     "reported",     "Idle"],

@@ -40,6 +40,11 @@ export const CurrentJobSchema = z.strictObject({
   offset: z.number().int().min(0),
   /** Why a job ended in Rejected, Failed, RollingBack or RolledBack. */
   reason: z.string().nullable(),
+  /**
+   * Saved just before the trial boot is written: a restart in Activating that finds it set knows the
+   * slot may already have had its one try, and must not arm it again. Defaults to false for old records.
+   */
+  armed: z.boolean().default(false),
 });
 export type CurrentJob = z.infer<typeof CurrentJobSchema>;
 

@@ -1,5 +1,6 @@
 /**
- * The install pipeline as an ordered list of named steps (STYLE.md item 7), each the work of one state:
+ * The install pipeline's handlers (docs/agent.md), each the work of one state, registered with the others
+ * in device/states/registry.ts:
  *   validate  (Validating)  document → trust roots → signed manifest → acceptance → slot size
  *   download  (Downloading) invalidate target if bootable → GET (Range resume) → SHA-256 → write at offset
  *                           → fsync → size and hash must match the manifest
@@ -22,14 +23,11 @@ import {
 import { JobDocumentSchema } from "../../core/job-document.ts";
 import { MAX_JSON_BYTES, parseJsonText, parseWith } from "../../core/parse.ts";
 import { verifyRelease } from "../../core/verify.ts";
-import type { BootControl, Slot } from "../boot/types.ts";
-import type { AgentClock } from "../clock.ts";
+import type { Slot } from "../boot/types.ts";
 import type { AgentConfig } from "../config.ts";
 import { AbortedError, DownloadError, RefusedError, SlotError, SlotTooSmallError } from "../errors.ts";
-import type { Logger } from "../logger.ts";
-import type { AgentEvent, State } from "../state-machine.ts";
 import type { CurrentJob, Installed, PersistedState } from "../state-store.ts";
-import type { TrustStore } from "../trust.ts";
+import type { StateHandler } from "../states/context.ts";
 import { fetchRange, fetchSmall, type RetryPolicy } from "./download.ts";
 import { releaseDeadBuffers } from "./memory.ts";
 import { BlockPipeline, hashSlotRange, SlotWriter, slotSize } from "./slot.ts";
@@ -39,38 +37,6 @@ import { BlockPipeline, hashSlotRange, SlotWriter, slotSize } from "./slot.ts";
  * socket buffers waits for collection (8 MiB left 25+ MB of backlog in the RSS; bench/install.bench.ts).
  */
 const COLLECT_EVERY = 1024 * 1024;
-
-export interface StepContext {
-  config: AgentConfig;
-  boot: BootControl;
-  trust: TrustStore;
-  clock: AgentClock;
-  logger: Logger;
-  /** Aborts on cancel and on agent stop. */
-  signal: AbortSignal;
-  record: PersistedState;
-  job: CurrentJob;
-  booted: Slot;
-  /** Persists `record` (atomic). */
-  save(): Promise<void>;
-  /** Best-effort IN_PROGRESS details while a step runs (download progress). */
-  progress(details: Record<string, string>): void;
-  /** Bytes in the slot so far, after every chunk (a progress bar in `keel-agent install`). */
-  onBytes?: (done: number, total: number) => void;
-  /** A 403 on a presigned URL: ask the cloud for the job again (fresh URLs) before retrying once. */
-  refreshDocument?: () => Promise<void>;
-}
-
-export interface StepResult {
-  event: AgentEvent;
-  reason?: string;
-}
-
-export interface InstallStep {
-  name: string;
-  state: State;
-  run(ctx: StepContext): Promise<StepResult>;
-}
 
 export function retryPolicy(config: AgentConfig): RetryPolicy {
   return {
@@ -110,9 +76,8 @@ function imageSource(job: CurrentJob): string {
   return doc.imageUrl;
 }
 
-const validate: InstallStep = {
+export const validate: StateHandler = {
   name: "validate",
-  state: "Validating",
   async run(ctx) {
     const { job, config } = ctx;
     const retry = retryPolicy(config);
@@ -176,9 +141,8 @@ const validate: InstallStep = {
   },
 };
 
-const download: InstallStep = {
+export const download: StateHandler = {
   name: "download",
-  state: "Downloading",
   async run(ctx) {
     const { job, config } = ctx;
     const release = requireRelease(job);
@@ -258,9 +222,8 @@ const download: InstallStep = {
   },
 };
 
-const verify: InstallStep = {
+export const verify: StateHandler = {
   name: "verify",
-  state: "Verifying",
   async run(ctx) {
     const { job, config } = ctx;
     const release = requireRelease(job);
@@ -288,21 +251,28 @@ const verify: InstallStep = {
   },
 };
 
-const activate: InstallStep = {
+export const activate: StateHandler = {
   name: "activate",
-  state: "Activating",
   async run(ctx) {
-    const release = requireRelease(ctx.job);
-    // What the slot holds is recorded before the bootloader may pick it.
-    ctx.record.slots[ctx.job.target] = { version: release.version, releaseCounter: release.releaseCounter };
+    const { job } = ctx;
+    const release = requireRelease(job);
+    // A cut after the trial was written, and the firmware booted the new slot: the trial is under way.
+    if (ctx.booted === job.target) return { event: "activated" };
+    if (job.armed) {
+      const boot = await ctx.boot.readState();
+      // Written and not tried yet (a kill without a power cut): nothing to write again.
+      if (boot.next === job.target) return { event: "activated" };
+      // Written, tried, fell back: the slot had its one try. Arming it again would try it twice.
+      if (boot.slots[job.target].bootable || boot.trial === job.target) {
+        return { event: "booted-old", reason: "new slot never came up" };
+      }
+      // Otherwise the write never landed (the target is still invalidated): arming it now is its first try.
+    }
+    // What the slot holds, and that the trial is about to be written, are recorded before the loader may pick it.
+    ctx.record.slots[job.target] = { version: release.version, releaseCounter: release.releaseCounter };
+    job.armed = true;
     await ctx.save();
-    await ctx.boot.setTrialBoot(ctx.job.target);
+    await ctx.boot.setTrialBoot(job.target);
     return { event: "activated" };
   },
 };
-
-export const INSTALL_STEPS: ReadonlyArray<InstallStep> = [validate, download, verify, activate];
-
-export function stepFor(state: State): InstallStep | undefined {
-  return INSTALL_STEPS.find((s) => s.state === state);
-}

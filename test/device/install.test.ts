@@ -3,13 +3,13 @@
  * HTTP server, the real GRUB BootControl. Every refusal leaves the boot environment byte for byte as it
  * was and the target slot unwritten (or, for a bad hash, never activated).
  */
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { generateKeyPair } from "../../core/keys.ts";
 import { type FileServer, startFileServer } from "./helpers/http-server.ts";
-import { makeNode, type TestNode, waitFor } from "./helpers/node.ts";
+import { expectBackOnA, makeNode, type TestNode, waitFor } from "./helpers/node.ts";
 import { makeSigners, randomImage, type Signers, signRelease } from "./helpers/release.ts";
 
 const IMAGE_SIZE = 600 * 1024 + 17;
@@ -70,6 +70,21 @@ describe("standalone install pipeline", () => {
     const s = await node.agent().status();
     expect(s.slots.A.version).toBe("1.0.0");
     expect(s.slots.B.version).toBe("1.1.0");
+  });
+
+  it("an operator's rollback walks its own transition and is no verdict on the release", async () => {
+    // Prepare
+    const path = await manifest();
+    expect((await node.agent().installStandalone(path, join(dir, "image.squashfs"))).state).toBe("Rebooting");
+    const events: string[] = [];
+    // Act
+    const r = await node.agent({ onTransition: (_f, e) => events.push(e) }).rollback();
+    // Assess
+    expect(r).toEqual({ slot: "A", cancelled: "1.1.0", reboot: false });
+    expect(events).toEqual(["operator-rollback", "booted-old", "reported"]);
+    const saved = JSON.parse(await readFile(join(node.config.stateDir, "state.json"), "utf8"));
+    expect(saved).toMatchObject({ state: "Idle", rolledBack: [], lastResult: { state: "RolledBack" } });
+    await expectBackOnA(node);
   });
 
   it("streams the image into slot B, verifies it and sets B to be tried once", async () => {
