@@ -148,8 +148,10 @@ export class KubernetesCoordinator {
   async nodeReady(
     deadlineMs: number,
     signal: AbortSignal,
+    o: { newBoot: boolean } = { newBoot: true },
   ): Promise<{ ok: true } | { ok: false; reason: string }> {
-    const before = await this.slots.bootIdBeforeReboot().catch(() => null);
+    // newBoot: after the update's reboot the Node must report a bootID other than the one recorded before it.
+    const before = o.newBoot ? await this.slots.bootIdBeforeReboot().catch(() => null) : null;
     const until = this.clock.now() + deadlineMs;
     let last = "not checked";
     for (;;) {
