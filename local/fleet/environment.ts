@@ -175,6 +175,8 @@ export interface DevEnvironmentOptions {
   linkInfoFile?: string;
   /** The simulated cluster's reboot budget. @default a third of the nodes, at least 1 */
   maxUnavailable?: number;
+  /** Make the fleet a Kubernetes cluster (docs/kubernetes.md). @default true */
+  kubernetes?: boolean;
 }
 
 /** A third of the cluster may be down for updates at once: small enough to matter, quick enough to demo. */
@@ -276,7 +278,7 @@ export async function startDevEnvironment(o: DevEnvironmentOptions): Promise<Dev
       logger: logs.logger,
       ...(o.onNodeChange ? { onChange: o.onNodeChange } : {}),
       ...(o.signal ? { signal: o.signal } : {}),
-      ...(cloud.kube && info.kubeconfig
+      ...(o.kubernetes !== false && cloud.kube && info.kubeconfig
         ? {
             kubernetes: {
               cluster: cloud.kube.cluster,
