@@ -51,8 +51,8 @@ async function once(maxUnavailable: number): Promise<Figures> {
     const client = createKubeClient(loadKubeConfig(kubeconfig));
     const config = KubernetesConfigSchema.parse({ maxUnavailable, pollIntervalMs: 500, maxBackoffMs: 2000 });
     const logger = createLogger({ level: "error" });
-    const signal = new AbortController().signal;
     const update = async (name: string, boot: number) => {
+      const signal = new AbortController().signal;
       const c = new KubernetesCoordinator({
         config: { ...config, nodeName: name },
         thingName: name,
