@@ -114,7 +114,14 @@ export async function startLocalCloud(options: StartLocalCloudOptions): Promise<
     const clock =
       options.clock ??
       createClock({ timeScale: options.timeScale ?? 1, startMs: await resumeScaledTime(clockFile) });
-    const saveClock = () => writeJsonAtomic(clockFile, { scaledNowMs: clock.now() } satisfies SavedClock);
+    // One write at a time: the periodic save and the final one on stop share clock.json.tmp.
+    let clockWrite: Promise<void> = Promise.resolve();
+    const saveClock = () => {
+      clockWrite = clockWrite
+        .catch(() => {})
+        .then(() => writeJsonAtomic(clockFile, { scaledNowMs: clock.now() } satisfies SavedClock));
+      return clockWrite;
+    };
     await saveClock();
     const clockSaver = setInterval(() => void saveClock().catch(() => {}), 1000);
     clockSaver.unref();

@@ -155,8 +155,13 @@ describe("keel-agent on a Kubernetes node", () => {
     const runner = await start(node, thing, "ok");
     const r = await finalStatus(thing, `${thing}-ok`);
     await runner.untilIdle();
+    // The agent's Prometheus metrics after the boot into B.
+    const metrics = runner.agent?.metrics.render() ?? "";
     await runner.stop();
     off();
+    expect(metrics).toContain('keel_agent_state{state="Idle"} 1');
+    expect(metrics).toContain('keel_agent_last_result{result="Committed",version="1.1.0"}');
+    expect(metrics).toContain('keel_agent_slot_info{slot="B",version="1.1.0",booted="true"} 1');
     expect(r).toMatchObject({ status: "SUCCEEDED", details: { version: "1.1.0", slot: "B" } });
     expect(runner.states.slice(3, 7)).toEqual(["AcquiringRebootSlot", "Draining", "Activating", "Rebooting"]);
     // Cordoned and drained before the reboot (not-ready), uncordoned only after it was Ready again.
