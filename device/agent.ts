@@ -632,11 +632,32 @@ export class Agent {
     }
   }
 
+  /**
+   * A presigned URL expired: DescribeJobExecution with the document (`$aws/things/T/jobs/<jobId>/get`,
+   * includeJobDocument) returns it with freshly presigned URLs. Retried with backoff while the broker
+   * connection comes up; the fresh document is saved so a restart does not start from stale URLs.
+   */
   private async refreshDocument(): Promise<void> {
     const key = this.rec.job?.key;
     if (!key || !this.jobs) return;
-    const e = await this.jobs.describe(key.jobId, key.executionNumber);
-    if (e && this.rec.job) this.rec.job.document = e.jobDocument;
+    this.logger.warn("a presigned URL expired; asking IoT Jobs for a fresh job document", {
+      jobId: key.jobId,
+    });
+    const { initialMs, maxMs } = this.config.reportBackoff;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const e = await this.jobs.describe(key.jobId, key.executionNumber);
+        const job = this.rec.job;
+        if (e?.jobDocument && job && sameKey(job.key, key)) {
+          job.document = e.jobDocument;
+          await this.store.save(this.rec);
+        }
+        return;
+      } catch (err) {
+        if (attempt >= 5 || this.stopSignal.aborted) throw err;
+        await this.clock.sleep(backoffMs(attempt, initialMs, maxMs), this.stopSignal);
+      }
+    }
   }
 
   /** IN_PROGRESS with the phase (§6.3); best effort. "gone" before activation means cancelled. */
@@ -677,6 +698,9 @@ export class Agent {
         `an update is already in progress (state ${this.rec.state}); finish or roll it back first`,
       );
     }
+    // The slot we run must be committed before the other one is touched: after a power cut without the
+    // daemon, this boot may have used its try (nothing is written when it already is good).
+    await this.everyBootCommit();
     this.rec.job = this.newJob(null, null, { manifestPath, image });
     await this.apply("job");
     await this.drive((s) => s === "Rebooting" || s === "Idle");

@@ -13,6 +13,7 @@ import { type BootloaderConfig, BootloaderConfigSchema } from "./boot/factory.ts
 import { AgentConfigError } from "./errors.ts";
 import { HealthCheckSchema, KUBELET_HEALTHZ } from "./health.ts";
 import { KubernetesConfigSchema, MetricsConfigSchema } from "./kubernetes/config.ts";
+import { assertDistinctSlots } from "./slot-identity.ts";
 
 const PathSchema = z.string().min(1);
 
@@ -197,5 +198,11 @@ export async function loadAgentConfig(
     const v = env[name];
     if (v !== undefined && v !== "") setPath(layered, path, v);
   }
-  return parseAgentConfig(layered, dirname(resolve(file)), `agent config ${file}`);
+  const config = parseAgentConfig(layered, dirname(resolve(file)), `agent config ${file}`);
+  try {
+    await assertDistinctSlots(config.slots);
+  } catch (err) {
+    throw new AgentConfigError(`${file}: ${(err as Error).message}`, { cause: err });
+  }
+  return config;
 }

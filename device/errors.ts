@@ -113,3 +113,8 @@ export class AgentNotStartedError extends KeelError {
 export class MissingJobError extends KeelError {
   override name = "MissingJobError";
 }
+
+/** The slot to be written is the running one (or both slots are the same storage): nothing is written. */
+export class SameSlotError extends KeelError {
+  override name = "SameSlotError";
+}

@@ -1,4 +1,4 @@
-# KeelOS A/B slot selection for U-Boot (RAUC variable scheme; docs/readme/45-bootloaders.md).
+# KeelOS A/B slot selection for U-Boot (RAUC variable scheme; docs/bootloaders.md).
 # Build: mkimage -A arm64 -T script -C none -d boot.cmd boot.scr
 #
 # State in the U-Boot environment, written by keel-agent (fw_setenv-compatible):

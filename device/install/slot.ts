@@ -174,6 +174,9 @@ export class BlockPipeline {
       this.written = end;
       this.maybeSync();
     });
+    // Errors surface on the next await of pendingWrite (the next flush, finish or drain); until then a
+    // failed write must not be an unhandled rejection, which would crash the agent (found by the torture run).
+    this.pendingWrite.catch(() => {});
     this.blocks = [this.blocks[1], this.blocks[0]];
     this.blockStart = end;
     this.fill = 0;

@@ -20,14 +20,22 @@ import {
   SchemaError,
   ThresholdError,
 } from "../../core/errors.ts";
-import { JobDocumentSchema } from "../../core/job-document.ts";
+import { JOB_OPERATION, JobDocumentSchema } from "../../core/job-document.ts";
 import { MAX_JSON_BYTES, parseJsonText, parseWith } from "../../core/parse.ts";
 import { verifyRelease } from "../../core/verify.ts";
 import type { Slot } from "../boot/types.ts";
 import type { AgentConfig } from "../config.ts";
-import { AbortedError, DownloadError, RefusedError, SlotError, SlotTooSmallError } from "../errors.ts";
+import {
+  AbortedError,
+  DownloadError,
+  ExpiredUrlError,
+  RefusedError,
+  SlotError,
+  SlotTooSmallError,
+} from "../errors.ts";
+import { assertWritable } from "../slot-identity.ts";
 import type { CurrentJob, Installed, PersistedState } from "../state-store.ts";
-import type { StateHandler } from "../states/context.ts";
+import type { StateContext, StateHandler } from "../states/context.ts";
 import { fetchRange, fetchSmall, type RetryPolicy } from "./download.ts";
 import { releaseDeadBuffers } from "./memory.ts";
 import { BlockPipeline, hashSlotRange, SlotWriter, slotSize } from "./slot.ts";
@@ -65,6 +73,37 @@ function isRefusal(err: unknown): boolean {
   );
 }
 
+/**
+ * Runs a fetch; when its presigned URL has expired (HTTP 403) and the job came from the cloud, asks IoT
+ * Jobs for the job again (fresh URLs) and retries, once per fetch: a second 403 on a fresh URL is final.
+ */
+async function withFreshUrls<T>(ctx: StateContext, fetch: () => Promise<T>): Promise<T> {
+  try {
+    return await fetch();
+  } catch (err) {
+    if (!(err instanceof ExpiredUrlError) || !ctx.refreshDocument || ctx.job.key === null) throw err;
+    await ctx.refreshDocument();
+    return fetch();
+  }
+}
+
+/**
+ * A job that is not Keel's is REJECTED, not left alone: keel-agent takes its jobs with start-next, which
+ * claims the head of the thing's queue, and IoT Jobs runs a thing's jobs in order, so a job left
+ * IN_PROGRESS for "another handler" would hold back every Keel job queued behind it. A KeelOS thing has
+ * one Jobs handler, this agent; other work goes through Keel releases or a thing of its own.
+ */
+function refuseForeignJob(document: unknown): void {
+  const op =
+    typeof document === "object" && document !== null && !Array.isArray(document)
+      ? (document as Record<string, unknown>).operation
+      : undefined;
+  if (op === JOB_OPERATION) return;
+  throw new RefusedError(
+    `not a Keel job (operation ${op === undefined ? "missing" : JSON.stringify(op).slice(0, 64)}, expected "${JOB_OPERATION}"): keel-agent handles every job of this thing and rejects what it cannot run, so later jobs are not held back`,
+  );
+}
+
 function requireRelease(job: CurrentJob) {
   if (!job.release) throw new RefusedError("no verified manifest recorded for this job");
   return job.release;
@@ -90,6 +129,7 @@ export const validate: StateHandler = {
       if (job.standalone) {
         manifestBytes = await fetchDocument(job.standalone.manifestPath);
       } else {
+        refuseForeignJob(job.document);
         const doc = parseWith(JobDocumentSchema, job.document, "job document");
         job.parsed = doc;
         jobVersion = doc.version;
@@ -98,10 +138,15 @@ export const validate: StateHandler = {
           // job (a canary targeted again by a percent wave); checked before anything is fetched.
           throw new RefusedError(`release ${doc.version} rolled back on this node`);
         }
-        for (const url of doc.rootUrls) {
-          roots.push(parseJsonText(await fetchDocument(url), "trust root"));
+        // Presigned URLs expire (an hour at most): a job that waited longer is fetched with a fresh document.
+        const fresh = (pick: (d: typeof doc) => string) =>
+          withFreshUrls(ctx, () =>
+            fetchDocument(pick(parseWith(JobDocumentSchema, job.document, "job document"))),
+          );
+        for (let i = 0; i < doc.rootUrls.length; i++) {
+          roots.push(parseJsonText(await fresh((d) => d.rootUrls[i] ?? ""), "trust root"));
         }
-        manifestBytes = await fetchDocument(doc.manifestUrl);
+        manifestBytes = await fresh((d) => d.manifestUrl);
       }
       const root = await ctx.trust.currentRoot(roots);
       roots = [];
@@ -148,6 +193,7 @@ export const download: StateHandler = {
     const release = requireRelease(job);
     const path = config.slots[job.target];
     const size = release.image.size;
+    await assertWritable(config.slots, job.target, ctx.booted);
     // The loader must never pick a half-written slot; a slot it would not boot anyway is left alone, so
     // a refused image on a fresh node leaves the boot environment byte for byte as it was.
     const state = await ctx.boot.readState();
@@ -182,26 +228,43 @@ export const download: StateHandler = {
       Math.min(1024 * 1024, config.download.checkpointBytes),
     );
     try {
-      const r = await fetchRange({
-        source: () => imageSource(job),
-        start: job.offset,
-        size,
-        retry: retryPolicy(config),
-        clock: ctx.clock,
-        signal: ctx.signal,
-        logger: ctx.logger,
-        refresh: ctx.refreshDocument,
-        onChunk: async (chunk, position) => {
-          hash.update(chunk);
-          await pipeline.push(chunk, position);
-          sinceCollect += chunk.length;
-          if (sinceCollect >= COLLECT_EVERY) {
-            sinceCollect = 0;
-            releaseDeadBuffers();
-          }
-          ctx.onBytes?.(position + chunk.length, size);
-        },
-      });
+      // Bytes handed to the pipeline so far: where a fetch after a refreshed URL resumes.
+      let next = job.offset;
+      let refreshedAt = -1;
+      let r: Awaited<ReturnType<typeof fetchRange>>;
+      for (;;) {
+        try {
+          r = await fetchRange({
+            source: () => imageSource(job),
+            start: next,
+            size,
+            retry: retryPolicy(config),
+            clock: ctx.clock,
+            signal: ctx.signal,
+            logger: ctx.logger,
+            onChunk: async (chunk, position) => {
+              hash.update(chunk);
+              await pipeline.push(chunk, position);
+              next = position + chunk.length;
+              sinceCollect += chunk.length;
+              if (sinceCollect >= COLLECT_EVERY) {
+                sinceCollect = 0;
+                releaseDeadBuffers();
+              }
+              ctx.onBytes?.(next, size);
+            },
+          });
+          break;
+        } catch (err) {
+          // An expired URL, however long the download has run: a fresh document for each resume point,
+          // but never twice at the same byte (a fresh URL refused again is final).
+          if (!(err instanceof ExpiredUrlError) || !ctx.refreshDocument || !job.key || next === refreshedAt)
+            throw err;
+          refreshedAt = next;
+          ctx.logger.warn("image URL expired; resuming with a fresh job document", { position: next });
+          await ctx.refreshDocument();
+        }
+      }
       await pipeline.finish();
       if (r.overflow) throw new ImageMismatchError("size", size, `more than ${size}`);
       checkImageDigest({ size, sha256: release.image.sha256 }, { size, sha256: hash.digest("hex") });

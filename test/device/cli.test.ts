@@ -1,5 +1,5 @@
 /** `keel-agent` as a user runs it: a child process on a simulated node, checking exit codes and output. */
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -144,5 +144,52 @@ describe("keel-agent CLI", () => {
     const r = await agent(["status", "--config", join(dir, "bad.json")]);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/hardware/);
+  });
+});
+
+describe("keel-agent run without mqtt (air-gapped)", () => {
+  let dir: string;
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), "keel-airgap-"));
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("stays up once Idle instead of exiting (the unit would restart it every few seconds), and stops on SIGTERM with 0", async () => {
+    // Prepare
+    await makeNode({ dir, signers: makeSigners() });
+    const config = join(dir, "agent.json");
+    await writeFile(
+      config,
+      JSON.stringify({
+        thingName: "airgap",
+        hardware: "rpi4",
+        ...NODE_LAYOUT,
+        health: [{ type: "command", command: "true", retries: 0, intervalSeconds: 0 }],
+      }),
+    );
+    // Act
+    const child = spawn(process.execPath, [BIN, "run", "--config", config], {
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    let stderr = "";
+    const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
+    await new Promise<void>((resolve, reject) => {
+      child.stderr.on("data", (d: Buffer) => {
+        stderr += d.toString("utf8");
+        if (stderr.includes("air-gapped mode")) resolve();
+      });
+      child.once("exit", () => reject(new Error(`exited before going air-gapped: ${stderr}`)));
+    });
+    // An agent that exits once Idle does so right after this line; give it the chance.
+    await new Promise((r) => setTimeout(r, 500));
+    const aliveBeforeSignal = child.exitCode === null;
+    child.kill("SIGTERM");
+    // Assess
+    expect(aliveBeforeSignal).toBe(true);
+    expect(await exited).toBe(0);
+    expect(stderr).toMatch(/booted slot is healthy; marked good|agent starting/);
   });
 });

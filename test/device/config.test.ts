@@ -1,9 +1,9 @@
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { link, mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadAgentConfig } from "../../device/config.ts";
-import { AgentConfigError } from "../../device/errors.ts";
+import { AgentConfigError, SameSlotError } from "../../device/errors.ts";
 
 describe("agent config", () => {
   let dir: string;
@@ -88,5 +88,52 @@ describe("device/agent.example.json", () => {
     );
     expect(c.thingName).toBe("edge-0001");
     expect(c.health).toHaveLength(3);
+  });
+});
+
+describe("slots that are the same storage", () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), "keel-slots-"));
+    await writeFile(join(dir, "a.img"), Buffer.alloc(4096));
+    await writeFile(join(dir, "b.img"), Buffer.alloc(4096));
+    await symlink(join(dir, "a.img"), join(dir, "a-link.img"));
+    await link(join(dir, "a.img"), join(dir, "a-hard.img"));
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const config = (A: string, B: string) =>
+    JSON.stringify({
+      thingName: "edge-1",
+      hardware: "rpi4",
+      slots: { A, B },
+      bootloader: { type: "grub", envFile: "grubenv" },
+    });
+
+  it.each([
+    ["the same path", "a.img", "a.img", /are the same file/],
+    ["a path and a symlink to it", "a.img", "a-link.img", /are the same file/],
+    ["two names of one inode (hard link)", "a.img", "a-hard.img", /are the same file/],
+    ["one path spelled two ways", "a.img", "./sub/../a.img", /are the same file/],
+  ])("refuses %s with AgentConfigError naming both", async (_name, A, B, message) => {
+    await mkdir(join(dir, "sub"), { recursive: true });
+    const p = join(dir, "agent.json");
+    await writeFile(p, config(A, B));
+    const err = await loadAgentConfig(p, {}, {}).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(AgentConfigError);
+    expect((err as Error).message).toMatch(message);
+    expect((err as Error).message).toContain(`slots A (${join(dir, A)})`);
+    expect((err as Error).cause).toBeInstanceOf(SameSlotError);
+  });
+
+  it("accepts two distinct files", async () => {
+    const p = join(dir, "agent.json");
+    await writeFile(p, config("a.img", "b.img"));
+    expect((await loadAgentConfig(p, {}, {})).slots).toEqual({
+      A: join(dir, "a.img"),
+      B: join(dir, "b.img"),
+    });
   });
 });

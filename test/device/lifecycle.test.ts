@@ -7,6 +7,8 @@ import { execFileSync } from "node:child_process";
 import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { GetObjectCommand } from "@aws-sdk/client-s3";
+import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { JOB_OPERATION } from "../../core/job-document.ts";
 import { generateKeyPair } from "../../core/keys.ts";
@@ -114,6 +116,74 @@ describe("keel-agent against the local cloud", () => {
     await expect(stat(marker)).resolves.toBeTruthy();
   });
 
+  /**
+   * The document as the agent saved it when the job reached it long ago: every presigned URL signed two
+   * hours back with the shortest expiry AWS allows, so s3rver refuses each one with 403.
+   */
+  async function staleDocument(d: Record<string, unknown>): Promise<Record<string, unknown>> {
+    const text = JSON.stringify(d);
+    const placeholder =
+      /\$\{aws:iot:s3-presigned-url:https:\/\/s3\.[a-z0-9-]+\.amazonaws\.com\/([^/}]+)\/([^}]+)\}/g;
+    const urls = await Promise.all(
+      [...text.matchAll(placeholder)].map((m) =>
+        getSignedUrl(cloud.s3, new GetObjectCommand({ Bucket: m[1], Key: m[2] }), {
+          expiresIn: 60,
+          signingDate: new Date(Date.now() - 2 * 3600 * 1000),
+        }),
+      ),
+    );
+    let i = 0;
+    return JSON.parse(text.replace(placeholder, () => JSON.stringify(urls[i++]).slice(1, -1)));
+  }
+
+  it.each(["Validating", "Downloading"] as const)(
+    "a job whose saved URLs expired while it waited (resumed in %s) gets a fresh document from IoT Jobs and installs",
+    async (state) => {
+      // Prepare: the job exists; the agent's record carries it with a document whose URLs expired
+      const { node, thing } = await newNode();
+      const jobId = `${thing}-stale`;
+      await cloud.createJob(jobId, thing, doc());
+      const stale = await staleDocument(doc());
+      const key = { jobId, executionNumber: 1 };
+      const release = signRelease(signers, { version: "1.1.0", releaseCounter: 2, image }).signed;
+      await writeFile(
+        join(node.config.stateDir, "state.json"),
+        JSON.stringify({
+          schemaVersion: 1,
+          state,
+          entries: 0,
+          job: {
+            key,
+            document: stale,
+            parsed: state === "Downloading" ? stale : null,
+            standalone: null,
+            release: state === "Downloading" ? release : null,
+            from: "A",
+            target: "B",
+            fromVersion: "1.0.0",
+            offset: 0,
+            reason: null,
+            armed: false,
+          },
+          slots: { A: { version: "1.0.0", releaseCounter: 1 }, B: null },
+          handled: [key],
+          lastResult: null,
+          rolledBack: [],
+        }),
+      );
+      // Act
+      const runner = new NodeRunner(node);
+      await runner.start();
+      const r = await finalStatus(thing, jobId);
+      await runner.untilIdle();
+      await runner.stop();
+      // Assess
+      expect(r).toMatchObject({ status: "SUCCEEDED", details: { version: "1.1.0" } });
+      expect(node.logs.some((l) => l.includes("asking IoT Jobs for a fresh job document"))).toBe(true);
+      expect((await node.slotBytes("B")).subarray(0, image.length).equals(image)).toBe(true);
+    },
+  );
+
   it("rolls back when health fails on the new slot: FAILED with rolledBack and both versions", async () => {
     const { node, thing, dir } = await newNode();
     node.config.health[0] = {
@@ -189,7 +259,11 @@ describe("keel-agent against the local cloud", () => {
     await runner.start();
     const good = doc();
     const bad: Record<string, [Record<string, unknown>, RegExp]> = {
-      operation: [{ ...good, operation: "reboot" }, /operation/],
+      operation: [
+        { ...good, operation: "reboot" },
+        /not a Keel job \(operation "reboot", expected "keel\.update"\)/,
+      ],
+      foreign: [{ action: "reboot-device" }, /not a Keel job \(operation missing/],
       schema: [{ ...good, schemaVersion: 2 }, /schemaVersion/],
       missing: [{ ...good, imageUrl: undefined }, /imageUrl/],
       version: [{ ...good, version: "latest" }, /version: must be a semantic version/],
@@ -201,7 +275,8 @@ describe("keel-agent against the local cloud", () => {
     for (const [name, [, reason]] of Object.entries(bad)) {
       const r = await finalStatus(thing, `${thing}-${name}`);
       expect(r.status, name).toBe("REJECTED");
-      expect(r.details.reason, name).toMatch(/invalid job document/);
+      if (name !== "operation" && name !== "foreign")
+        expect(r.details.reason, name).toMatch(/invalid job document/);
       expect(r.details.reason, name).toMatch(reason);
     }
     await runner.stop();

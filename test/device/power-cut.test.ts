@@ -4,7 +4,7 @@
  * the running slot is re-marked good on every boot that is not the new slot's trial, a slot that had its
  * one try is never armed again, and a cut install can be resumed or abandoned.
  */
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
@@ -152,5 +152,24 @@ describe("power cuts around a standalone install", () => {
     expect((await readFile(statePath())).equals(state)).toBe(true);
     expect((await node.envBytes()).equals(armed)).toBe(true);
     expect(env.equals(armed)).toBe(false);
+  });
+
+  it("refuses at write time a target slot that is the booted one's storage; nothing written (item 5)", async () => {
+    // Prepare: a config that slipped past the load-time check (parsed without it), B a link to A
+    const linked = await makeNode({
+      dir: join(dir, "linked"),
+      signers,
+      config: { slots: { A: "slot-a.img", B: "b-link.img" } },
+    });
+    await symlink(join(dir, "linked", "slot-a.img"), join(dir, "linked", "b-link.img"));
+    const slotA = await linked.slotBytes("A");
+    const env = await linked.envBytes();
+    // Act
+    const r = await linked.agent().installStandalone(manifest, imagePath);
+    // Assess
+    expect(r.state).toBe("Failed");
+    expect(r.reason).toMatch(/slots A \(.*slot-a\.img\) and B \(.*b-link\.img\) are the same file/);
+    expect((await linked.slotBytes("A")).equals(slotA)).toBe(true);
+    expect((await linked.envBytes()).equals(env)).toBe(true);
   });
 });

@@ -90,4 +90,16 @@ describe("simulated GRUB firmware vs grub-emu running device/boot/grub.cfg", () 
     await writeFile(envFile, GrubEnvBlock.create().bytes());
     expect(await bootBoth(envFile, join(dir, "empty.work"))).toBe("rescue");
   });
+
+  it.each([
+    ["zeros", Buffer.alloc(1024)],
+    ["not an environment block", Buffer.from("hello world")],
+    ["an empty file", Buffer.alloc(0)],
+  ])("an unreadable environment (%s) boots rescue in both and is left as it was", async (name, bytes) => {
+    // grub.cfg's defaults leave no slot OK, so load_env failing means rescue, never slot A.
+    const envFile = join(dir, `bad-${name.replace(/\W+/g, "-")}.grubenv`);
+    await writeFile(envFile, bytes);
+    expect(await bootBoth(envFile, join(dir, `bad-${name.replace(/\W+/g, "-")}.work`))).toBe("rescue");
+    expect((await readFile(envFile)).equals(bytes)).toBe(true);
+  });
 });
