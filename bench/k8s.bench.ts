@@ -2,7 +2,7 @@
  * Kubernetes benchmark: a 100-node cluster on the stand-in updated in three waves (1 %, 10 %, 100 %), every
  * node running the agent's real coordination (device/kubernetes: health gate, reboot slot over Leases,
  * cordon, drain through the Eviction API with a PDB, re-check, Node Ready with a new bootID, uncordon and
- * release) through @kubernetes/client-node, with a simulated one-second reboot. maxUnavailable 1 is the
+ * release) through @kubernetes/client-node, with a simulated half-second reboot. maxUnavailable 1 is the
  * baseline; maxUnavailable 5 is printed beside it. Figures: time to finish, the most nodes unavailable at
  * once (watched on the stand-in), drains, evictions refused by the PDB, PDB violations. Not part of `npm test`.
  */
@@ -20,7 +20,7 @@ import { startKubeStandIn } from "../local/k8s/standin.ts";
 
 const NODES = 100;
 const WAVES = [0.01, 0.1, 1];
-const REBOOT_MS = 1000;
+const REBOOT_MS = 500;
 
 interface Figures {
   maxUnavailable: number;
@@ -49,7 +49,7 @@ async function once(maxUnavailable: number): Promise<Figures> {
     await new Promise((r) => setTimeout(r, 500));
     const kubeconfig = await kube.writeKubeconfig(join(dir, "kubeconfig"));
     const client = createKubeClient(loadKubeConfig(kubeconfig));
-    const config = KubernetesConfigSchema.parse({ maxUnavailable, pollIntervalMs: 500, maxBackoffMs: 2000 });
+    const config = KubernetesConfigSchema.parse({ maxUnavailable, pollIntervalMs: 1000, maxBackoffMs: 2000 });
     const logger = createLogger({ level: "error" });
     const update = async (name: string, boot: number) => {
       const signal = new AbortController().signal;

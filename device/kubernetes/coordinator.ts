@@ -81,12 +81,11 @@ export class KubernetesCoordinator {
 
   /** null when the slot is ours; otherwise why not yet. */
   private async tryTakeSlot(): Promise<string | null> {
-    const gateBefore = healthGate(
-      await this.client.listNodes(),
-      this.node,
-      await this.slots.holders(),
-      this.config.maxUnavailable,
-    );
+    // Cheap first: while every slot is held by others, do not list the cluster's Nodes (API server load
+    // from a whole cluster of waiting nodes stays at N Lease reads each per poll).
+    const held = (await this.slots.holders()).filter((h) => h !== this.node);
+    if (held.length >= this.config.maxUnavailable) return `no free reboot slot (held by ${held.join(", ")})`;
+    const gateBefore = healthGate(await this.client.listNodes(), this.node, held, this.config.maxUnavailable);
     if (!gateBefore.ok) return `cluster health gate: unavailable ${gateBefore.busy.join(", ")}`;
     const r = await this.slots.tryAcquire();
     if (!r.ok) {
