@@ -120,7 +120,7 @@ export async function startTestCluster(o: TestClusterOptions = {}): Promise<Test
 export async function until(
   check: () => boolean | Promise<boolean>,
   what: string,
-  ms = 20_000,
+  ms = 50_000,
 ): Promise<void> {
   const end = Date.now() + ms;
   while (!(await check())) {
