@@ -62,6 +62,7 @@ async function measure(devices: number): Promise<Figures> {
     devices,
     timeScale: TIME_SCALE,
     tickSeconds: 10, // one schedule tick per real second
+    kubernetes: false, // the cluster's own cost is bench/k8s.bench.ts; keep these figures comparable
     tooling: cliTooling(dir),
   });
   try {

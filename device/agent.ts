@@ -22,6 +22,8 @@ import {
 import { runHealthChecks } from "./health.ts";
 import { installedOn } from "./install/steps.ts";
 import type { JobExecution, JobsClient } from "./jobs-client.ts";
+import type { KubernetesCoordinator } from "./kubernetes/coordinator.ts";
+import { AgentMetrics, type MetricsServer, serveMetrics } from "./kubernetes/metrics.ts";
 import { createLogger, type Logger } from "./logger.ts";
 import type { TerminalReport } from "./report.ts";
 import {
@@ -145,6 +147,11 @@ export class Agent {
   private rebootRequested = false;
   /** Air-gapped daemon: a timer that keeps the process alive while it waits for nothing but stop(). */
   private keepAlive: NodeJS.Timeout | null = null;
+  /** The cluster around this node, when agent.json has a `kubernetes` section (docs/kubernetes.md). */
+  private cluster: KubernetesCoordinator | undefined;
+  readonly metrics = new AgentMetrics();
+  private metricsServer: MetricsServer | null = null;
+  private bytesSeen = 0;
 
   constructor(private readonly opts: AgentOptions) {
     this.config = opts.config;
@@ -181,6 +188,7 @@ export class Agent {
   /** Loads state, connects (when configured) and runs until stop(); resolves once running. */
   async start(): Promise<void> {
     await this.prepare();
+    await this.startCluster();
     if (this.opts.connect !== false && this.config.mqtt) {
       // Loaded only when connecting: MQTT.js is a large share of the agent's memory, and standalone
       // installs (air-gapped nodes, benchmarks) never need it.
@@ -214,7 +222,51 @@ export class Agent {
     if (this.keepAlive) clearInterval(this.keepAlive);
     this.wakeUp?.();
     await this.loop;
+    this.cluster?.stopRenewing();
+    await this.metricsServer?.stop();
     await this.jobs?.stop();
+  }
+
+  /** What each slot holds, for the metrics (best effort: a bootloader read error only leaves them stale). */
+  private async slotMetrics(): Promise<void> {
+    try {
+      const boot = await this.boot.readState();
+      for (const s of ["A", "B"] as const) {
+        const inst = this.rec.slots[s] ?? (s === this.bootedSlot ? (this.config.factory ?? null) : null);
+        this.metrics.setSlot(s, inst?.version ?? null, s === this.bootedSlot, boot.slots[s].good);
+      }
+    } catch (err) {
+      this.logger.debug("slot metrics not updated", { error: err });
+    }
+  }
+
+  /** The Kubernetes client and the metrics endpoint, each only when configured. */
+  private async startCluster(): Promise<void> {
+    this.metrics.setState(this.currentState());
+    await this.slotMetrics();
+    if (this.config.metrics) {
+      this.metricsServer = await serveMetrics(this.metrics, this.config.metrics);
+      this.logger.info("metrics served", { url: this.metricsServer.url });
+    }
+    const k = this.config.kubernetes;
+    if (!k) return;
+    // Loaded only when configured: @kubernetes/client-node is large, and most simulated nodes share one process.
+    const [{ createKubeClient, loadKubeConfig }, { KubernetesCoordinator }] = await Promise.all([
+      import("./kubernetes/client.ts"),
+      import("./kubernetes/coordinator.ts"),
+    ]);
+    this.cluster = new KubernetesCoordinator({
+      config: k,
+      thingName: this.config.thingName,
+      client: createKubeClient(loadKubeConfig(k.kubeconfig)),
+      clock: this.clock,
+      logger: this.logger,
+      metrics: this.metrics,
+    });
+    // A slot held across the reboot keeps being renewed until the job finishes.
+    await this.cluster
+      .resume()
+      .catch((err: unknown) => this.logger.warn("cannot read the reboot slots yet", { error: err }));
   }
 
   /** Reads the booted slot and the saved record; writes nothing (commands that refuse or only read). */
@@ -404,6 +456,11 @@ export class Agent {
     if (to === "Idle") rec.job = null;
     await this.store.save(rec);
     this.logger.info("transition", { from, event, to, ...(reason ? { reason } : {}) });
+    this.metrics.setState(to);
+    if (rec.lastResult && TERMINAL_STATES.has(to)) {
+      this.metrics.setLastResult(to, rec.lastResult.version, this.clock.now());
+    }
+    if (to === "Idle") await this.slotMetrics();
     this.opts.onTransition?.(from, event, to);
     if (to === "Idle") {
       this.cancelCtl = new AbortController();
@@ -459,7 +516,13 @@ export class Agent {
       booted: this.bootedSlot,
       save: () => this.store.save(this.rec),
       progress: (d) => void this.reportProgress(d),
-      onBytes: this.opts.onBytes,
+      onBytes: (done, total) => {
+        // done restarts from the resume offset after a cut: count only what is new.
+        if (done > this.bytesSeen) this.metrics.addDownloadedBytes(done - this.bytesSeen);
+        this.bytesSeen = done;
+        this.opts.onBytes?.(done, total);
+      },
+      cluster: this.cluster,
       refreshDocument: () => this.refreshDocument(),
       reboot: () => this.requestReboot(),
       checkHealth: (deadlineMs) => this.checkHealth(deadlineMs),

@@ -12,6 +12,7 @@ import { SemverSchema } from "../core/version.ts";
 import { type BootloaderConfig, BootloaderConfigSchema } from "./boot/factory.ts";
 import { AgentConfigError } from "./errors.ts";
 import { HealthCheckSchema, KUBELET_HEALTHZ } from "./health.ts";
+import { KubernetesConfigSchema, MetricsConfigSchema } from "./kubernetes/config.ts";
 import { assertDistinctSlots } from "./slot-identity.ts";
 
 const PathSchema = z.string().min(1);
@@ -109,6 +110,10 @@ export const AgentConfigSchema = z.strictObject({
     .default({ maxAheadHours: 24 }),
   /** Starts in the same state beyond this count are a crash/boot loop. */
   maxReentries: z.number().int().min(1).max(100).default(3),
+  /** Kubernetes-aware updates (docs/kubernetes.md): reboot slots, cordon, drain, Node Ready. Off when absent. */
+  kubernetes: KubernetesConfigSchema.optional(),
+  /** Prometheus metrics on a local port (docs/kubernetes.md). Off when absent. */
+  metrics: MetricsConfigSchema.optional(),
   log: z
     .strictObject({ level: z.enum(["debug", "info", "warn", "error"]).default("info") })
     .default({ level: "info" }),
@@ -161,6 +166,9 @@ function resolvePaths(c: AgentConfig, base: string): AgentConfig {
     slots: { A: r(c.slots.A), B: r(c.slots.B) },
     bootloader,
     ...(c.mqtt ? { mqtt: { ...c.mqtt, cert: r(c.mqtt.cert), key: r(c.mqtt.key), ca: r(c.mqtt.ca) } } : {}),
+    ...(c.kubernetes?.kubeconfig
+      ? { kubernetes: { ...c.kubernetes, kubeconfig: r(c.kubernetes.kubeconfig) } }
+      : {}),
   };
 }
 

@@ -45,16 +45,20 @@ export function terminalReport(state: State, job: CurrentJob, booted: Slot): Ter
         status: "REJECTED",
         details: { reason: job.reason ?? "rejected", ...(toVersion ? { toVersion } : {}) },
       };
-    case "Failed":
+    case "Failed": {
+      // A drain timeout is reported as reason `drain-timeout` with the pods that blocked it beside it.
+      const drain = /^drain-timeout: (.*)$/s.exec(job.reason ?? "");
       return {
         status: "FAILED",
         details: {
           rolledBack: "false",
-          reason: job.reason ?? "failed",
+          reason: drain ? "drain-timeout" : (job.reason ?? "failed"),
+          ...(drain?.[1] ? { blockingPods: drain[1].slice(0, 1000) } : {}),
           fromVersion,
           ...(toVersion ? { toVersion } : {}),
         },
       };
+    }
     default:
       return null;
   }

@@ -14,6 +14,8 @@ export const STATES = [
   "Validating",
   "Downloading",
   "Verifying",
+  "AcquiringRebootSlot",
+  "Draining",
   "Activating",
   "Rebooting",
   "HealthChecking",
@@ -36,6 +38,10 @@ export const EVENTS = [
   "refused", // the job cannot be accepted (bad document, signature, downgrade, hardware, version, size)
   "downloaded", // image streamed into the slot; size and SHA-256 match the manifest
   "verified", // read-back hash of the slot matches
+  "verified-in-cluster", // the same, on a Kubernetes node: take a reboot slot and drain before activating
+  "slot-taken", // this node holds a cluster reboot slot and the health gate allows it
+  "drained", // cordoned, and every pod a drain moves is gone
+  "drain-timeout", // the drain did not finish in time: uncordoned, slot given back, nothing activated
   "activated", // bootloader set to try the new slot once
   "booted-trial", // running from the new slot after the reboot
   "booted-old", // running from the old slot: the firmware fell back, or our rollback reboot happened
@@ -60,7 +66,13 @@ export const TERMINAL_STATES: ReadonlySet<State> = new Set([
 ]);
 
 /** Before activation a cancel abandons the install; from Activating on, the boot decision is finished. */
-export const PRE_ACTIVATION_STATES: ReadonlySet<State> = new Set(["Validating", "Downloading", "Verifying"]);
+export const PRE_ACTIVATION_STATES: ReadonlySet<State> = new Set([
+  "Validating",
+  "Downloading",
+  "Verifying",
+  "AcquiringRebootSlot",
+  "Draining",
+]);
 
 /**
  * A standalone install (`keel-agent install`) owns these states: a cut one is finished with
@@ -113,6 +125,16 @@ export const TRANSITIONS: ReadonlyArray<Row> = [
   ["Verifying",      "fail",         "Failed"],
   ["Verifying",      "cancel",       "Cancelled"],
   ["Verifying",      "loop",         "Failed"],
+  ["Verifying",      "verified-in-cluster", "AcquiringRebootSlot"], // docs/kubernetes.md: slot, cordon, drain, then activate
+  ["AcquiringRebootSlot", "slot-taken", "Draining"],
+  ["AcquiringRebootSlot", "fail",     "Failed"],         // the cluster cannot be asked (credentials, RBAC)
+  ["AcquiringRebootSlot", "cancel",   "Cancelled"],
+  ["AcquiringRebootSlot", "loop",     "Failed"],
+  ["Draining",       "drained",      "Activating"],
+  ["Draining",       "drain-timeout", "Failed"],         // uncordoned and the slot given back first; the slots were never touched
+  ["Draining",       "fail",         "Failed"],
+  ["Draining",       "cancel",       "Cancelled"],
+  ["Draining",       "loop",         "Failed"],
   ["Validating",     "abandon",      "Cancelled"],
   ["Downloading",    "abandon",      "Cancelled"],
   ["Verifying",      "abandon",      "Cancelled"],

@@ -27,11 +27,13 @@ import {
 import { startLocalDynamoDb } from "./dynamodb.ts";
 import { LocalConfigError, LocalServiceError } from "./errors.ts";
 import { createIotStandIn } from "./iot/standin.ts";
+import { startKubeStandIn } from "./k8s/standin.ts";
 import { startLocalS3 } from "./s3.ts";
 
 export const LOCAL_BUCKET = "keel-releases";
 export const LOCAL_TABLE = "keel";
 export const LOCAL_INFO_FILE = "local.json";
+export const LOCAL_KUBECONFIG_FILE = "kubeconfig";
 
 export type BrokerKind = "aedes" | "mosquitto";
 
@@ -58,6 +60,7 @@ export const LocalCloudInfoSchema = z.object({
   api: z.union([url, z.literal("")]),
   bucket: z.string().min(1),
   table: z.string().min(1),
+  kubeconfig: z.string().min(1).optional(),
 }) satisfies z.ZodType<LocalCloudInfo>;
 
 /** Reads `<dir>/local.json`; undefined when it does not exist (no local cloud running there). */
@@ -147,6 +150,19 @@ export async function startLocalCloud(options: StartLocalCloudOptions): Promise<
     // Stopped before the broker (pushed last, popped first): it flushes its state while still connected.
     stack.push(() => iot.stop());
 
+    // The Kubernetes API stand-in (docs/kubernetes.md): HTTPS with the local CA's server certificate, its
+    // cluster persisted under data/k8s, and a kubeconfig beside local.json for kubectl and the agents.
+    const kube = await preferPort(previous.k8s, (port) =>
+      startKubeStandIn({
+        dataDir: join(data, "k8s"),
+        clock,
+        tls: { ...ca.server, caPem: ca.caCertPem },
+        ...(port !== undefined ? { port } : {}),
+      }),
+    );
+    stack.push(() => kube.stop());
+    const kubeconfig = await kube.writeKubeconfig(join(dir, LOCAL_KUBECONFIG_FILE));
+
     const info: LocalCloudInfo = {
       region: LOCAL_REGION,
       account: LOCAL_ACCOUNT,
@@ -158,6 +174,7 @@ export async function startLocalCloud(options: StartLocalCloudOptions): Promise<
       api: "",
       bucket: LOCAL_BUCKET,
       table: LOCAL_TABLE,
+      kubeconfig,
     };
     const port = (u: string) => Number(new URL(u).port);
     await writeJsonAtomic(portsFile, {
@@ -165,6 +182,7 @@ export async function startLocalCloud(options: StartLocalCloudOptions): Promise<
       dynamodb: port(info.dynamodb),
       mqtt: port(info.mqtt),
       iot: port(info.iot),
+      k8s: port(kube.url),
     } satisfies Ports);
     const infoPath = join(dir, LOCAL_INFO_FILE);
     await writeJsonAtomic(infoPath, info);
@@ -178,6 +196,7 @@ export async function startLocalCloud(options: StartLocalCloudOptions): Promise<
       clock,
       iot,
       broker,
+      kube,
       onObjectCreated: (listener) => s3.onObjectCreated(listener),
       stop() {
         stopping ??= stopAll();
@@ -204,7 +223,7 @@ async function resumeScaledTime(path: string): Promise<number | undefined> {
 }
 
 const port = z.number().int().min(1).max(65535).optional();
-const PortsSchema = z.object({ s3: port, dynamodb: port, mqtt: port, iot: port });
+const PortsSchema = z.object({ s3: port, dynamodb: port, mqtt: port, iot: port, k8s: port });
 type Ports = z.infer<typeof PortsSchema>;
 
 /** The ports of the previous run; none when unknown or unreadable (only a preference is lost). */

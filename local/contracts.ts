@@ -3,6 +3,8 @@
  * s3rver, dynalite: local/*.ts) can be built and tested apart.
  */
 
+import type { KubeStandIn } from "./k8s/standin.ts";
+
 /** A device certificate issued by the local CA, as CreateKeysAndCertificate returns it. */
 export interface IssuedCertificate {
   /** As in AWS IoT: lower-case hex SHA-256 of the certificate's DER bytes (64 characters). */
@@ -132,6 +134,8 @@ export interface LocalCloudInfo {
   api: string;
   bucket: string;
   table: string;
+  /** kubeconfig for the Kubernetes API stand-in (docs/kubernetes.md): `kubectl --kubeconfig <it> get nodes`. */
+  kubeconfig?: string;
 }
 
 export interface LocalCloud {
@@ -140,6 +144,8 @@ export interface LocalCloud {
   readonly clock: Clock;
   readonly iot: IotStandIn;
   readonly broker: RunningBroker;
+  /** The Kubernetes API stand-in: the simulated fleet's cluster (local/k8s/). */
+  readonly kube?: KubeStandIn;
   /** s3rver ObjectCreated notifications (the trigger for register-release). */
   onObjectCreated(listener: (e: { bucket: string; key: string; size: number }) => void): () => void;
   stop(): Promise<void>;

@@ -55,6 +55,34 @@ export interface LastRun {
   rollouts: RolloutReport[];
   /** Devices per version, as GET /fleets/{fleet} reports them. */
   fleet: Record<string, number>;
+  /** What the Kubernetes stand-in saw during the rollouts (docs/kubernetes.md); absent without a cluster. */
+  kubernetes?: KubernetesRun;
+}
+
+export interface KubernetesRun {
+  /** The reboot budget the nodes were given. */
+  maxUnavailable: number;
+  /** Most nodes NotReady or cordoned at the same moment, watched on the stand-in. */
+  maxUnavailableObserved: number;
+  /** Times a PodDisruptionBudget went from met to not met. */
+  pdbViolations: number;
+  drains: number;
+}
+
+/** Problems with the cluster's side of the run: over the reboot budget, or a budget broken. */
+export function checkKubernetes(k: KubernetesRun): string[] {
+  const problems: string[] = [];
+  if (k.maxUnavailableObserved > k.maxUnavailable) {
+    problems.push(
+      `${k.maxUnavailableObserved} nodes were unavailable at once; the budget is ${k.maxUnavailable}`,
+    );
+  }
+  if (k.pdbViolations > 0) problems.push(`${k.pdbViolations} PodDisruptionBudget violation(s)`);
+  return problems;
+}
+
+export function renderKubernetes(k: KubernetesRun): string {
+  return `Kubernetes: at most ${k.maxUnavailableObserved} node(s) unavailable at once (maxUnavailable ${k.maxUnavailable}), ${k.drains} drain(s), ${k.pdbViolations} PDB violation(s)\n`;
 }
 
 /** The part of GET /fleets/{fleet} the demo reads. */
@@ -329,6 +357,9 @@ export async function runDemo(o: DemoOptions): Promise<LastRun> {
     healthDeadlineSeconds: o.healthDeadlineSeconds ?? 20,
   };
   out.write("\n");
+  // Measured from here on by watching the stand-in's objects, not from what the agents say they did.
+  const cluster = env.cloud.kube?.cluster;
+  cluster?.resetStats();
   const good = await followRollout(
     o,
     GOOD_RELEASE,
@@ -353,10 +384,16 @@ export async function runDemo(o: DemoOptions): Promise<LastRun> {
     rollouts: [reportOf(good), reportOf(bad)],
     fleet,
   };
-  run.problems = checkOutcome(run, canary);
+  const budget = env.fleet.nodes[0]?.config.kubernetes?.maxUnavailable;
+  if (cluster && budget !== undefined) {
+    const { maxUnavailableObserved, pdbViolations, drains } = cluster.stats;
+    run.kubernetes = { maxUnavailable: budget, maxUnavailableObserved, pdbViolations, drains };
+  }
+  run.problems = [...checkOutcome(run, canary), ...(run.kubernetes ? checkKubernetes(run.kubernetes) : [])];
   run.ok = run.problems.length === 0;
   if (o.resultFile) await writeFile(o.resultFile, `${JSON.stringify(run, null, 2)}\n`);
   out.write(renderSummary(run));
+  if (run.kubernetes) out.write(renderKubernetes(run.kubernetes));
   out.write(renderTimeline(run));
   if (run.ok) {
     out.write(

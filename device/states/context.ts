@@ -8,6 +8,7 @@ import type { BootControl, Slot } from "../boot/types.ts";
 import type { AgentClock } from "../clock.ts";
 import type { AgentConfig } from "../config.ts";
 import type { HealthResult } from "../health.ts";
+import type { KubernetesCoordinator } from "../kubernetes/coordinator.ts";
 import type { Logger } from "../logger.ts";
 import type { TerminalReport } from "../report.ts";
 import type { AgentEvent } from "../state-machine.ts";
@@ -43,6 +44,8 @@ export interface StateContext {
   checkHealth(deadlineMs: number): Promise<HealthResult>;
   /** Runs a hook (sh -c); rejects with CommandFailedError when it exits non-zero. */
   runHook(command: string): Promise<void>;
+  /** The cluster around this node (docs/kubernetes.md); absent when agent.json has no `kubernetes` section. */
+  readonly cluster?: KubernetesCoordinator;
   /** Sends the terminal status to IoT Jobs until accepted; nothing for a standalone install. */
   report(report: TerminalReport): Promise<void>;
 }

@@ -7,19 +7,29 @@ import { activate, download, validate, verify } from "../install/steps.ts";
 import type { WorkState } from "../state-machine.ts";
 import { healthChecking, rebooting, rollingBack } from "./boot-decision.ts";
 import type { StateHandler } from "./context.ts";
+import {
+  acquiringRebootSlot,
+  draining,
+  inCluster,
+  releasingCluster,
+  withNodeReady,
+  withRebootRecheck,
+} from "./kubernetes.ts";
 import { cancelled, committed, failed, rejected, rolledBack } from "./terminal.ts";
 
 export const HANDLERS: Readonly<Record<WorkState, StateHandler>> = {
   Validating: validate,
   Downloading: download,
-  Verifying: verify,
+  Verifying: inCluster(verify),
+  AcquiringRebootSlot: acquiringRebootSlot,
+  Draining: draining,
   Activating: activate,
-  Rebooting: rebooting,
-  HealthChecking: healthChecking,
+  Rebooting: withRebootRecheck(rebooting),
+  HealthChecking: withNodeReady(healthChecking),
   RollingBack: rollingBack,
-  Committed: committed,
-  RolledBack: rolledBack,
+  Committed: releasingCluster(committed, "commit"),
+  RolledBack: releasingCluster(rolledBack, "rolled-back"),
   Rejected: rejected,
-  Failed: failed,
-  Cancelled: cancelled,
+  Failed: releasingCluster(failed, "best-effort"),
+  Cancelled: releasingCluster(cancelled, "best-effort"),
 };

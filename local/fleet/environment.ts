@@ -173,7 +173,14 @@ export interface DevEnvironmentOptions {
   signal?: AbortSignal;
   /** Also write this local.json (e.g. `.keel/local.json` for `keel … --local`) if no other cloud owns it. */
   linkInfoFile?: string;
+  /** The simulated cluster's reboot budget. @default a third of the nodes, at least 1 */
+  maxUnavailable?: number;
+  /** Make the fleet a Kubernetes cluster (docs/kubernetes.md). @default true */
+  kubernetes?: boolean;
 }
+
+/** A third of the cluster may be down for updates at once: small enough to matter, quick enough to demo. */
+export const defaultMaxUnavailable = (devices: number) => Math.max(1, Math.floor(devices / 3));
 
 export interface DevEnvironment {
   paths: DevPaths;
@@ -271,6 +278,15 @@ export async function startDevEnvironment(o: DevEnvironmentOptions): Promise<Dev
       logger: logs.logger,
       ...(o.onNodeChange ? { onChange: o.onNodeChange } : {}),
       ...(o.signal ? { signal: o.signal } : {}),
+      ...(o.kubernetes !== false && cloud.kube && info.kubeconfig
+        ? {
+            kubernetes: {
+              cluster: cloud.kube.cluster,
+              kubeconfig: info.kubeconfig,
+              maxUnavailable: o.maxUnavailable ?? defaultMaxUnavailable(o.devices),
+            },
+          }
+        : {}),
     });
     stack.push(() => fleet.stop());
     let stopping: Promise<void> | undefined;

@@ -10,7 +10,7 @@ import { AbortedError } from "../../device/errors.ts";
 import type { Logger } from "../../device/logger.ts";
 import { FleetError, WaitTimeoutError } from "./errors.ts";
 import { startSimulatedKubelets } from "./kubelet.ts";
-import { installFactoryNode, type NodeSnapshot, nodeFiles, SimNode } from "./node.ts";
+import { type FleetKubernetes, installFactoryNode, type NodeSnapshot, nodeFiles, SimNode } from "./node.ts";
 
 export interface DeviceCredentials {
   certificatePem: string;
@@ -56,6 +56,25 @@ export interface FleetOptions {
   onChange?: (node: SimNode) => void;
   /** Aborting it stops registering and powering on (Ctrl-C during start-up); startFleet then rejects. */
   signal?: AbortSignal;
+  /** Make the fleet a Kubernetes cluster: every node a Node, with workloads to drain (docs/kubernetes.md). */
+  kubernetes?: FleetKubernetes;
+}
+
+/** The demo workload: a DaemonSet on every node and a replicated set across nodes with a budget. */
+export const DEMO_NAMESPACE = "keel-demo";
+export const DEMO_APP = "web";
+
+function ensureWorkloads(kube: FleetKubernetes, devices: number): void {
+  const c = kube.cluster;
+  if (!c.listDaemonSets().some((d) => d.metadata.name === "node-agent")) {
+    c.addDaemonSet(DEMO_NAMESPACE, "node-agent", { app: "node-agent" });
+  }
+  if (!c.listReplicaSets().some((r) => r.metadata.name === DEMO_APP)) {
+    const replicas = Math.max(2, Math.min(devices, 6));
+    // Grace 0: evicted replicas go at once, so the demo's drains stay quick.
+    c.addReplicaSet(DEMO_NAMESPACE, DEMO_APP, { app: DEMO_APP }, replicas, 0);
+    c.addPdb(DEMO_NAMESPACE, DEMO_APP, { maxUnavailable: 1, selector: { matchLabels: { app: DEMO_APP } } });
+  }
 }
 
 export interface SimulatedFleet {
@@ -170,11 +189,13 @@ export async function startFleet(o: FleetOptions): Promise<SimulatedFleet> {
         logger: o.logger,
         healthDeadlineSeconds: o.healthDeadlineSeconds ?? 60,
         onChange: (n) => o.onChange?.(n),
+        ...(o.kubernetes ? { kube: o.kubernetes } : {}),
       });
       nodes.push(node);
       byThing.set(thing, node);
     }
     await mapLimit(nodes, limit, (n) => n.powerOn(), o.signal);
+    if (o.kubernetes) ensureWorkloads(o.kubernetes, o.devices);
   } catch (err) {
     await stopAll();
     throw err;

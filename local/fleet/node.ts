@@ -16,6 +16,7 @@ import { systemClock } from "../../device/clock.ts";
 import { type AgentConfig, parseAgentConfig } from "../../device/config.ts";
 import type { Logger } from "../../device/logger.ts";
 import type { State } from "../../device/state-machine.ts";
+import type { Cluster } from "../k8s/cluster.ts";
 import { FleetError } from "./errors.ts";
 import { type ImageInfo, readImageInfo } from "./image-info.ts";
 
@@ -70,7 +71,18 @@ export interface NodeSetup {
   /** Deadline for the every-boot health check (a job's policy sets its own). */
   healthDeadlineSeconds: number;
   onChange: (node: SimNode) => void;
+  /** The node is a Kubernetes Node in this cluster (docs/kubernetes.md); its agent coordinates reboots there. */
+  kube?: FleetKubernetes;
 }
+
+export interface FleetKubernetes {
+  cluster: Cluster;
+  kubeconfig: string;
+  maxUnavailable: number;
+}
+
+/** The Kubernetes node name of a simulated thing. */
+export const nodeNameOfThing = (thing: string) => thing.toLowerCase().replace(/[^a-z0-9.-]/g, "-");
 
 /**
  * Lays down a factory-fresh node: slot A holds the factory image and is committed, slot B is empty (sparse)
@@ -159,6 +171,19 @@ export class SimNode {
         download: { retries: 5, initialBackoffMs: 200, maxBackoffMs: 2000 },
         reportBackoff: { initialMs: 200, maxMs: 5000 },
         log: { level: "info" },
+        ...(setup.kube
+          ? {
+              kubernetes: {
+                kubeconfig: setup.kube.kubeconfig,
+                nodeName: nodeNameOfThing(setup.thing),
+                maxUnavailable: setup.kube.maxUnavailable,
+                pollIntervalMs: 200,
+                maxBackoffMs: 1000,
+                leaseDurationSeconds: 30,
+                drainTimeoutSeconds: 60,
+              },
+            }
+          : {}),
       },
       setup.dir,
       `simulated node ${setup.thing}`,
@@ -226,6 +251,7 @@ export class SimNode {
       this.bootedSlot = choice;
       this.image = image;
       await this.startAgent();
+      this.kubeletReported();
       return;
     }
     this.bootedSlot = null;
@@ -252,9 +278,25 @@ export class SimNode {
     this.setPhase(agent.state);
   }
 
+  /**
+   * The simulated kubelet's view in the cluster: the Node is Ready exactly when the kubelet is healthy, and
+   * each boot has its own bootID (what the agent's Node Ready check compares).
+   */
+  private kubeletReported(): void {
+    const kube = this.setup.kube;
+    if (!kube) return;
+    const name = nodeNameOfThing(this.setup.thing);
+    const bootID = `${name}-boot-${this.bootCount}`;
+    const osImage = `KeelOS ${this.image?.version ?? "unknown"}`;
+    const known = kube.cluster.listNodes().some((n) => n.metadata.name === name);
+    if (!known) kube.cluster.addNode({ name, ready: this.kubeletHealthy, bootID, osImage });
+    else kube.cluster.setNodeReady(name, this.kubeletHealthy, { bootID, osImage });
+  }
+
   private async reboot(): Promise<void> {
     const agent = this.agent;
     this.agent = null;
+    this.kubeletReported(); // going down: NotReady until the next boot's kubelet reports
     this.setPhase("booting");
     try {
       await agent?.stop();

@@ -171,6 +171,51 @@ const CHAINS: Chain[] = [
     events: ["booted-old", "reported"],
     states: ["RolledBack", "Idle"],
   },
+  {
+    name: "a healthy install on a Kubernetes node",
+    from: "Idle",
+    events: [
+      "job",
+      "accepted",
+      "downloaded",
+      "verified-in-cluster",
+      "slot-taken",
+      "drained",
+      "activated",
+      "booted-trial",
+      "healthy",
+      "reported",
+    ],
+    states: [
+      "Validating",
+      "Downloading",
+      "Verifying",
+      "AcquiringRebootSlot",
+      "Draining",
+      "Activating",
+      "Rebooting",
+      "HealthChecking",
+      "Committed",
+      "Idle",
+    ],
+  },
+  { name: "the drain times out", from: "Draining", events: ["drain-timeout"], states: ["Failed"] },
+  { name: "the drain fails", from: "Draining", events: ["fail"], states: ["Failed"] },
+  { name: "cancelled while draining", from: "Draining", events: ["cancel"], states: ["Cancelled"] },
+  { name: "crash loop while draining", from: "Draining", events: ["loop"], states: ["Failed"] },
+  { name: "the cluster cannot be asked", from: "AcquiringRebootSlot", events: ["fail"], states: ["Failed"] },
+  {
+    name: "cancelled while waiting for a reboot slot",
+    from: "AcquiringRebootSlot",
+    events: ["cancel", "reported"],
+    states: ["Cancelled", "Idle"],
+  },
+  {
+    name: "crash loop while waiting for a slot",
+    from: "AcquiringRebootSlot",
+    events: ["loop"],
+    states: ["Failed"],
+  },
 ];
 
 /** Pairs the table must refuse: each would be a bug or a message that makes no sense in that state. */
@@ -187,6 +232,11 @@ const REFUSED: Array<[State, AgentEvent]> = [
   ["Rebooting", "abandon"], // after activation the trial is the daemon's, or `rollback`'s
   ["HealthChecking", "abandon"],
   ["Idle", "abandon"],
+  ["Verifying", "drained"], // a drain never skips the reboot slot
+  ["AcquiringRebootSlot", "activated"], // nor does activation skip the drain
+  ["AcquiringRebootSlot", "drained"],
+  ["Draining", "slot-taken"],
+  ["Draining", "booted-old"],
   ["Activating", "cancel"], // from activation on a cancel finishes the boot decision
   ["Activating", "fail"],
   ["Activating", "operator-rollback"],

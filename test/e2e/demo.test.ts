@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { bucketGroupName, bucketOf } from "../../core/waves.ts";
 import { type RolloutView, RolloutViewSchema } from "../../functions/rollout-api/contract.ts";
-import { BAD_RELEASE, GOOD_RELEASE, runDemo } from "../../local/demo.ts";
+import { BAD_RELEASE, GOOD_RELEASE, type LastRun, runDemo } from "../../local/demo.ts";
 import {
   discard,
   type E2E,
@@ -28,12 +28,13 @@ describe("npm start's scenario on a six-node fleet", () => {
   let good: RolloutView;
   let bad: RolloutView;
   let things: string[];
+  let run: LastRun;
 
   beforeAll(async () => {
     // Prepare + Act: the demo's own scenario, its output discarded.
     e = await startE2E(FLEET, DEVICES);
     things = e.env.fleet.thingNames();
-    await runDemo({ env: e.env, out: discard() });
+    run = await runDemo({ env: e.env, out: discard() });
     const list = z
       .object({ rollouts: z.array(z.object({ id: z.string(), release: z.string() })) })
       .parse(await e.env.tooling.api.get("/rollouts"));
@@ -43,7 +44,7 @@ describe("npm start's scenario on a six-node fleet", () => {
     };
     good = await view(GOOD_RELEASE);
     bad = await view(BAD_RELEASE);
-  }, 150_000);
+  }, 240_000); // the cluster coordination (slot, drain, Node Ready) adds to every node's update
 
   afterAll(async () => {
     await e?.stop();
@@ -102,6 +103,29 @@ describe("npm start's scenario on a six-node fleet", () => {
     let memberships = 0;
     for (const g of groups) memberships += (await groupMembers(e.iot, g)).length;
     expect(memberships).toBe(DEVICES);
+  });
+
+  it("cluster: never more than maxUnavailable nodes down at once, no PDB violation, every node back in service", async () => {
+    const kube = e.env.cloud.kube;
+    if (!kube) throw new Error("the dev environment has no Kubernetes stand-in");
+    // Watched on the stand-in's objects while the rollouts ran, not taken from the agents.
+    const budget = e.env.fleet.nodes[0]?.config.kubernetes?.maxUnavailable ?? 0;
+    const stats = kube.cluster.stats;
+    expect(budget).toBeGreaterThanOrEqual(1);
+    expect(stats.maxUnavailableObserved).toBeGreaterThanOrEqual(1);
+    expect(stats.maxUnavailableObserved).toBeLessThanOrEqual(budget);
+    expect(stats.pdbViolations).toBe(0);
+    expect(stats.drains).toBeGreaterThanOrEqual(1);
+    expect(run.kubernetes).toEqual({
+      maxUnavailable: budget,
+      maxUnavailableObserved: stats.maxUnavailableObserved,
+      pdbViolations: 0,
+      drains: stats.drains,
+    });
+    const nodes = kube.cluster.listNodes();
+    expect(nodes.map((n) => n.metadata.name).sort()).toEqual(things.map((t) => t.toLowerCase()).sort());
+    expect(kube.cluster.unavailableNodes()).toEqual([]);
+    expect(kube.cluster.listLeases().every((l) => !l.spec.holderIdentity)).toBe(true);
   });
 
   it("disk: every node boots a committed slot holding 1.1.0; the canary's 1.2.0 slot is marked bad", async () => {

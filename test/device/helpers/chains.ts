@@ -19,3 +19,22 @@ export const HEALTHY_CHAIN: readonly State[] = [...TO_HEALTH_CHECK, "Committed",
 
 /** The same job when the health check fails on the new slot: rolled back to the old one. */
 export const SICK_CHAIN: readonly State[] = [...TO_HEALTH_CHECK, "RollingBack", "RolledBack", "Idle"];
+
+/** On a Kubernetes node (docs/kubernetes.md): a reboot slot and a drain come between verifying and activating. */
+const CLUSTER_TO_HEALTH_CHECK: readonly State[] = [
+  "Validating",
+  "Downloading",
+  "Verifying",
+  "AcquiringRebootSlot",
+  "Draining",
+  "Activating",
+  "Rebooting",
+  "HealthChecking",
+];
+export const CLUSTER_HEALTHY_CHAIN: readonly State[] = [...CLUSTER_TO_HEALTH_CHECK, "Committed", "Idle"];
+export const CLUSTER_SICK_CHAIN: readonly State[] = [
+  ...CLUSTER_TO_HEALTH_CHECK,
+  "RollingBack",
+  "RolledBack",
+  "Idle",
+];
