@@ -6,6 +6,7 @@ import { Command } from "commander";
 import { register as devGroup } from "./commands/dev.ts";
 import { register as fleetGroup } from "./commands/fleet.ts";
 import { register as keysGroup } from "./commands/keys.ts";
+import { register as osGroup } from "./commands/os.ts";
 import { register as publishGroup } from "./commands/publish.ts";
 import { register as releaseGroup } from "./commands/release.ts";
 import { register as releasesGroup } from "./commands/releases.ts";
@@ -27,6 +28,7 @@ const groups: Array<(p: Command) => void> = [
   releasesGroup,
   rolloutGroup,
   fleetGroup,
+  osGroup,
 ];
 for (const register of groups) register(program);
 
