@@ -88,7 +88,7 @@ export function nodeFiles(version: string, fault: Fault): Record<string, [string
     "etc/systemd/system/kubelet.service": [KUBELET_UNIT, 0o644],
     "usr/lib/keel/kubelet-standin.mjs": [kubeletStandIn(fault !== "unhealthy"), 0o644],
     "etc/systemd/system/keel-boot-marker.service": [
-      "[Unit]\nDescription=KeelOS boot marker on the serial console\nAfter=keel-agent.service\n[Service]\nType=oneshot\nExecStart=/bin/sh -c 'echo \"KEEL-MARK booted $(cat /etc/keelos-release) cmdline=$(cat /proc/cmdline)\" > /dev/ttyS0'\n[Install]\nWantedBy=multi-user.target\n",
+      "[Unit]\nDescription=KeelOS boot marker on the serial console\nAfter=keel-agent.service\n[Service]\nType=oneshot\nExecStart=/bin/sh -c 'echo \"KEEL-MARK booted $(cat /etc/keelos-release) watchdog=$(cat /sys/class/watchdog/watchdog0/state 2>/dev/null || echo none) cmdline=$(cat /proc/cmdline)\" > /dev/ttyS0'\n[Install]\nWantedBy=multi-user.target\n",
       0o644,
     ],
   };
