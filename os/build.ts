@@ -114,10 +114,9 @@ export async function buildOs(o: OsBuildOptions): Promise<OsBuildResult> {
   const agent = await mustRead(agentPath, "the agent bundle", "build it with `npm run build:agent`");
   checkAgentBundle(agent, agentPath);
   const nodePath = o.node ?? process.execPath;
-  const node = await mustRead(nodePath, "the Node.js binary");
   const trust = await mustRead(o.trustRoot, "the trust root");
   const unit = await mustRead(AGENT_UNIT, "the agent unit");
-  const grubCfg = await mustRead(SHIPPED_GRUB_CFG, "the shipped grub.cfg");
+  await mustRead(SHIPPED_GRUB_CFG, "the shipped grub.cfg");
   const configText = o.agentConfig
     ? (await mustRead(o.agentConfig, "the agent config")).toString("utf8")
     : `${JSON.stringify(defaultAgentConfig(o.version), null, 2)}\n`;
@@ -126,6 +125,8 @@ export async function buildOs(o: OsBuildOptions): Promise<OsBuildResult> {
   for (const f of o.configFiles ?? []) extra.push([f, await mustRead(f, "a config file")]);
   // A first layout check with the smallest possible image catches a too-small disk before any build.
   diskLayout({ slotMiB, diskMiB: o.diskMiB, imageBytes: 0 });
+  // The Node.js runtime (~100 MB) is read last: only its hash is needed, for the cache key.
+  const node = await mustRead(nodePath, "the Node.js binary");
 
   say("debian base (mmdebstrap)");
   const base = await buildBase(cacheDir);
@@ -183,7 +184,6 @@ export async function buildOs(o: OsBuildOptions): Promise<OsBuildResult> {
     out: disk,
     work,
   });
-  void grubCfg;
   await rm(work, { recursive: true, force: true });
   const result: OsBuildResult = {
     image,

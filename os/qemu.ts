@@ -83,6 +83,11 @@ export interface Boot {
   output(): string;
   /** Resolves when QEMU exits (the guest reset, powered off, or was killed). */
   exited: Promise<number | null>;
+  /**
+   * Runs a shell command on the serial console (needs config/serial-shell on the persistence partition)
+   * and resolves with its output.
+   */
+  shell(command: string, timeoutMs: number): Promise<string>;
   /** Power cut: SIGKILL, no guest shutdown. */
   kill(): void;
   startedAt: number;
@@ -90,7 +95,8 @@ export interface Boot {
 
 export async function boot(o: QemuOptions): Promise<Boot> {
   const args = await qemuArgs(o);
-  const child = spawn("qemu-system-x86_64", args, { stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn("qemu-system-x86_64", args, { stdio: ["pipe", "pipe", "pipe"] });
+  let shellSeq = 0;
   const log: WriteStream = createWriteStream(o.serialLog, { flags: "a" });
   let text = "";
   let errText = "";
@@ -130,6 +136,17 @@ export async function boot(o: QemuOptions): Promise<Boot> {
     exited,
     kill: () => {
       if (child.exitCode === null) child.kill("SIGKILL");
+    },
+    async shell(command, timeoutMs) {
+      shellSeq += 1;
+      const n = shellSeq;
+      // The end marker is computed by the shell, so the echoed command line never matches it.
+      const from = text.length;
+      child.stdin?.write(`${command}; echo "KEEL-SHELL-END-$((${n} * 1))"\n`);
+      await this.waitFor(new RegExp(`\\nKEEL-SHELL-END-${n}\\n`), timeoutMs);
+      const out = text.slice(from);
+      const body = out.slice(out.indexOf("\n") + 1, out.lastIndexOf(`KEEL-SHELL-END-${n}`));
+      return body;
     },
     waitFor(re, timeoutMs) {
       return new Promise((resolve, reject) => {

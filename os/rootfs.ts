@@ -87,6 +87,12 @@ export function nodeFiles(version: string, fault: Fault): Record<string, [string
     "etc/systemd/network/10-keel.network": ["[Match]\nName=en* eth*\n[Network]\nDHCP=ipv4\n", 0o644],
     "etc/systemd/system/kubelet.service": [KUBELET_UNIT, 0o644],
     "usr/lib/keel/kubelet-standin.mjs": [kubeletStandIn(fault !== "unhealthy"), 0o644],
+    // Operators and the VM tests get a root shell on the serial console only when the persistence
+    // partition says so (config/serial-shell); a node as built has none.
+    "etc/systemd/system/keel-serial-shell.service": [
+      "[Unit]\nDescription=Root shell on the serial console (only with /var/lib/keel/config/serial-shell)\nConditionPathExists=/var/lib/keel/config/serial-shell\nRequiresMountsFor=/var/lib/keel\nConflicts=serial-getty@ttyS0.service\nAfter=serial-getty@ttyS0.service\n[Service]\nExecStart=-/sbin/agetty --autologin root --noclear --keep-baud 115200 ttyS0 vt220\nRestart=always\n[Install]\nWantedBy=multi-user.target\n",
+      0o644,
+    ],
     "etc/systemd/system/keel-boot-marker.service": [
       "[Unit]\nDescription=KeelOS boot marker on the serial console\nAfter=keel-agent.service\n[Service]\nType=oneshot\nExecStart=/bin/sh -c 'echo \"KEEL-MARK booted $(cat /etc/keelos-release) watchdog=$(cat /sys/class/watchdog/watchdog0/state 2>/dev/null || echo none) cmdline=$(cat /proc/cmdline)\" > /dev/ttyS0'\n[Install]\nWantedBy=multi-user.target\n",
       0o644,
@@ -99,6 +105,7 @@ const ENABLED_UNITS = [
   "keel-agent.service",
   "kubelet.service",
   "keel-boot-marker.service",
+  "keel-serial-shell.service",
   "systemd-networkd.service",
   "systemd-networkd-wait-online.service",
 ] as const;

@@ -1,0 +1,67 @@
+/**
+ * A real KeelOS node under QEMU (TCG): the disk `keel os build` writes boots under BIOS (SeaBIOS) and
+ * UEFI (OVMF) through GRUB and the shipped grub.cfg into slot A, systemd arms the i6300esb watchdog, the
+ * real keel-agent runs as the shipped unit and commits slot A. Asserted through the serial console and
+ * through commands run on the node's own shell (grub-editenv list, keel-agent status, mounts).
+ * Every boot is a fresh QEMU process (`-no-reboot`, power-cycle); each boot's time is printed, never asserted.
+ */
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { OsBuildResult } from "../../os/build.ts";
+import type { Firmware } from "../../os/qemu.ts";
+import { BOOT_TIMEOUT_MS, buildTestOs, machine, reach } from "./helpers.ts";
+
+let tmp: string;
+let os: OsBuildResult;
+
+beforeAll(async () => {
+  tmp = await mkdtemp(join(tmpdir(), "keel-vm-node-"));
+  const shellFlag = join(tmp, "serial-shell");
+  await writeFile(shellFlag, "test images only: a root shell on ttyS0\n");
+  os = await buildTestOs(tmp, { configFiles: [shellFlag] });
+}, 1_800_000);
+
+afterAll(async () => {
+  if (tmp) await rm(tmp, { recursive: true, force: true });
+});
+
+function envList(out: string): Record<string, string> {
+  const vars: Record<string, string> = {};
+  for (const m of out.matchAll(/^(A_OK|A_TRY|B_OK|B_TRY|ORDER)=(.*)$/gm)) vars[m[1] as string] = m[2] as string;
+  return vars;
+}
+
+describe.sequential("KeelOS boots for real", () => {
+  for (const firmware of ["bios", "uefi"] as Firmware[]) {
+    it(
+      `${firmware}: GRUB boots slot A, the watchdog is armed, the agent commits A, /tmp starts empty`,
+      async () => {
+        const m = await machine(os.disk, firmware);
+        const b = await m.powerOn();
+        try {
+          const booted = await reach(b, /KEEL-MARK booted .*/, `${firmware} boot of slot A`);
+          expect(booted).toContain("VERSION=1.0.0");
+          expect(booted).toContain("keel.slot=A");
+          expect(booted).toContain("root=PARTLABEL=keel-a");
+          expect(booted).toContain("watchdog=active");
+          await reach(b, /booted slot is healthy; marked good.*"slot":"A"/, `${firmware} agent committed A`);
+          await b.waitFor(/root@keelos/, BOOT_TIMEOUT_MS);
+          const env = envList(await b.shell("grub-editenv /boot/efi/EFI/keel/grubenv list", BOOT_TIMEOUT_MS));
+          expect(env).toMatchObject({ A_OK: "1", A_TRY: "0", ORDER: "A B" });
+          const status = await b.shell("keel-agent status --config /etc/keel/agent.json --json | tr -d '\\n'; echo", BOOT_TIMEOUT_MS);
+          expect(status).toMatch(/"booted":\s*"A"/);
+          const mounts = await b.shell("findmnt -rno TARGET,FSTYPE,OPTIONS / ; findmnt -rno TARGET,FSTYPE /var/lib/keel /tmp; ls -A /tmp | wc -l", BOOT_TIMEOUT_MS);
+          expect(mounts).toMatch(/^\/ squashfs ro/m);
+          expect(mounts).toMatch(/^\/var\/lib\/keel ext4$/m);
+          expect(mounts).toMatch(/^\/tmp tmpfs$/m);
+        } finally {
+          b.kill();
+          await b.exited;
+        }
+      },
+      2 * BOOT_TIMEOUT_MS,
+    );
+  }
+});
