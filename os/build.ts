@@ -71,7 +71,9 @@ export function defaultAgentConfig(version: string): Record<string, unknown> {
     slots: { A: "/dev/disk/by-partlabel/keel-a", B: "/dev/disk/by-partlabel/keel-b" },
     cmdline: "/proc/cmdline",
     bootloader: { type: "grub", envFile: "/boot/efi/EFI/keel/grubenv" },
-    health: [{ type: "http", url: "http://127.0.0.1:10248/healthz", expect: "ok", retries: 20, intervalSeconds: 3 }],
+    health: [
+      { type: "http", url: "http://127.0.0.1:10248/healthz", expect: "ok", retries: 20, intervalSeconds: 3 },
+    ],
     healthDeadlineSeconds: 180,
     reboot: { command: "systemctl reboot" },
     factory: { version, releaseCounter: 1 },
@@ -141,7 +143,18 @@ export async function buildOs(o: OsBuildOptions): Promise<OsBuildResult> {
   const imageStep = await cachedStep(
     cacheDir,
     "image",
-    [base, kernel.dir, initrd, sha(node), sha(agent), sha(unit), sha(trust), o.version, fault, ...builderSources],
+    [
+      base,
+      kernel.dir,
+      initrd,
+      sha(node),
+      sha(agent),
+      sha(unit),
+      sha(trust),
+      o.version,
+      fault,
+      ...builderSources,
+    ],
     async (dir) => {
       const tree = join(dir, "tree");
       await mkdir(tree);
@@ -161,7 +174,10 @@ export async function buildOs(o: OsBuildOptions): Promise<OsBuildResult> {
       await rm(tree, { recursive: true, force: true });
     },
   );
-  const digest = JSON.parse(await readFile(join(imageStep.dir, "digest.json"), "utf8")) as { sha256: string; size: number };
+  const digest = JSON.parse(await readFile(join(imageStep.dir, "digest.json"), "utf8")) as {
+    sha256: string;
+    size: number;
+  };
 
   say("disk (GPT, GRUB BIOS+UEFI, slots, persistence)");
   await mkdir(o.out, { recursive: true });
@@ -172,7 +188,8 @@ export async function buildOs(o: OsBuildOptions): Promise<OsBuildResult> {
   await rm(work, { recursive: true, force: true });
   await mkdir(join(dataDir, "config"), { recursive: true, mode: 0o700 });
   await writeFile(join(dataDir, "config/agent.json"), configText, { mode: 0o600 });
-  for (const [f, bytes] of extra) await writeFile(join(dataDir, "config", f.split("/").pop() as string), bytes, { mode: 0o600 });
+  for (const [f, bytes] of extra)
+    await writeFile(join(dataDir, "config", f.split("/").pop() as string), bytes, { mode: 0o600 });
   const disk = join(o.out, "disk.img");
   const layout = await buildDisk({
     slotMiB,

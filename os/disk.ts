@@ -5,8 +5,7 @@
  * the ones the shipped grub.cfg expects: 1 ESP, 2 slot A, 3 slot B, 4 rescue; then 5 persistence and
  * 6 bios_grub (first on the disk, numbered last).
  */
-import { mkdir, rename, rm, stat, truncate, writeFile } from "node:fs/promises";
-import { open } from "node:fs/promises";
+import { mkdir, open, rename, rm, stat, truncate, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { OsInputError } from "./errors.ts";
 import { run } from "./exec.ts";
@@ -42,7 +41,9 @@ export function diskLayout(inp: DiskLayoutInput): { diskMiB: number; parts: Part
   }
   const imageMiB = Math.ceil(inp.imageBytes / MiB);
   if (imageMiB > inp.slotMiB) {
-    throw new OsInputError(`the root image (${imageMiB} MiB) does not fit a ${inp.slotMiB} MiB slot; raise --slot-size`);
+    throw new OsInputError(
+      `the root image (${imageMiB} MiB) does not fit a ${inp.slotMiB} MiB slot; raise --slot-size`,
+    );
   }
   // 1 MiB for the GPT, 1 MiB bios_grub, ESP, three slots, persistence, 1 MiB for the backup GPT.
   const fixed = 1 + 1 + ESP_MiB + 3 * inp.slotMiB + 1;
@@ -85,7 +86,14 @@ export interface DiskInput extends DiskLayoutInput {
 }
 
 async function place(disk: string, img: string, startMiB: number): Promise<void> {
-  await run("dd", [`if=${img}`, `of=${disk}`, "bs=1M", `seek=${startMiB}`, "conv=notrunc,sparse", "status=none"]);
+  await run("dd", [
+    `if=${img}`,
+    `of=${disk}`,
+    "bs=1M",
+    `seek=${startMiB}`,
+    "conv=notrunc,sparse",
+    "status=none",
+  ]);
 }
 
 /** Fixed ids so the same inputs give the same disk. */
@@ -126,7 +134,19 @@ export async function buildDisk(inp: DiskInput): Promise<{ diskMiB: number; part
   await rm(dataImg, { force: true });
   await run(
     "mkfs.ext4",
-    ["-q", "-L", "keel-data", "-U", "4b45454c-0000-4000-8000-00000000da7a", "-E", "root_owner=0:0", "-d", inp.dataDir, dataImg, `${data.sizeMiB}M`],
+    [
+      "-q",
+      "-L",
+      "keel-data",
+      "-U",
+      "4b45454c-0000-4000-8000-00000000da7a",
+      "-E",
+      "root_owner=0:0",
+      "-d",
+      inp.dataDir,
+      dataImg,
+      `${data.sizeMiB}M`,
+    ],
     { env },
   );
 
@@ -151,7 +171,8 @@ export async function buildDisk(inp: DiskInput): Promise<{ diskMiB: number; part
     const biosPart = part(layout.parts, "bios_grub");
     const coreLba = biosPart.startMiB * (MiB / SECTOR);
     const { mbrCode, core } = biosBootCode(grub, coreLba);
-    if (core.length > biosPart.sizeMiB * MiB) throw new OsInputError(`GRUB core.img (${core.length} bytes) does not fit bios_grub`);
+    if (core.length > biosPart.sizeMiB * MiB)
+      throw new OsInputError(`GRUB core.img (${core.length} bytes) does not fit bios_grub`);
     const fh = await open(tmp, "r+");
     try {
       await fh.write(mbrCode, 0, mbrCode.length, 0);

@@ -29,7 +29,10 @@ export function run(tool: string, args: ReadonlyArray<string>, opts: RunOptions 
     child.on("close", (code, signal) => {
       if (code === 0) resolve(Buffer.concat(out));
       else {
-        const hint = code === 127 ? "not found (run `npm run ensure-tools` as root)" : `exited with ${signal ?? `code ${code}`}`;
+        const hint =
+          code === 127
+            ? "not found (run `npm run ensure-tools` as root)"
+            : `exited with ${signal ?? `code ${code}`}`;
         reject(new OsToolError(tool, hint, tail));
       }
     });

@@ -56,8 +56,26 @@ export interface GrubImages {
 export async function buildGrub(work: string): Promise<GrubImages> {
   const efiOut = join(work, "bootx64.efi");
   const coreOut = join(work, "core.img");
-  await run("grub-mkimage", ["-O", "x86_64-efi", "-p", GRUB_PREFIX, "-o", efiOut, ...COMMON_MODULES, "efi_gop"]);
-  await run("grub-mkimage", ["-O", "i386-pc", "-p", GRUB_PREFIX, "-o", coreOut, "biosdisk", ...COMMON_MODULES]);
+  await run("grub-mkimage", [
+    "-O",
+    "x86_64-efi",
+    "-p",
+    GRUB_PREFIX,
+    "-o",
+    efiOut,
+    ...COMMON_MODULES,
+    "efi_gop",
+  ]);
+  await run("grub-mkimage", [
+    "-O",
+    "i386-pc",
+    "-p",
+    GRUB_PREFIX,
+    "-o",
+    coreOut,
+    "biosdisk",
+    ...COMMON_MODULES,
+  ]);
   return {
     efi: await readFile(efiOut),
     bootImg: await readFile("/usr/lib/grub/i386-pc/boot.img"),

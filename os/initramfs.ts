@@ -48,13 +48,18 @@ export async function buildInitramfs(cacheRoot: string, kernel: KernelBuild): Pr
   const busybox = await readFile(BUSYBOX);
   const step = await cachedStep(cacheRoot, "initramfs", [kernel.dir, INIT_SCRIPT, busybox], async (dir) => {
     const tree = join(dir, "tree");
-    for (const d of ["bin", "dev", "proc", "sys", "newroot", "modules"]) await mkdir(join(tree, d), { recursive: true });
+    for (const d of ["bin", "dev", "proc", "sys", "newroot", "modules"])
+      await mkdir(join(tree, d), { recursive: true });
     await copyFile(BUSYBOX, join(tree, "bin/busybox"));
     await chmod(join(tree, "bin/busybox"), 0o755);
     await writeFile(join(tree, "init"), INIT_SCRIPT, { mode: 0o755 });
     await writeFile(join(tree, "modules.order"), `${kernel.modules.join("\n")}\n`);
     for (const m of kernel.modules) await copyFile(join(kernel.dir, "modules", m), join(tree, "modules", m));
-    const files = (await run("find", [".", "-mindepth", "1"], { cwd: tree })).toString("utf8").split("\n").filter(Boolean).sort();
+    const files = (await run("find", [".", "-mindepth", "1"], { cwd: tree }))
+      .toString("utf8")
+      .split("\n")
+      .filter(Boolean)
+      .sort();
     for (const f of files) await utimes(join(tree, f), 0, 0);
     const cpio = await run("cpio", ["--quiet", "-o", "-H", "newc", "--reproducible", "-R", "0:0"], {
       cwd: tree,

@@ -40,10 +40,12 @@ export interface KernelBuild {
 async function resolveKernelPackage(): Promise<{ pkg: string; version: string }> {
   const deps = (await run("apt-cache", ["depends", "linux-image-amd64"])).toString("utf8");
   const pkg = /Depends:\s*(linux-image-[0-9][^\s]*-amd64)/.exec(deps)?.[1];
-  if (!pkg) throw new OsToolError("apt-cache", "cannot find the kernel package linux-image-amd64 depends on", deps);
+  if (!pkg)
+    throw new OsToolError("apt-cache", "cannot find the kernel package linux-image-amd64 depends on", deps);
   const policy = (await run("apt-cache", ["policy", pkg])).toString("utf8");
   const version = /Candidate:\s*(\S+)/.exec(policy)?.[1];
-  if (!version || version === "(none)") throw new OsToolError("apt-cache", `no candidate version of ${pkg}`, policy);
+  if (!version || version === "(none)")
+    throw new OsToolError("apt-cache", `no candidate version of ${pkg}`, policy);
   return { pkg, version };
 }
 

@@ -13,6 +13,8 @@ import { OsToolError } from "./errors.ts";
 import { run } from "./exec.ts";
 
 export type Firmware = "bios" | "uefi";
+/** Terminal escape sequences (ESC [ … letter) that GRUB and systemd write to the console. */
+const ANSI_ESCAPE = new RegExp(`${String.fromCharCode(27)}\\[[0-9;?]*[A-Za-z]`, "g");
 const OVMF_CODE = "/usr/share/OVMF/OVMF_CODE_4M.fd";
 const OVMF_VARS = "/usr/share/OVMF/OVMF_VARS_4M.fd";
 
@@ -115,7 +117,7 @@ export async function boot(o: QemuOptions): Promise<Boot> {
   child.stdout?.on("data", (b: Buffer) => {
     log.write(b);
     // Serial output is CRLF with terminal escapes from GRUB; strip those so markers match plainly.
-    text += b.toString("utf8").replace(/\r/g, "").replace(/\x1b\[[0-9;?]*[A-Za-z]/g, "");
+    text += b.toString("utf8").replace(/\r/g, "").replace(ANSI_ESCAPE, "");
     check();
   });
   child.stderr?.on("data", (b: Buffer) => {
@@ -129,6 +131,43 @@ export async function boot(o: QemuOptions): Promise<Boot> {
     });
     child.on("error", () => resolve(null));
   });
+  function waitFor(re: RegExp, timeoutMs: number): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const m = re.exec(text);
+      if (m) return resolve(m[0]);
+      const timer = setTimeout(() => {
+        reject(
+          new OsToolError(
+            "qemu-system-x86_64",
+            `no serial line matching ${re} within ${timeoutMs / 1000} s`,
+            text.slice(-3000),
+          ),
+        );
+      }, timeoutMs);
+      waiters.push({
+        re,
+        resolve: (s) => {
+          clearTimeout(timer);
+          resolve(s);
+        },
+      });
+      void exited.then(() => {
+        setTimeout(() => {
+          if (!re.exec(text)) {
+            clearTimeout(timer);
+            reject(
+              new OsToolError(
+                "qemu-system-x86_64",
+                `exited before a serial line matched ${re}`,
+                `${text.slice(-3000)}\n${errText}`,
+              ),
+            );
+          }
+        }, 50);
+      });
+    });
+  }
+
   return {
     child,
     startedAt: Date.now(),
@@ -143,34 +182,11 @@ export async function boot(o: QemuOptions): Promise<Boot> {
       // The end marker is computed by the shell, so the echoed command line never matches it.
       const from = text.length;
       child.stdin?.write(`${command}; echo "KEEL-SHELL-END-$((${n} * 1))"\n`);
-      await this.waitFor(new RegExp(`\\nKEEL-SHELL-END-${n}\\n`), timeoutMs);
+      await waitFor(new RegExp(`\\nKEEL-SHELL-END-${n}\\n`), timeoutMs);
       const out = text.slice(from);
       const body = out.slice(out.indexOf("\n") + 1, out.lastIndexOf(`KEEL-SHELL-END-${n}`));
       return body;
     },
-    waitFor(re, timeoutMs) {
-      return new Promise((resolve, reject) => {
-        const m = re.exec(text);
-        if (m) return resolve(m[0]);
-        const timer = setTimeout(() => {
-          reject(new OsToolError("qemu-system-x86_64", `no serial line matching ${re} within ${timeoutMs / 1000} s`, text.slice(-3000)));
-        }, timeoutMs);
-        waiters.push({
-          re,
-          resolve: (s) => {
-            clearTimeout(timer);
-            resolve(s);
-          },
-        });
-        void exited.then(() => {
-          setTimeout(() => {
-            if (!re.exec(text)) {
-              clearTimeout(timer);
-              reject(new OsToolError("qemu-system-x86_64", `exited before a serial line matched ${re}`, `${text.slice(-3000)}\n${errText}`));
-            }
-          }, 50);
-        });
-      });
-    },
+    waitFor,
   };
 }

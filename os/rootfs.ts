@@ -17,23 +17,35 @@ export const DEBIAN_MIRROR = "http://deb.debian.org/debian";
  * On top of minbase: systemd as PID 1, udev (partition links under /dev/disk/by-partlabel), the
  * C++ runtime node links against, iproute2 for operators, grub-common for `grub-editenv list` on the node.
  */
-export const BASE_PACKAGES = ["systemd-sysv", "udev", "procps", "iproute2", "grub-common", "libstdc++6"] as const;
+export const BASE_PACKAGES = [
+  "systemd-sysv",
+  "udev",
+  "procps",
+  "iproute2",
+  "grub-common",
+  "libstdc++6",
+] as const;
 
 /** Deliberately broken releases, for proving rollbacks on a real node. */
 export type Fault = "none" | "unhealthy" | "panic";
 
 export async function buildBase(cacheRoot: string): Promise<string> {
-  const step = await cachedStep(cacheRoot, "base", [DEBIAN_SUITE, DEBIAN_MIRROR, BASE_PACKAGES.join(",")], async (dir) => {
-    await run("mmdebstrap", [
-      "--variant=minbase",
-      `--include=${BASE_PACKAGES.join(",")}`,
-      "--mode=root",
-      "--format=tar",
-      DEBIAN_SUITE,
-      join(dir, "base.tar"),
-      DEBIAN_MIRROR,
-    ]);
-  });
+  const step = await cachedStep(
+    cacheRoot,
+    "base",
+    [DEBIAN_SUITE, DEBIAN_MIRROR, BASE_PACKAGES.join(",")],
+    async (dir) => {
+      await run("mmdebstrap", [
+        "--variant=minbase",
+        `--include=${BASE_PACKAGES.join(",")}`,
+        "--mode=root",
+        "--format=tar",
+        DEBIAN_SUITE,
+        join(dir, "base.tar"),
+        DEBIAN_MIRROR,
+      ]);
+    },
+  );
   return join(step.dir, "base.tar");
 }
 
@@ -111,7 +123,8 @@ const ENABLED_UNITS = [
 ] as const;
 
 /** A /sbin/init that panics the kernel at once: a release that can never come up. */
-const PANIC_INIT = "#!/bin/sh\necho 'KEEL-MARK this release panics at boot' > /dev/console\necho c > /proc/sysrq-trigger\n";
+const PANIC_INIT =
+  "#!/bin/sh\necho 'KEEL-MARK this release panics at boot' > /dev/console\necho c > /proc/sysrq-trigger\n";
 
 export interface NodeInputs {
   base: string;
@@ -133,7 +146,8 @@ export async function assembleRootfs(tree: string, inp: NodeInputs): Promise<voi
     await writeFile(join(tree, rel), body);
     await chmod(join(tree, rel), mode);
   };
-  for (const [rel, [body, mode]] of Object.entries(nodeFiles(inp.version, inp.fault))) await put(rel, body, mode);
+  for (const [rel, [body, mode]] of Object.entries(nodeFiles(inp.version, inp.fault)))
+    await put(rel, body, mode);
   await copyFile(inp.node, join(tree, "usr/bin/node"));
   await chmod(join(tree, "usr/bin/node"), 0o755);
   await put("usr/lib/keel/keel-agent.mjs", await readFile(inp.agent), 0o755);
@@ -146,7 +160,8 @@ export async function assembleRootfs(tree: string, inp: NodeInputs): Promise<voi
   // agent.json and the device certificates live on the persistence partition.
   await rm(join(tree, "etc/keel"), { recursive: true, force: true });
   await symlink("/var/lib/keel/config", join(tree, "etc/keel"));
-  for (const d of ["boot/efi", "var/lib/keel", "var/log/journal"]) await mkdir(join(tree, d), { recursive: true });
+  for (const d of ["boot/efi", "var/lib/keel", "var/log/journal"])
+    await mkdir(join(tree, d), { recursive: true });
   await rm(join(tree, "var/log/journal"), { recursive: true, force: true });
   await run("systemctl", ["--root", tree, "enable", ...ENABLED_UNITS]);
   if (inp.fault === "panic") {

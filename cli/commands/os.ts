@@ -34,19 +34,34 @@ export function register(program: Command): void {
   const os = program.command("os").description("build and boot KeelOS disk images");
 
   os.command("build")
-    .description("build the KeelOS release SquashFS and a bootable GPT disk (BIOS + UEFI GRUB, slots A/B, persistence)")
+    .description(
+      "build the KeelOS release SquashFS and a bootable GPT disk (BIOS + UEFI GRUB, slots A/B, persistence)",
+    )
     .requiredOption("--out <dir>", "output directory: image.squashfs, disk.img, build.json")
     .requiredOption("--trust-root <file>", "root.json shipped in the image (/usr/share/keel/root.json)")
-    .option("--version <semver>", "the OS version this image is (factory version in the default agent.json)", "1.0.0")
-    .option("--fault <kind>", "build a deliberately broken release: none, unhealthy (kubelet fails /healthz), panic", "none")
+    .option(
+      "--version <semver>",
+      "the OS version this image is (factory version in the default agent.json)",
+      "1.0.0",
+    )
+    .option(
+      "--fault <kind>",
+      "build a deliberately broken release: none, unhealthy (kubelet fails /healthz), panic",
+      "none",
+    )
     .option("--slot-size <MiB>", "size of each root slot", intOption(16), 384)
     .option("--disk-size <MiB>", "size of the whole disk (default: the smallest that fits)", intOption(1))
     .option("--agent-config <file>", "agent.json for the persistence partition (default: an air-gapped node)")
-    .option("--config-file <file>", "more files for /etc/keel (certificates); repeat or comma-separate", collectList)
+    .option(
+      "--config-file <file>",
+      "more files for /etc/keel (certificates); repeat or comma-separate",
+      collectList,
+    )
     .option("--agent <file>", "the agent bundle (default: dist/keel-agent.mjs from `npm run build:agent`)")
     .option("--cache <dir>", "build cache (default: .keel/os-cache)")
     .action(async (f: BuildFlags) => {
-      if (!FAULTS.includes(f.fault as Fault)) throw new OsInputError(`--fault must be one of ${FAULTS.join(", ")}`);
+      if (!FAULTS.includes(f.fault as Fault))
+        throw new OsInputError(`--fault must be one of ${FAULTS.join(", ")}`);
       const started = Date.now();
       const r = await buildOs({
         out: resolve(f.out),
@@ -60,7 +75,8 @@ export function register(program: Command): void {
         agent: f.agent,
         cacheDir: f.cache,
         pack: buildImage,
-        progress: (m) => process.stderr.write(`keel os build: ${m} (${((Date.now() - started) / 1000).toFixed(0)} s)\n`),
+        progress: (m) =>
+          process.stderr.write(`keel os build: ${m} (${((Date.now() - started) / 1000).toFixed(0)} s)\n`),
       });
       process.stdout.write(
         `wrote ${r.image}: ${r.size} bytes, sha256 ${r.sha256}\nwrote ${r.disk}: ${r.diskMiB} MiB (kernel ${r.kernel})\n`,
@@ -68,7 +84,9 @@ export function register(program: Command): void {
     });
 
   os.command("run")
-    .description("boot a KeelOS disk under QEMU (TCG) with its serial console on this terminal; Ctrl-A X quits")
+    .description(
+      "boot a KeelOS disk under QEMU (TCG) with its serial console on this terminal; Ctrl-A X quits",
+    )
     .argument("<disk>", "disk.img from `keel os build`")
     .option("--uefi", "boot with OVMF (UEFI) instead of SeaBIOS")
     .option("--write", "write to the disk itself instead of a throw-away overlay")
@@ -80,7 +98,9 @@ export function register(program: Command): void {
           target = join(work, "overlay.qcow2");
           await makeOverlay(resolve(disk), target);
         }
-        const args = (await qemuArgs({ disk: target, firmware: f.uefi ? "uefi" : "bios", workDir: work, serialLog: "" }))
+        const args = (
+          await qemuArgs({ disk: target, firmware: f.uefi ? "uefi" : "bios", workDir: work, serialLog: "" })
+        )
           // Interactively the guest may reboot inside the same QEMU, and Ctrl-A X must reach QEMU's muxer.
           .filter((a) => a !== "-no-reboot")
           .map((a) => (a === "stdio" ? "mon:stdio" : a));

@@ -47,7 +47,10 @@ async function refused(o: Partial<OsBuildOptions>, message: RegExp): Promise<voi
 
 describe("keel os build refuses bad input before writing", () => {
   it("a root file system without the agent (no bundle)", async () => {
-    await refused({ agent: join(tmp, "missing.mjs") }, /agent bundle .*missing\.mjs cannot be read; build it with `npm run build:agent`/);
+    await refused(
+      { agent: join(tmp, "missing.mjs") },
+      /agent bundle .*missing\.mjs cannot be read; build it with `npm run build:agent`/,
+    );
   });
 
   it("an agent file that is not the keel-agent bundle", async () => {
@@ -57,7 +60,10 @@ describe("keel os build refuses bad input before writing", () => {
   });
 
   it("a disk too small for two slots", async () => {
-    await refused({ diskMiB: 500, slotMiB: 384 }, /a 500 MiB disk is too small for two 384 MiB slots.*at least 1251 MiB/);
+    await refused(
+      { diskMiB: 500, slotMiB: 384 },
+      /a 500 MiB disk is too small for two 384 MiB slots.*at least 1251 MiB/,
+    );
   });
 
   it("a missing trust root", async () => {
@@ -73,7 +79,9 @@ describe("keel os build refuses bad input before writing", () => {
   });
 
   it("an image larger than a slot, and a slot size that is not whole MiB", () => {
-    expect(() => diskLayout({ slotMiB: 64, imageBytes: 65 * 1024 * 1024 })).toThrow(/does not fit a 64 MiB slot/);
+    expect(() => diskLayout({ slotMiB: 64, imageBytes: 65 * 1024 * 1024 })).toThrow(
+      /does not fit a 64 MiB slot/,
+    );
     expect(() => diskLayout({ slotMiB: 8, imageBytes: 0 })).toThrow(/at least 16/);
   });
 

@@ -51,7 +51,11 @@ export interface Machine {
 let bootCount = 0;
 
 /** A machine with its own overlay on `disk`; each powerOn is a fresh QEMU process (a cold boot). */
-export async function machine(disk: string, firmware: Firmware, cache: "writeback" | "unsafe" = "writeback"): Promise<Machine> {
+export async function machine(
+  disk: string,
+  firmware: Firmware,
+  cache: "writeback" | "unsafe" = "writeback",
+): Promise<Machine> {
   const dir = await mkdtemp(join(tmpdir(), `keel-vm-${firmware}-`));
   await mkdir(dir, { recursive: true });
   const overlay = join(dir, "disk.qcow2");

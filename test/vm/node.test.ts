@@ -29,7 +29,8 @@ afterAll(async () => {
 
 function envList(out: string): Record<string, string> {
   const vars: Record<string, string> = {};
-  for (const m of out.matchAll(/^(A_OK|A_TRY|B_OK|B_TRY|ORDER)=(.*)$/gm)) vars[m[1] as string] = m[2] as string;
+  for (const m of out.matchAll(/^(A_OK|A_TRY|B_OK|B_TRY|ORDER)=(.*)$/gm))
+    vars[m[1] as string] = m[2] as string;
   return vars;
 }
 
@@ -50,9 +51,15 @@ describe.sequential("KeelOS boots for real", () => {
           await b.waitFor(/root@keelos/, BOOT_TIMEOUT_MS);
           const env = envList(await b.shell("grub-editenv /boot/efi/EFI/keel/grubenv list", BOOT_TIMEOUT_MS));
           expect(env).toMatchObject({ A_OK: "1", A_TRY: "0", ORDER: "A B" });
-          const status = await b.shell("keel-agent status --config /etc/keel/agent.json --json | tr -d '\\n'; echo", BOOT_TIMEOUT_MS);
+          const status = await b.shell(
+            "keel-agent status --config /etc/keel/agent.json --json | tr -d '\\n'; echo",
+            BOOT_TIMEOUT_MS,
+          );
           expect(status).toMatch(/"booted":\s*"A"/);
-          const mounts = await b.shell("findmnt -rno TARGET,FSTYPE,OPTIONS / ; findmnt -rno TARGET,FSTYPE /var/lib/keel /tmp; ls -A /tmp | wc -l", BOOT_TIMEOUT_MS);
+          const mounts = await b.shell(
+            "findmnt -rno TARGET,FSTYPE,OPTIONS / ; findmnt -rno TARGET,FSTYPE /var/lib/keel /tmp; ls -A /tmp | wc -l",
+            BOOT_TIMEOUT_MS,
+          );
           expect(mounts).toMatch(/^\/ squashfs ro/m);
           expect(mounts).toMatch(/^\/var\/lib\/keel ext4$/m);
           expect(mounts).toMatch(/^\/tmp tmpfs$/m);
