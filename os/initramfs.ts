@@ -7,6 +7,7 @@
 import { chmod, copyFile, mkdir, readFile, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { cachedStep } from "./cache.ts";
+import { OsInputError } from "./errors.ts";
 import { run } from "./exec.ts";
 import type { KernelBuild } from "./kernel.ts";
 
@@ -46,6 +47,10 @@ exec switch_root /newroot /sbin/init
 
 export async function buildInitramfs(cacheRoot: string, kernel: KernelBuild): Promise<string> {
   const busybox = await readFile(BUSYBOX);
+  // The initramfs has no libc: a dynamically linked busybox (Debian's `busybox`) would not start.
+  if (busybox.includes("/lib64/ld-linux-x86-64.so.2")) {
+    throw new OsInputError(`${BUSYBOX} is dynamically linked; install busybox-static`);
+  }
   const step = await cachedStep(cacheRoot, "initramfs", [kernel.dir, INIT_SCRIPT, busybox], async (dir) => {
     const tree = join(dir, "tree");
     for (const d of ["bin", "dev", "proc", "sys", "newroot", "modules"])

@@ -4,7 +4,7 @@
  * a tool is missing (issue 2, "System tools").
  */
 import { spawnSync } from "node:child_process";
-import { accessSync, constants } from "node:fs";
+import { accessSync, constants, existsSync } from "node:fs";
 import { delimiter, join } from "node:path";
 
 /** tool on PATH (or in an sbin directory) → Debian package that ships it */
@@ -20,6 +20,29 @@ export const REQUIRED_TOOLS: ReadonlyArray<{ tool: string; pkg: string; why: str
   { tool: "debugfs", pkg: "e2fsprogs", why: "reads files back from ext2 images for grub-emu" },
   { tool: "mkfs.ext2", pkg: "e2fsprogs", why: "builds ext2 images for grub-emu" },
   { tool: "openssl", pkg: "openssl", why: "TLS interop checks" },
+  // KeelOS images (`keel os build|run`, test/vm/): docs/os-image.md
+  { tool: "qemu-system-x86_64", pkg: "qemu-system-x86", why: "boots KeelOS disks (TCG)" },
+  { tool: "qemu-img", pkg: "qemu-utils", why: "qcow2 overlays over KeelOS disks" },
+  { tool: "mmdebstrap", pkg: "mmdebstrap", why: "the KeelOS Debian base" },
+  { tool: "grub-mkimage", pkg: "grub2-common", why: "GRUB images for KeelOS disks" },
+  { tool: "sgdisk", pkg: "gdisk", why: "GPT of KeelOS disks" },
+  { tool: "mkfs.vfat", pkg: "dosfstools", why: "the KeelOS ESP" },
+  { tool: "mcopy", pkg: "mtools", why: "fills the ESP without mounting it" },
+  { tool: "cpio", pkg: "cpio", why: "the KeelOS initramfs" },
+  { tool: "depmod", pkg: "kmod", why: "kernel module dependencies for the initramfs" },
+  { tool: "busybox", pkg: "busybox-static", why: "the KeelOS initramfs" },
+  { tool: "mkfs.ext4", pkg: "e2fsprogs", why: "the KeelOS persistence partition" },
+];
+
+/**
+ * Files (not tools on PATH) from Debian packages that KeelOS disks need: GRUB's BIOS and EFI platform
+ * modules and the firmware QEMU boots with.
+ */
+export const REQUIRED_FILES: ReadonlyArray<{ path: string; pkg: string; why: string }> = [
+  { path: "/usr/lib/grub/i386-pc/boot.img", pkg: "grub-pc-bin", why: "BIOS GRUB for KeelOS disks" },
+  { path: "/usr/lib/grub/x86_64-efi/linux.mod", pkg: "grub-efi-amd64-bin", why: "UEFI GRUB for KeelOS disks" },
+  { path: "/usr/share/OVMF/OVMF_CODE_4M.fd", pkg: "ovmf", why: "UEFI firmware for QEMU" },
+  { path: "/usr/share/seabios/bios-256k.bin", pkg: "seabios", why: "BIOS firmware for QEMU" },
 ];
 
 const SEARCH_PATH = [
@@ -43,7 +66,10 @@ export function findTool(tool: string): string | undefined {
 }
 
 function missingPackages(): string[] {
-  const pkgs = REQUIRED_TOOLS.filter((t) => findTool(t.tool) === undefined).map((t) => t.pkg);
+  const pkgs = [
+    ...REQUIRED_TOOLS.filter((t) => findTool(t.tool) === undefined).map((t) => t.pkg),
+    ...REQUIRED_FILES.filter((f) => !existsSync(f.path)).map((f) => f.pkg),
+  ];
   return [...new Set(pkgs)];
 }
 
