@@ -55,8 +55,9 @@ export async function buildInitramfs(cacheRoot: string, kernel: KernelBuild): Pr
     const tree = join(dir, "tree");
     for (const d of ["bin", "dev", "proc", "sys", "newroot", "modules"])
       await mkdir(join(tree, d), { recursive: true });
-    await copyFile(BUSYBOX, join(tree, "bin/busybox"));
-    await chmod(join(tree, "bin/busybox"), 0o755);
+    const target = join(tree, "bin", "busybox");
+    await copyFile(BUSYBOX, target);
+    await chmod(target, 0o755);
     await writeFile(join(tree, "init"), INIT_SCRIPT, { mode: 0o755 });
     await writeFile(join(tree, "modules.order"), `${kernel.modules.join("\n")}\n`);
     for (const m of kernel.modules) await copyFile(join(kernel.dir, "modules", m), join(tree, "modules", m));
