@@ -6,7 +6,7 @@
  */
 import { createHash } from "node:crypto";
 import { copyFile, mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
-import { join, resolve } from "node:path";
+import { join, relative, resolve } from "node:path";
 import { AgentConfigSchema } from "../device/config.ts";
 import { cachedStep } from "./cache.ts";
 import { buildDisk, diskLayout, type Part } from "./disk.ts";
@@ -144,9 +144,10 @@ export async function buildOs(o: OsBuildOptions): Promise<OsBuildResult> {
     cacheDir,
     "image",
     [
-      base,
-      kernel.dir,
-      initrd,
+      // Cache entries by name, not by path: the same inputs hit whatever the cache directory is called.
+      relative(cacheDir, base),
+      relative(cacheDir, kernel.dir),
+      relative(cacheDir, initrd),
       sha(node),
       sha(agent),
       sha(unit),

@@ -5,7 +5,7 @@
  * /sys/class/block/<dev>/uevent. Built reproducibly (sorted cpio, fixed mtimes, gzip -n).
  */
 import { chmod, copyFile, mkdir, readFile, utimes, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { cachedStep } from "./cache.ts";
 import { OsInputError } from "./errors.ts";
 import { run } from "./exec.ts";
@@ -51,7 +51,7 @@ export async function buildInitramfs(cacheRoot: string, kernel: KernelBuild): Pr
   if (busybox.includes("/lib64/ld-linux-x86-64.so.2")) {
     throw new OsInputError(`${BUSYBOX} is dynamically linked; install busybox-static`);
   }
-  const step = await cachedStep(cacheRoot, "initramfs", [kernel.dir, INIT_SCRIPT, busybox], async (dir) => {
+  const step = await cachedStep(cacheRoot, "initramfs", [basename(kernel.dir), INIT_SCRIPT, busybox], async (dir) => {
     const tree = join(dir, "tree");
     for (const d of ["bin", "dev", "proc", "sys", "newroot", "modules"])
       await mkdir(join(tree, d), { recursive: true });
