@@ -51,29 +51,35 @@ export async function buildInitramfs(cacheRoot: string, kernel: KernelBuild): Pr
   if (busybox.includes("/lib64/ld-linux-x86-64.so.2")) {
     throw new OsInputError(`${BUSYBOX} is dynamically linked; install busybox-static`);
   }
-  const step = await cachedStep(cacheRoot, "initramfs", [basename(kernel.dir), INIT_SCRIPT, busybox], async (dir) => {
-    const tree = join(dir, "tree");
-    for (const d of ["bin", "dev", "proc", "sys", "newroot", "modules"])
-      await mkdir(join(tree, d), { recursive: true });
-    const target = join(tree, "bin", "busybox");
-    await copyFile(BUSYBOX, target);
-    await chmod(target, 0o755);
-    await writeFile(join(tree, "init"), INIT_SCRIPT, { mode: 0o755 });
-    await writeFile(join(tree, "modules.order"), `${kernel.modules.join("\n")}\n`);
-    for (const m of kernel.modules) await copyFile(join(kernel.dir, "modules", m), join(tree, "modules", m));
-    const files = (await run("find", [".", "-mindepth", "1"], { cwd: tree }))
-      .toString("utf8")
-      .split("\n")
-      .filter(Boolean)
-      .sort();
-    for (const f of files) await utimes(join(tree, f), 0, 0);
-    const cpio = await run("cpio", ["--quiet", "-o", "-H", "newc", "--reproducible", "-R", "0:0"], {
-      cwd: tree,
-      input: Buffer.from(`${files.join("\n")}\n`),
-    });
-    const gz = await run("gzip", ["-n", "-9"], { input: cpio });
-    await writeFile(join(dir, "initrd.img"), gz);
-    await run("rm", ["-rf", tree]);
-  });
+  const step = await cachedStep(
+    cacheRoot,
+    "initramfs",
+    [basename(kernel.dir), INIT_SCRIPT, busybox],
+    async (dir) => {
+      const tree = join(dir, "tree");
+      for (const d of ["bin", "dev", "proc", "sys", "newroot", "modules"])
+        await mkdir(join(tree, d), { recursive: true });
+      const target = join(tree, "bin", "busybox");
+      await copyFile(BUSYBOX, target);
+      await chmod(target, 0o755);
+      await writeFile(join(tree, "init"), INIT_SCRIPT, { mode: 0o755 });
+      await writeFile(join(tree, "modules.order"), `${kernel.modules.join("\n")}\n`);
+      for (const m of kernel.modules)
+        await copyFile(join(kernel.dir, "modules", m), join(tree, "modules", m));
+      const files = (await run("find", [".", "-mindepth", "1"], { cwd: tree }))
+        .toString("utf8")
+        .split("\n")
+        .filter(Boolean)
+        .sort();
+      for (const f of files) await utimes(join(tree, f), 0, 0);
+      const cpio = await run("cpio", ["--quiet", "-o", "-H", "newc", "--reproducible", "-R", "0:0"], {
+        cwd: tree,
+        input: Buffer.from(`${files.join("\n")}\n`),
+      });
+      const gz = await run("gzip", ["-n", "-9"], { input: cpio });
+      await writeFile(join(dir, "initrd.img"), gz);
+      await run("rm", ["-rf", tree]);
+    },
+  );
   return join(step.dir, "initrd.img");
 }

@@ -79,6 +79,20 @@ tmpfs                /tmp          tmpfs mode=1777,nosuid,nodev  0 0
 tmpfs                /var          tmpfs mode=0755  0 0
 `;
 
+/** config/loopback-forward is JSON: {"host": "10.0.2.2", "ports": [1883, 9000]}. */
+const LOOPBACK_FORWARD = `import { readFileSync } from "node:fs";
+import { connect, createServer } from "node:net";
+const { host, ports } = JSON.parse(readFileSync(process.argv[2], "utf8"));
+for (const port of ports) {
+  createServer((local) => {
+    const remote = connect(port, host);
+    local.pipe(remote).pipe(local);
+    local.on("error", () => remote.destroy());
+    remote.on("error", () => local.destroy());
+  }).listen(port, "127.0.0.1", () => console.log(\`KEEL-MARK loopback-forward 127.0.0.1:\${port} -> \${host}:\${port}\`));
+}
+`;
+
 /** Files written into the tree: path → [contents, mode]. Part of the cache key of the image. */
 export function nodeFiles(version: string, fault: Fault): Record<string, [string, number]> {
   return {
@@ -105,6 +119,14 @@ export function nodeFiles(version: string, fault: Fault): Record<string, [string
       "[Unit]\nDescription=Root shell on the serial console (only with /var/lib/keel/config/serial-shell)\nConditionPathExists=/var/lib/keel/config/serial-shell\nRequiresMountsFor=/var/lib/keel\nConflicts=serial-getty@ttyS0.service\nAfter=serial-getty@ttyS0.service\n[Service]\nExecStart=-/sbin/agetty --autologin root --noclear --keep-baud 115200 ttyS0 vt220\nRestart=always\n[Install]\nWantedBy=multi-user.target\n",
       0o644,
     ],
+    // Lab and VM-test plumbing: the local cloud listens on the host's loopback and presigns its URLs
+    // for 127.0.0.1, so this relays the node's own 127.0.0.1:PORT to the QEMU host (10.0.2.2) for the
+    // ports listed in config/loopback-forward. A node as built has no such file and runs no relay.
+    "usr/lib/keel/loopback-forward.mjs": [LOOPBACK_FORWARD, 0o644],
+    "etc/systemd/system/keel-loopback-forward.service": [
+      "[Unit]\nDescription=Relay 127.0.0.1 ports to the lab host (only with /var/lib/keel/config/loopback-forward)\nConditionPathExists=/var/lib/keel/config/loopback-forward\nRequiresMountsFor=/var/lib/keel\nBefore=keel-agent.service\n[Service]\nExecStart=/usr/bin/node /usr/lib/keel/loopback-forward.mjs /var/lib/keel/config/loopback-forward\nRestart=always\nRestartSec=2\n[Install]\nWantedBy=multi-user.target\n",
+      0o644,
+    ],
     "etc/systemd/system/keel-boot-marker.service": [
       "[Unit]\nDescription=KeelOS boot marker on the serial console\nAfter=keel-agent.service\n[Service]\nType=oneshot\nExecStart=/bin/sh -c 'echo \"KEEL-MARK booted $(cat /etc/keelos-release) watchdog=$(cat /sys/class/watchdog/watchdog0/state 2>/dev/null || echo none) cmdline=$(cat /proc/cmdline)\" > /dev/ttyS0'\n[Install]\nWantedBy=multi-user.target\n",
       0o644,
@@ -118,6 +140,7 @@ const ENABLED_UNITS = [
   "kubelet.service",
   "keel-boot-marker.service",
   "keel-serial-shell.service",
+  "keel-loopback-forward.service",
   "systemd-networkd.service",
   "systemd-networkd-wait-online.service",
 ] as const;
