@@ -9,9 +9,11 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { RolloutSchema, RolloutViewSchema } from "../../functions/rollout/model.ts";
 import type { OsBuildResult } from "../../os/build.ts";
 import type { Firmware } from "../../os/qemu.ts";
-import { BOOT_TIMEOUT_MS, buildTestOs, machine, reach } from "./helpers.ts";
+import { type E2E, executionDetails, startE2E, until } from "../e2e/helpers.ts";
+import { BOOT_TIMEOUT_MS, buildTestOs, cloudNodeOs, machine, reach, VM_HARDWARE } from "./helpers.ts";
 
 let tmp: string;
 let os: OsBuildResult;
@@ -71,4 +73,96 @@ describe.sequential("KeelOS boots for real", () => {
       2 * BOOT_TIMEOUT_MS,
     );
   }
+});
+
+describe.sequential("scenario 1: a good release through a real rollout, a real reboot, commit", () => {
+  let e: E2E;
+  let node: OsBuildResult;
+  const thing = "vm-node-1";
+  const fleet = "vmfleet";
+  const version = "2.0.0";
+
+  beforeAll(async () => {
+    e = await startE2E("simfleet", 1);
+    const tooling = e.env.tooling;
+    const creds = await tooling.registerThing(fleet, thing, "1.0.0");
+    node = await cloudNodeOs(tmp, {
+      thing,
+      ...creds,
+      caFile: e.env.info.caFile,
+      rootFile: e.env.paths.rootFile,
+      mqtt: e.env.info.mqtt,
+      s3: e.env.info.s3,
+    });
+    // The release: another build of the same OS at 2.0.0, signed and published like any release.
+    const release = await buildTestOs(tmp, { version });
+    const manifest = join(tmp, "release-2.0.0.json");
+    await tooling.signRelease(release.image, {
+      version,
+      counter: 10,
+      compatible: [VM_HARDWARE],
+      key: e.env.paths.releaseKey,
+      out: manifest,
+    });
+    await tooling.publish(release.image, manifest, undefined, (l) => console.log(l));
+  }, 1_800_000);
+
+  afterAll(async () => {
+    await e?.stop();
+  });
+
+  it(
+    "boots A, takes the job, writes B, reboots into B, commits; job and rollout SUCCEEDED",
+    async () => {
+      const api = e.env.tooling.api;
+      const m = await machine(node.disk, "bios");
+      const first = await m.powerOn();
+      let rolloutId = "";
+      let jobId = "";
+      try {
+        await reach(first, /booted slot is healthy; marked good.*"slot":"A"/, "slot A committed");
+        const created = RolloutSchema.parse(
+          await api.post("/rollouts", {
+            release: version,
+            fleets: [fleet],
+            waves: [{ canary: [thing], successThresholdPercent: 100 }],
+            healthDeadlineSeconds: 600,
+          }),
+        );
+        rolloutId = created.id;
+        jobId = created.waves[0]?.jobId ?? "";
+        // The agent downloads, writes slot B, activates and reboots: QEMU exits (-no-reboot).
+        await reach(first, /"msg":"rebooting"/, "agent rebooting into B");
+        await first.exited;
+      } finally {
+        first.kill();
+        await first.exited;
+      }
+      const second = await m.powerOn();
+      try {
+        const booted = await reach(second, /KEEL-MARK booted .*/, "boot of slot B");
+        expect(booted).toContain(`VERSION=${version}`);
+        expect(booted).toContain("keel.slot=B");
+        await reach(second, /booted slot is healthy; marked good.*"slot":"B"/, "slot B committed");
+        await until(
+          "the rollout to succeed",
+          async () => {
+            const r = RolloutViewSchema.parse(await api.get(`/rollouts/${rolloutId}`));
+            return r.status === "SUCCEEDED" ? r : undefined;
+          },
+          BOOT_TIMEOUT_MS,
+        );
+        expect((await executionDetails(e.iot, jobId, thing)).status).toBe("SUCCEEDED");
+        await second.waitFor(/root@keelos/, BOOT_TIMEOUT_MS);
+        const env = envList(
+          await second.shell("grub-editenv /boot/efi/EFI/keel/grubenv list", BOOT_TIMEOUT_MS),
+        );
+        expect(env).toMatchObject({ B_OK: "1", B_TRY: "0", ORDER: "B A" });
+      } finally {
+        second.kill();
+        await second.exited;
+      }
+    },
+    4 * BOOT_TIMEOUT_MS,
+  );
 });
