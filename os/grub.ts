@@ -28,8 +28,14 @@ const COMMON_MODULES = [
   "sleep",
 ];
 
-/** Kernel arguments for every slot: serial console, and a panic resets the node so GRUB can fall back. */
-export const KERNEL_CMDLINE = "ro console=ttyS0,115200 panic=5 loglevel=4 systemd.show_status=1";
+/**
+ * Kernel arguments for every slot: serial console; a panic resets the node so GRUB can fall back.
+ * `no_timer_check`: under TCG on a loaded host the kernel's IO-APIC timer check can fail and panic
+ * (observed). `systemd.watchdog_sec=60`: systemd pings the watchdog from PID 1's event loop, which a
+ * starved TCG guest can stall for longer than the image's 15 s during early boot (observed resets).
+ */
+export const KERNEL_CMDLINE =
+  "ro console=ttyS0,115200 panic=5 loglevel=4 systemd.show_status=1 no_timer_check systemd.watchdog_sec=60";
 
 export function wrapperConfig(cmdline: string = KERNEL_CMDLINE): string {
   return `# KeelOS boot: serial console and kernel arguments, then the A/B selection shipped as keel.cfg.
