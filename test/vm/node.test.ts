@@ -39,12 +39,12 @@ function envList(out: string): Record<string, string> {
 describe.sequential("KeelOS boots for real", () => {
   for (const firmware of ["bios", "uefi"] as Firmware[]) {
     it(
-      `${firmware}: GRUB boots slot A, the watchdog is armed, the agent commits A, /tmp starts empty`,
+      `${firmware}: GRUB boots slot A, the watchdog is armed, the agent commits A, / is read-only, /var/lib/keel and /tmp are mounted`,
       async () => {
         const m = await machine(os.disk, firmware);
         const b = await m.powerOn();
         try {
-          const booted = await reach(b, /KEEL-MARK booted .*/, `${firmware} boot of slot A`);
+          const booted = await reach(b, /KEEL-MARK booted .*\n/, `${firmware} boot of slot A`);
           expect(booted).toContain("VERSION=1.0.0");
           expect(booted).toContain("keel.slot=A");
           expect(booted).toContain("root=PARTLABEL=keel-a");
@@ -59,7 +59,7 @@ describe.sequential("KeelOS boots for real", () => {
           );
           expect(status).toMatch(/"booted":\s*"A"/);
           const mounts = await b.shell(
-            "findmnt -rno TARGET,FSTYPE,OPTIONS / ; findmnt -rno TARGET,FSTYPE /var/lib/keel /tmp; ls -A /tmp | wc -l",
+            "findmnt -rno TARGET,FSTYPE,OPTIONS -M /; findmnt -rno TARGET,FSTYPE -M /var/lib/keel; findmnt -rno TARGET,FSTYPE -M /tmp",
             BOOT_TIMEOUT_MS,
           );
           expect(mounts).toMatch(/^\/ squashfs ro/m);
@@ -104,7 +104,7 @@ describe.sequential("scenario 1: a good release through a real rollout, a real r
       key: e.env.paths.releaseKey,
       out: manifest,
     });
-    await tooling.publish(release.image, manifest, undefined, (l) => console.log(l));
+    await tooling.publish(release.image, manifest, e.env.paths.rootFile, (l) => console.log(l));
   }, 1_800_000);
 
   afterAll(async () => {
@@ -121,6 +121,12 @@ describe.sequential("scenario 1: a good release through a real rollout, a real r
       let jobId = "";
       try {
         await reach(first, /booted slot is healthy; marked good.*"slot":"A"/, "slot A committed");
+        // Scenario 5's probe: a file on persistence must survive the update, one in /tmp must not.
+        await first.waitFor(/root@keelos/, BOOT_TIMEOUT_MS);
+        await first.shell(
+          "echo kept-across-updates > /var/lib/keel/probe; touch /tmp/probe; sync",
+          BOOT_TIMEOUT_MS,
+        );
         const created = RolloutSchema.parse(
           await api.post("/rollouts", {
             release: version,
@@ -140,7 +146,7 @@ describe.sequential("scenario 1: a good release through a real rollout, a real r
       }
       const second = await m.powerOn();
       try {
-        const booted = await reach(second, /KEEL-MARK booted .*/, "boot of slot B");
+        const booted = await reach(second, /KEEL-MARK booted .*\n/, "boot of slot B");
         expect(booted).toContain(`VERSION=${version}`);
         expect(booted).toContain("keel.slot=B");
         await reach(second, /booted slot is healthy; marked good.*"slot":"B"/, "slot B committed");
@@ -158,6 +164,12 @@ describe.sequential("scenario 1: a good release through a real rollout, a real r
           await second.shell("grub-editenv /boot/efi/EFI/keel/grubenv list", BOOT_TIMEOUT_MS),
         );
         expect(env).toMatchObject({ B_OK: "1", B_TRY: "0", ORDER: "B A" });
+        const probe = await second.shell(
+          "cat /var/lib/keel/probe; ls /tmp/probe 2>&1 | grep -c 'No such file'",
+          BOOT_TIMEOUT_MS,
+        );
+        expect(probe).toMatch(/^kept-across-updates$/m);
+        expect(probe).toMatch(/^1$/m);
       } finally {
         second.kill();
         await second.exited;
