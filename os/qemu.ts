@@ -114,10 +114,13 @@ export async function boot(o: QemuOptions): Promise<Boot> {
       }
     }
   };
+  let raw = "";
   child.stdout?.on("data", (b: Buffer) => {
     log.write(b);
-    // Serial output is CRLF with terminal escapes from GRUB; strip those so markers match plainly.
-    text += b.toString("utf8").replace(/\r/g, "").replace(ANSI_ESCAPE, "");
+    // Serial output is CRLF with terminal escapes (GRUB, systemd, bash); an escape can be split across
+    // chunks, so strip them from the whole text rather than per chunk.
+    raw += b.toString("utf8");
+    text = raw.replace(/\r/g, "").replace(ANSI_ESCAPE, "");
     check();
   });
   child.stderr?.on("data", (b: Buffer) => {

@@ -131,7 +131,7 @@ describe.sequential("scenario 1: a good release through a real rollout, a real r
           await api.post("/rollouts", {
             release: version,
             fleets: [fleet],
-            waves: [{ canary: [thing], successThresholdPercent: 100 }],
+            waves: [{ percent: 100, successThresholdPercent: 100 }],
             healthDeadlineSeconds: 600,
           }),
         );
