@@ -40,7 +40,11 @@ export const REQUIRED_TOOLS: ReadonlyArray<{ tool: string; pkg: string; why: str
  */
 export const REQUIRED_FILES: ReadonlyArray<{ path: string; pkg: string; why: string }> = [
   { path: "/usr/lib/grub/i386-pc/boot.img", pkg: "grub-pc-bin", why: "BIOS GRUB for KeelOS disks" },
-  { path: "/usr/lib/grub/x86_64-efi/linux.mod", pkg: "grub-efi-amd64-bin", why: "UEFI GRUB for KeelOS disks" },
+  {
+    path: "/usr/lib/grub/x86_64-efi/linux.mod",
+    pkg: "grub-efi-amd64-bin",
+    why: "UEFI GRUB for KeelOS disks",
+  },
   { path: "/usr/share/OVMF/OVMF_CODE_4M.fd", pkg: "ovmf", why: "UEFI firmware for QEMU" },
   { path: "/usr/share/seabios/bios-256k.bin", pkg: "seabios", why: "BIOS firmware for QEMU" },
 ];
