@@ -149,7 +149,8 @@ describe.sequential("scenario 1: a good release through a real rollout, a real r
         const booted = await reach(second, /KEEL-MARK booted .*\n/, "boot of slot B");
         expect(booted).toContain(`VERSION=${version}`);
         expect(booted).toContain("keel.slot=B");
-        await reach(second, /booted slot is healthy; marked good.*"slot":"B"/, "slot B committed");
+        // After a trial boot the agent commits through its state machine (HealthChecking → Committed).
+        await reach(second, /"from":"HealthChecking","event":"healthy","to":"Committed"/, "slot B committed");
         await until(
           "the rollout to succeed",
           async () => {
