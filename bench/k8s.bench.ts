@@ -4,11 +4,14 @@
  * cordon, drain through the Eviction API with a PDB, re-check, Node Ready with a new bootID, uncordon and
  * release) through @kubernetes/client-node, with a simulated half-second reboot. maxUnavailable 1 is the
  * baseline; maxUnavailable 5 is printed beside it. Figures: time to finish, the most nodes unavailable at
- * once (watched on the stand-in), drains, evictions refused by the PDB, PDB violations. Not part of `npm test`.
+ * once (watched on the stand-in), drains, evictions refused by the PDB, PDB violations, and how often the
+ * nodes listed Nodes and read a slot Lease (counted at the stand-in). Not part of `npm test`.
+ * KEEL_BENCH_K8S_NODES sets the cluster size (default 100) for a shorter run on a busy machine.
  */
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { z } from "zod";
 import { systemClock } from "../device/clock.ts";
 import { createKubeClient, loadKubeConfig } from "../device/kubernetes/client.ts";
 import { KubernetesConfigSchema } from "../device/kubernetes/config.ts";
@@ -18,7 +21,15 @@ import { openCertificateAuthority } from "../local/ca.ts";
 import { createClock } from "../local/clock.ts";
 import { startKubeStandIn } from "../local/k8s/standin.ts";
 
-const NODES = 100;
+const nodesEnv = z.coerce
+  .number()
+  .int()
+  .min(2)
+  .max(1000)
+  .default(100)
+  .safeParse(process.env.KEEL_BENCH_K8S_NODES);
+if (!nodesEnv.success) throw new Error(`KEEL_BENCH_K8S_NODES must be a whole number from 2 to 1000`);
+const NODES = nodesEnv.data;
 const WAVES = [0.01, 0.1, 1];
 const REBOOT_MS = 500;
 
@@ -29,12 +40,20 @@ interface Figures {
   drains: number;
   evictionsBlocked: number;
   pdbViolations: number;
+  nodeLists: number;
+  leaseReads: number;
 }
 
 async function once(maxUnavailable: number): Promise<Figures> {
   const dir = await mkdtemp(join(tmpdir(), "keel-bench-k8s-"));
   const ca = await openCertificateAuthority(join(dir, "ca"));
+  let nodeLists = 0;
+  let leaseReads = 0;
   const kube = await startKubeStandIn({
+    onRequest: (r) => {
+      if (r.method === "GET" && r.path === "/api/v1/nodes") nodeLists++;
+      else if (r.method === "GET" && r.path.includes("/leases/")) leaseReads++;
+    },
     dataDir: join(dir, "k8s"),
     clock: createClock({ timeScale: 1 }),
     podStartMs: 200,
@@ -71,6 +90,8 @@ async function once(maxUnavailable: number): Promise<Figures> {
       await c.finish();
     };
     kube.cluster.resetStats();
+    nodeLists = 0;
+    leaseReads = 0;
     const started = Date.now();
     let done = 0;
     for (const share of WAVES) {
@@ -87,6 +108,8 @@ async function once(maxUnavailable: number): Promise<Figures> {
       drains: s.drains,
       evictionsBlocked: s.evictionsBlocked,
       pdbViolations: s.pdbViolations,
+      nodeLists,
+      leaseReads,
     };
   } finally {
     await kube.stop();
@@ -106,6 +129,8 @@ export async function run(): Promise<void> {
     ["drains", (f) => String(f.drains)],
     ["evictions refused by the PDB (429)", (f) => String(f.evictionsBlocked)],
     ["PDB violations", (f) => String(f.pdbViolations)],
+    ["Node lists (GET /api/v1/nodes)", (f) => String(f.nodeLists)],
+    ["slot Lease reads", (f) => String(f.leaseReads)],
   ];
   console.log(`${"".padEnd(36)}${"maxUnavailable 1 (baseline)".padEnd(30)}maxUnavailable 5`);
   for (const [label, get] of rows) console.log(`${label.padEnd(36)}${get(base).padEnd(30)}${get(wide)}`);

@@ -1,6 +1,6 @@
 /**
  * What the agent asks of the cluster around a reboot, in the order it asks:
- *   waitForSlot (health gate + reboot slot) → cordonAndDrain → beforeReboot (still cordoned, still our slot;
+ *   waitForSlot (reboot slot, then health gate) → cordonAndDrain → beforeReboot (still cordoned, still our slot;
  *   records the reboot) → … reboot … → nodeReady (Ready with a new bootID) → finish (uncordon, release).
  * `abandon` is finish after a drain timeout or a cancel. Every step is idempotent, so an agent that crashes
  * anywhere re-runs the step of the state it persisted. While a slot is held it is renewed in the background.
@@ -55,9 +55,11 @@ export class KubernetesCoordinator {
   }
 
   /**
-   * Waits (calling onWaiting once each time it has to wait) until the health gate allows this node and it
-   * holds a slot. A gate that closes right after taking the slot (another node became NotReady in between)
-   * gives the slot back and waits again, so a race never takes the cluster over budget.
+   * Waits (calling onWaiting once each time it has to wait) until this node holds a slot and the health gate
+   * allows it. The slot comes first and only its winner lists the cluster's Nodes: while every slot is held,
+   * a waiting node reads the slot Leases and nothing else, so a release does not send the whole cluster to
+   * list Nodes. A winner the gate refuses (another node NotReady or cordoned) gives the slot back and waits,
+   * so the slot never stays with a node that is not going to reboot.
    */
   async waitForSlot(signal: AbortSignal, onWaiting: (why: string) => void): Promise<void> {
     const started = this.clock.now();
@@ -71,37 +73,29 @@ export class KubernetesCoordinator {
         return;
       }
       onWaiting(why);
-      // A little jitter so nodes that lost the same race do not retry in lockstep.
-      const jitter = Math.floor(
-        (((attempt * 7919 + this.node.length * 104729) % 997) / 997) * this.config.pollIntervalMs * 0.5,
-      );
-      await this.clock.sleep(this.config.pollIntervalMs + jitter, signal);
+      await this.clock.sleep(waitJitterMs(this.node, attempt, this.config.pollIntervalMs), signal);
     }
   }
 
-  /** null when the slot is ours; otherwise why not yet. */
+  /** null when the slot is ours and the gate lets us go; otherwise why not yet (and no slot kept). */
   private async tryTakeSlot(): Promise<string | null> {
-    // Cheap first: while every slot is held by others, do not list the cluster's Nodes (API server load
-    // from a whole cluster of waiting nodes stays at N Lease reads each per poll).
-    const held = (await this.slots.holders()).filter((h) => h !== this.node);
-    if (held.length >= this.config.maxUnavailable) return `no free reboot slot (held by ${held.join(", ")})`;
-    const gateBefore = healthGate(await this.client.listNodes(), this.node, held, this.config.maxUnavailable);
-    if (!gateBefore.ok) return `cluster health gate: unavailable ${gateBefore.busy.join(", ")}`;
     const r = await this.slots.tryAcquire();
     if (!r.ok) {
       return r.reason === "too-soon"
         ? `minSecondsBetweenReboots: ${Math.ceil(r.retryInMs / 1000)}s to go`
         : `no free reboot slot (held by ${r.holders.join(", ")})`;
     }
-    const gateAfter = healthGate(
+    // Holding a slot, the other holders are at most maxUnavailable - 1; the gate adds the nodes that are
+    // NotReady or cordoned by someone else (a crashed node, an operator's cordon) to that count.
+    const gate = healthGate(
       await this.client.listNodes(),
       this.node,
       await this.slots.holders(),
       this.config.maxUnavailable,
     );
-    if (!gateAfter.ok) {
+    if (!gate.ok) {
       await this.slots.release();
-      return `cluster health gate closed while taking the slot: unavailable ${gateAfter.busy.join(", ")}`;
+      return `cluster health gate: unavailable ${gate.busy.join(", ")}`;
     }
     return null;
   }
@@ -204,4 +198,18 @@ export class KubernetesCoordinator {
     this.renewer?.abort();
     this.renewer = null;
   }
+}
+
+/**
+ * How long a waiting node sleeps before its next try: pollIntervalMs spread over [0.5, 1.5) of it by a hash of
+ * the node's name and the attempt. Nodes that started waiting together (a wave) and saw the same release
+ * then wake at different moments instead of racing for the slot in one burst; being a hash, not a random
+ * number, a node's schedule is reproducible in its logs.
+ */
+export function waitJitterMs(node: string, attempt: number, pollIntervalMs: number): number {
+  // FNV-1a over "node#attempt".
+  let h = 0x811c9dc5;
+  for (const ch of `${node}#${attempt}`) h = Math.imul(h ^ (ch.codePointAt(0) ?? 0), 0x01000193);
+  const spread = (h >>> 0) / 0x1_0000_0000;
+  return Math.round(pollIntervalMs * (0.5 + spread));
 }

@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { systemClock } from "../../../device/clock.ts";
 import { KubernetesConfigSchema } from "../../../device/kubernetes/config.ts";
-import { KubernetesCoordinator } from "../../../device/kubernetes/coordinator.ts";
+import { KubernetesCoordinator, waitJitterMs } from "../../../device/kubernetes/coordinator.ts";
 import { CORDONED_BY_ANNOTATION } from "../../../device/kubernetes/drain.ts";
 import { DrainTimeoutError, RebootPreconditionError } from "../../../device/kubernetes/errors.ts";
 import { healthGate } from "../../../device/kubernetes/gate.ts";
@@ -61,6 +61,11 @@ function coordinator(node: string, o: Record<string, unknown> = {}, metrics?: Ag
   });
 }
 
+const slotHoldersNow = () =>
+  c.standin.cluster
+    .listLeases("keel-system")
+    .flatMap((l) => (l.spec.holderIdentity ? [l.spec.holderIdentity] : []));
+
 const webOn = (node: string) =>
   c.standin.cluster
     .podsOn(node)
@@ -84,16 +89,33 @@ describe("health gate (pure)", () => {
   });
 });
 
+describe("wait jitter (pure)", () => {
+  it("spreads the nodes of one wave over [0.5, 1.5) of the poll interval instead of one instant", () => {
+    const waits = Array.from({ length: 100 }, (_, i) => waitJitterMs(`node-${i}`, 0, 1000));
+    expect(Math.min(...waits)).toBeGreaterThanOrEqual(500);
+    expect(Math.max(...waits)).toBeLessThan(1500);
+    expect(new Set(waits).size).toBeGreaterThan(80);
+    expect(Math.max(...waits) - Math.min(...waits)).toBeGreaterThan(800);
+    expect(waitJitterMs("node-1", 3, 1000)).toBe(waitJitterMs("node-1", 3, 1000));
+    expect(waitJitterMs("node-1", 3, 1000)).not.toBe(waitJitterMs("node-1", 4, 1000));
+  });
+});
+
 describe("coordinator", () => {
   it("waits at the health gate while another node is NotReady, then takes the slot", async () => {
     const k = c.standin.cluster;
     k.setNodeReady("n4", false);
     const waits: string[] = [];
+    const heldWhileWaiting: string[] = [];
     const ctl = new AbortController();
-    const taking = coordinator("n1").waitForSlot(ctl.signal, (why) => waits.push(why));
-    await until(() => waits.length >= 2, "the gate to make it wait");
+    const taking = coordinator("n1").waitForSlot(ctl.signal, (why) => {
+      waits.push(why);
+      // Read the stand-in's own objects at the moment the node decides to wait: the slot is already back.
+      heldWhileWaiting.push(...slotHoldersNow());
+    });
+    await until(() => waits.length >= 3, "the gate to make it wait");
     expect(waits[0]).toMatch(/cluster health gate: unavailable n4/);
-    expect(await c.client.getLease("keel-system", "keel-reboot-slot-0")).toBeNull();
+    expect(heldWhileWaiting).toEqual([]);
     k.setNodeReady("n4", true);
     await taking;
     expect((await c.client.getLease("keel-system", "keel-reboot-slot-0"))?.holder).toBe("n1");
@@ -162,6 +184,33 @@ describe("coordinator", () => {
     await expect(co.beforeReboot()).rejects.toThrow(RebootPreconditionError);
     await co.finish();
     await expect(coordinator("n2").beforeReboot()).rejects.toThrow(/no longer cordoned/);
+  });
+
+  it("waiting nodes do not list Nodes while every slot is held; the freed slot goes to one of them", async () => {
+    const holder = coordinator("n3");
+    await holder.waitForSlot(new AbortController().signal, () => {});
+    const waits = new Map<string, number>();
+    const ctl = new AbortController();
+    const from = c.requests.length;
+    const waiting = ["n1", "n2"].map((n) => {
+      const co = coordinator(n);
+      return co
+        .waitForSlot(ctl.signal, () => waits.set(n, (waits.get(n) ?? 0) + 1))
+        .then(() => co)
+        .catch(() => null);
+    });
+    await until(() => (waits.get("n1") ?? 0) >= 3 && (waits.get("n2") ?? 0) >= 3, "both to wait three times");
+    const asked = c.requests.slice(from);
+    expect(asked.filter((r) => r.path === "/api/v1/nodes")).toEqual([]);
+    expect(asked.filter((r) => r.path.includes("/leases/")).length).toBeGreaterThanOrEqual(6);
+    await holder.finish();
+    const winner = await Promise.race(waiting);
+    ctl.abort();
+    const rest = await Promise.all(waiting);
+    expect(slotHoldersNow()).toEqual([winner?.node]);
+    expect(rest.filter((co) => co !== null)).toEqual([winner]);
+    await winner?.finish();
+    expect(slotHoldersNow()).toEqual([]);
   });
 });
 

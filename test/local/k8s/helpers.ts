@@ -19,6 +19,8 @@ export interface TestCluster {
   kubeconfig: string;
   client: KubeClient;
   caPem: string;
+  /** Every request the stand-in answered, in order (tests count what a client asks). */
+  requests: Array<{ method: string; path: string; status: number }>;
   /** A raw HTTPS request (for bodies no client would send). */
   api(
     method: string,
@@ -40,6 +42,7 @@ export interface TestClusterOptions {
 
 export async function startTestCluster(o: TestClusterOptions = {}): Promise<TestCluster> {
   const dir = o.dir ?? (await mkdtemp(join(tmpdir(), "keel-k8s-")));
+  const requests: TestCluster["requests"] = [];
   const ca = await openCertificateAuthority(join(dir, "ca"));
   const start = () =>
     startKubeStandIn({
@@ -47,6 +50,7 @@ export async function startTestCluster(o: TestClusterOptions = {}): Promise<Test
       clock: createClock({ timeScale: 1 }),
       podStartMs: o.podStartMs ?? 50,
       tls: { ...ca.server, caPem: ca.caCertPem },
+      onRequest: (r) => requests.push(r),
     });
   let standin = await start();
   for (const name of o.nodes ?? []) standin.cluster.addNode({ name, ready: true, bootID: `${name}-boot-1` });
@@ -60,6 +64,7 @@ export async function startTestCluster(o: TestClusterOptions = {}): Promise<Test
     kubeconfig,
     client: createKubeClient(loadKubeConfig(kubeconfig)),
     caPem: ca.caCertPem,
+    requests,
     api: (method, path, body, opts = {}) =>
       new Promise((resolve, reject) => {
         const url = new URL(path, standin.url);
