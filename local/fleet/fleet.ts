@@ -70,7 +70,10 @@ function ensureWorkloads(kube: FleetKubernetes, devices: number): void {
     c.addDaemonSet(DEMO_NAMESPACE, "node-agent", { app: "node-agent" });
   }
   if (!c.listReplicaSets().some((r) => r.metadata.name === DEMO_APP)) {
-    const replicas = Math.max(2, Math.min(devices, 6));
+    // One replica per node up to six. A one-node cluster gets one replica: with two on the only node, the
+    // budget (maxUnavailable 1) could never let the second go while the node is cordoned, and every drain
+    // would time out, as it would in a real cluster.
+    const replicas = Math.max(1, Math.min(devices, 6));
     // Grace 0: evicted replicas go at once, so the demo's drains stay quick.
     c.addReplicaSet(DEMO_NAMESPACE, DEMO_APP, { app: DEMO_APP }, replicas, 0);
     c.addPdb(DEMO_NAMESPACE, DEMO_APP, { maxUnavailable: 1, selector: { matchLabels: { app: DEMO_APP } } });
