@@ -123,7 +123,9 @@ export class GrubBootControl extends OpBootControl implements BootControl {
     // while the other slot's trial is pending keeps it.
     const trial = env[GRUB_TRIAL_VAR];
     const endTrial = (...slots: Slot[]): GrubEnvChange[] =>
-      trial !== undefined && (slots.length === 0 || slots.some((s) => s === trial)) ? [[GRUB_TRIAL_VAR, null]] : [];
+      trial !== undefined && (slots.length === 0 || slots.some((s) => s === trial))
+        ? [[GRUB_TRIAL_VAR, null]]
+        : [];
     const good = (s: Slot): GrubEnvChange[] => [
       [`${s}_OK`, "1"],
       [`${s}_TRY`, "0"],

@@ -64,7 +64,9 @@ const RIGS: Record<string, () => Promise<Rig>> = {
       view: async () => (await control.env.read()).toRecord(),
       next: (vars) => decodeGrubState(vars).next,
       plan: async (op) => {
-        const bytes = await control.env.plan(GrubBootControl.changesFor(op, (await control.env.read()).toRecord()));
+        const bytes = await control.env.plan(
+          GrubBootControl.changesFor(op, (await control.env.read()).toRecord()),
+        );
         return {
           length: bytes.length,
           // Cut before the rename: only part of <file>.new exists.
