@@ -164,7 +164,8 @@ describe("fetchRange against a real HTTP server", () => {
   });
 
   it("rangeOnly asks for exactly [start, size) and refuses a server that answers 200 instead", async () => {
-    // This test server knows only open ranges (bytes=N-): it answers the closed one with the whole object.
+    // A server without Range support answers the closed range with the whole object (HTTP 200).
+    server.noRanges();
     const err = await fetchImage({ start: 1000, rangeOnly: true }).catch((e: unknown) => e);
     expect(server.requests.map((r) => r.range)).toEqual([`bytes=1000-${SIZE - 1}`]);
     expect(err).toBeInstanceOf(RangeUnsupportedError);
