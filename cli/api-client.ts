@@ -12,7 +12,7 @@ import { fromNodeProviderChain } from "@aws-sdk/credential-providers";
 import { SignatureV4 } from "@smithy/signature-v4";
 import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from "@smithy/types";
 import { z } from "zod";
-import { KeelError } from "../core/errors.ts";
+import { describeError, KeelError } from "../core/errors.ts";
 import { parseWith } from "../core/parse.ts";
 import {
   type AuditEntry,
@@ -103,7 +103,7 @@ export async function resolveTarget(flags: TargetFlags): Promise<CloudTarget> {
   } catch (err) {
     if (err instanceof KeelError) throw err;
     throw new CliUsageError(
-      `cannot read stack ${stack} in ${region}: ${(err as Error).message} (deployed? see \`npx cdk deploy\`)`,
+      `cannot read stack ${stack} in ${region}: ${describeError(err)} (deployed? see \`npx cdk deploy\`)`,
       { cause: err },
     );
   } finally {

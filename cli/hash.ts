@@ -4,6 +4,7 @@
  */
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
+import { describeError } from "../core/errors.ts";
 import { CliFileError } from "./errors.ts";
 import { regularFileSize } from "./inputs.ts";
 import { progressBar } from "./progress.ts";
@@ -31,7 +32,7 @@ export async function hashFile(
       onProgress?.(size, total);
     }
   } catch (err) {
-    throw new CliFileError(path, `read failed after ${size} bytes (${(err as Error).message})`, {
+    throw new CliFileError(path, `read failed after ${size} bytes (${describeError(err)})`, {
       cause: err,
     });
   }

@@ -8,7 +8,7 @@ import { readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { InvalidArgumentError } from "commander";
 import { parseDurationSeconds } from "../core/duration.ts";
-import { SchemaError } from "../core/errors.ts";
+import { describeError, SchemaError } from "../core/errors.ts";
 import { type KeyPair, parsePublicKeyFile, parseSecretKeyFile } from "../core/keys.ts";
 import { MAX_JSON_BYTES, parseJsonText } from "../core/parse.ts";
 import type { RootSigned } from "../core/schemas.ts";
@@ -26,7 +26,7 @@ export async function regularFileSize(path: string, cannot: string): Promise<num
     return st.size;
   } catch (err) {
     if (err instanceof CliFileError) throw err;
-    throw new CliFileError(path, `${cannot} (${(err as Error).message})`, { cause: err });
+    throw new CliFileError(path, `${cannot} (${describeError(err)})`, { cause: err });
   }
 }
 
@@ -44,7 +44,7 @@ export async function readSmallFile(path: string, what = "document"): Promise<Ui
   try {
     return new Uint8Array(await readFile(path));
   } catch (err) {
-    throw new CliFileError(path, `cannot read (${(err as Error).message})`, { cause: err });
+    throw new CliFileError(path, `cannot read (${describeError(err)})`, { cause: err });
   }
 }
 
@@ -106,7 +106,7 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, m
     await rename(tmp, path);
   } catch (err) {
     await rm(tmp, { force: true });
-    throw new CliFileError(path, `cannot write (${(err as Error).message})`, { cause: err });
+    throw new CliFileError(path, `cannot write (${describeError(err)})`, { cause: err });
   }
 }
 
@@ -115,8 +115,7 @@ export async function writeNewFile(path: string, data: string, mode: number): Pr
   try {
     await writeFile(path, data, { mode, flag: "wx" });
   } catch (err) {
-    const msg =
-      errnoCode(err) === "EEXIST" ? "already exists; refusing to overwrite it" : (err as Error).message;
+    const msg = errnoCode(err) === "EEXIST" ? "already exists; refusing to overwrite it" : describeError(err);
     throw new CliFileError(path, msg, { cause: err });
   }
 }
@@ -127,7 +126,7 @@ export async function exists(path: string): Promise<boolean> {
     return true;
   } catch (err) {
     if (errnoCode(err) === "ENOENT") return false;
-    throw new CliFileError(path, `cannot stat (${(err as Error).message})`, { cause: err });
+    throw new CliFileError(path, `cannot stat (${describeError(err)})`, { cause: err });
   }
 }
 
@@ -156,7 +155,7 @@ export function durationOption(value: string): number {
   try {
     return parseDurationSeconds(value);
   } catch (err) {
-    throw new InvalidArgumentError((err as Error).message);
+    throw new InvalidArgumentError(describeError(err));
   }
 }
 

@@ -1,6 +1,6 @@
 /** The one way outside input becomes typed data: JSON text or values through a zod schema. */
 import type { z } from "zod";
-import { SchemaError, StrictJsonError } from "./errors.ts";
+import { describeError, SchemaError, StrictJsonError } from "./errors.ts";
 import { JsonSyntaxError, parseStrictJson } from "./strict-json.ts";
 
 /** Upper bound for any JSON document we parse (manifests, roots, job documents are a few KB). */
@@ -39,7 +39,7 @@ export function parseJsonText(text: string | Uint8Array, what: string): unknown 
     );
   } catch (err) {
     const path = err instanceof JsonSyntaxError ? err.path : "";
-    throw new StrictJsonError(what, [{ path, message: `not valid UTF-8 JSON (${(err as Error).message})` }], {
+    throw new StrictJsonError(what, [{ path, message: `not valid UTF-8 JSON (${describeError(err)})` }], {
       cause: err,
     });
   }

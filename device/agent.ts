@@ -102,7 +102,7 @@ export async function readBootedSlot(cmdlinePath: string): Promise<Slot> {
   try {
     text = await readFile(cmdlinePath, "utf8");
   } catch (err) {
-    throw new BootedSlotError(`cannot read ${cmdlinePath} (${(err as Error).message})`, { cause: err });
+    throw new BootedSlotError(`cannot read ${cmdlinePath} (${describeError(err)})`, { cause: err });
   }
   const m = /(?:^|\s)keel\.slot=([AB])(?:\s|$)/.exec(text);
   if (!m) throw new BootedSlotError(`${cmdlinePath} has no keel.slot=A|B`);

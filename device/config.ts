@@ -6,6 +6,7 @@
 import { readFile } from "node:fs/promises";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { z } from "zod";
+import { describeError } from "../core/errors.ts";
 import { parseJsonText, parseWith } from "../core/parse.ts";
 import { IdentifierSchema } from "../core/schemas.ts";
 import { SemverSchema } from "../core/version.ts";
@@ -178,7 +179,7 @@ export function parseAgentConfig(value: unknown, base: string, what = "agent con
   try {
     parsed = parseWith(AgentConfigSchema, value, what);
   } catch (err) {
-    throw new AgentConfigError((err as Error).message, { cause: err });
+    throw new AgentConfigError(describeError(err), { cause: err });
   }
   // Default checks: kubelet's healthz, plus the broker connection when the node has one.
   const health = parsed.health ?? [
@@ -197,13 +198,13 @@ export async function loadAgentConfig(
   try {
     text = await readFile(file, "utf8");
   } catch (err) {
-    throw new AgentConfigError(`${file}: cannot read (${(err as Error).message})`, { cause: err });
+    throw new AgentConfigError(`${file}: cannot read (${describeError(err)})`, { cause: err });
   }
   let raw: unknown;
   try {
     raw = parseJsonText(text, `agent config ${file}`);
   } catch (err) {
-    throw new AgentConfigError((err as Error).message, { cause: err });
+    throw new AgentConfigError(describeError(err), { cause: err });
   }
   if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
     throw new AgentConfigError(`${file}: must be a JSON object`);
@@ -221,7 +222,7 @@ export async function loadAgentConfig(
   try {
     await assertDistinctSlots(config.slots);
   } catch (err) {
-    throw new AgentConfigError(`${file}: ${(err as Error).message}`, { cause: err });
+    throw new AgentConfigError(`${file}: ${describeError(err)}`, { cause: err });
   }
   return config;
 }

@@ -9,6 +9,7 @@ import { randomBytes } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import mqtt, { type MqttClient } from "mqtt";
 import { z } from "zod";
+import { describeError } from "../core/errors.ts";
 import { parseJsonText, parseWith } from "../core/parse.ts";
 import { type AgentClock, backoffMs } from "./clock.ts";
 import { AbortedError, JobsRequestError } from "./errors.ts";
@@ -305,7 +306,7 @@ export class JobsClient {
       return r.body;
     } catch (err) {
       if (err instanceof JobsRequestError) throw err;
-      throw new JobsRequestError("PublishFailed", `${topic}: ${(err as Error).message}`, { cause: err });
+      throw new JobsRequestError("PublishFailed", `${topic}: ${describeError(err)}`, { cause: err });
     } finally {
       clearTimeout(timer);
       this.pending.delete(clientToken);

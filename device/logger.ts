@@ -3,15 +3,14 @@
  * journald and log shippers can parse it. Child loggers add fields (thing, jobId) without global state,
  * so hundreds of agents can log from one process.
  */
+import type { Logger as BaseLogger, LogFields } from "../core/logger.ts";
+
 export type LogLevel = "debug" | "info" | "warn" | "error";
 const ORDER: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 
-export interface Logger {
-  debug(msg: string, fields?: Record<string, unknown>): void;
-  info(msg: string, fields?: Record<string, unknown>): void;
-  warn(msg: string, fields?: Record<string, unknown>): void;
-  error(msg: string, fields?: Record<string, unknown>): void;
-  child(fields: Record<string, unknown>): Logger;
+/** The tree's one logging shape (core/logger.ts), plus child loggers that carry fields (thing, jobId). */
+export interface Logger extends BaseLogger {
+  child(fields: LogFields): Logger;
 }
 
 export interface LoggerOptions {

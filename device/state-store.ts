@@ -8,6 +8,7 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { z } from "zod";
+import { describeError } from "../core/errors.ts";
 import { JobDocumentSchema } from "../core/job-document.ts";
 import { parseJsonWith } from "../core/parse.ts";
 import { ReleaseSignedSchema } from "../core/schemas.ts";
@@ -114,12 +115,12 @@ export class StateStore {
       text = await readFile(this.path, "utf8");
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === "ENOENT") return initialState();
-      throw new StateStoreError(this.path, `cannot read (${(err as Error).message})`, { cause: err });
+      throw new StateStoreError(this.path, `cannot read (${describeError(err)})`, { cause: err });
     }
     try {
       return parseJsonWith(PersistedStateSchema, text, `agent state ${this.path}`);
     } catch (err) {
-      throw new StateStoreError(this.path, (err as Error).message, { cause: err });
+      throw new StateStoreError(this.path, describeError(err), { cause: err });
     }
   }
 
@@ -127,7 +128,7 @@ export class StateStore {
     try {
       await writeFileAtomic(this.path, `${JSON.stringify(state, null, 2)}\n`);
     } catch (err) {
-      throw new StateStoreError(this.path, `cannot write (${(err as Error).message})`, { cause: err });
+      throw new StateStoreError(this.path, `cannot write (${describeError(err)})`, { cause: err });
     }
   }
 }

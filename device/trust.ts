@@ -14,6 +14,7 @@ import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { z } from "zod";
 import type { Acceptance } from "../core/acceptance.ts";
+import { describeError } from "../core/errors.ts";
 import { parseJsonText, parseJsonWith } from "../core/parse.ts";
 import type { RootSigned } from "../core/schemas.ts";
 import { parseRootEnvelope, type TrustedTime, verifyRole, walkRootChain } from "../core/verify.ts";
@@ -80,7 +81,7 @@ export class TrustStore {
     } catch (err) {
       throw new StateStoreError(
         this.shippedRootPath,
-        `cannot read the shipped trust root (${(err as Error).message})`,
+        `cannot read the shipped trust root (${describeError(err)})`,
         {
           cause: err,
         },

@@ -6,6 +6,7 @@
  * text, which no filter can look into), an object becomes a nested object (`$.message.event`). So under
  * Lambda's JSON format the entry is passed as an object; anywhere else it is printed as one JSON line.
  */
+import type { Logger } from "../core/logger.ts";
 import type { Env } from "./env.ts";
 
 /** The `event` of the line logged once whenever a rollout becomes ABORTED (the aborted-rollouts alarm). */
@@ -16,12 +17,7 @@ export const ROLLOUT_STALLED_EVENT = "rollout.stalled";
 const ORDER = { debug: 10, info: 20, warn: 30, error: 40, silent: 100 } as const;
 type Level = Exclude<keyof typeof ORDER, "silent">;
 
-export interface Logger {
-  debug(msg: string, fields?: Record<string, unknown>): void;
-  info(msg: string, fields?: Record<string, unknown>): void;
-  warn(msg: string, fields?: Record<string, unknown>): void;
-  error(msg: string, fields?: Record<string, unknown>): void;
-}
+export type { Logger } from "../core/logger.ts";
 
 /** Where log entries go: stdout for debug/info, stderr for warn/error. */
 export type LogSink = (entry: Record<string, unknown>, toStderr: boolean) => void;

@@ -12,6 +12,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import type { AddressInfo } from "node:net";
 import { Sha256 } from "@aws-crypto/sha256-js";
 import { SignatureV4 } from "@smithy/signature-v4";
+import { describeError } from "../core/errors.ts";
 import { parseJsonWith } from "../core/parse.ts";
 import { createAdvanceRolloutHandler } from "../functions/advance-rollout/app.ts";
 import { createClients, destroyClients } from "../functions/clients.ts";
@@ -354,7 +355,7 @@ export async function startFunctionsWiring(
         try {
           claim = checkSigV4Headers(headers, info.region);
         } catch (err) {
-          return refuse(res, req, 403, `Forbidden: ${(err as Error).message}`);
+          return refuse(res, req, 403, `Forbidden: ${describeError(err)}`);
         }
         let body: Buffer;
         try {
@@ -375,14 +376,14 @@ export async function startFunctionsWiring(
         try {
           ({ accessKey } = await verifySigV4(incoming, info.region, claim));
         } catch (err) {
-          return refuse(res, req, 403, `Forbidden: ${(err as Error).message}`);
+          return refuse(res, req, 403, `Forbidden: ${describeError(err)}`);
         }
         const out = await api(
           functionUrlEvent(incoming, accessKey, req.socket.remoteAddress ?? "127.0.0.1", Date.now()),
         );
         send(res, out.statusCode, out.headers, out.body);
       } catch (err) {
-        send(res, 500, JSON_HEADERS, JSON.stringify({ Message: (err as Error).message }));
+        send(res, 500, JSON_HEADERS, JSON.stringify({ Message: describeError(err) }));
       }
     })();
   });

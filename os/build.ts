@@ -7,6 +7,7 @@
 import { createHash } from "node:crypto";
 import { copyFile, mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { join, relative, resolve } from "node:path";
+import { describeError } from "../core/errors.ts";
 import { AgentConfigSchema } from "../device/config.ts";
 import { cachedStep } from "./cache.ts";
 import { buildDisk, diskLayout, type Part } from "./disk.ts";
@@ -87,7 +88,7 @@ export function checkAgentConfig(text: string, source: string): void {
   try {
     value = JSON.parse(text);
   } catch (err) {
-    throw new OsInputError(`${source}: not JSON (${(err as Error).message})`, { cause: err });
+    throw new OsInputError(`${source}: not JSON (${describeError(err)})`, { cause: err });
   }
   const parsed = AgentConfigSchema.safeParse(value);
   if (!parsed.success) {

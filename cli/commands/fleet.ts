@@ -5,6 +5,7 @@
 import { mkdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Command } from "commander";
+import { describeError } from "../../core/errors.ts";
 import { parseWith } from "../../core/parse.ts";
 import { type FleetStatus, RegisteredThingSchema } from "../../functions/rollout-api/contract.ts";
 import {
@@ -28,17 +29,15 @@ async function caPem(target: CloudTarget): Promise<string> {
     try {
       return await readFile(target.local.caFile, "utf8");
     } catch (err) {
-      throw new CliFileError(target.local.caFile, `cannot read the local CA (${(err as Error).message})`, {
+      throw new CliFileError(target.local.caFile, `cannot read the local CA (${describeError(err)})`, {
         cause: err,
       });
     }
   }
   const res = await fetch(AMAZON_ROOT_CA_URL).catch((err: unknown) => {
-    throw new CliFileError(
-      AMAZON_ROOT_CA_URL,
-      `cannot download Amazon Root CA 1 (${(err as Error).message})`,
-      { cause: err },
-    );
+    throw new CliFileError(AMAZON_ROOT_CA_URL, `cannot download Amazon Root CA 1 (${describeError(err)})`, {
+      cause: err,
+    });
   });
   if (!res.ok) throw new CliFileError(AMAZON_ROOT_CA_URL, `download failed: HTTP ${res.status}`);
   return res.text();

@@ -2,6 +2,7 @@
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import type { Command } from "commander";
+import { describeError } from "../../core/errors.ts";
 import { generateKeyPair, publicKeyFileText, secretKeyFileText } from "../../core/keys.ts";
 import { CliFileError, CliUsageError } from "../errors.ts";
 import { exists, writeNewFile } from "../inputs.ts";
@@ -18,7 +19,7 @@ export async function keygen(
   try {
     await mkdir(outDir, { recursive: true });
   } catch (err) {
-    throw new CliFileError(outDir, `cannot create directory (${(err as Error).message})`, { cause: err });
+    throw new CliFileError(outDir, `cannot create directory (${describeError(err)})`, { cause: err });
   }
   const key = generateKeyPair();
   const secret = join(outDir, `${name}.key`);

@@ -9,7 +9,7 @@ import { fromNodeProviderChain } from "@aws-sdk/credential-providers";
 import { Upload } from "@aws-sdk/lib-storage";
 import type { Command } from "commander";
 import { checkImageDigest } from "../../core/acceptance.ts";
-import { KeelError } from "../../core/errors.ts";
+import { describeError, KeelError } from "../../core/errors.ts";
 import { parseJsonText } from "../../core/parse.ts";
 import { parseReleaseEnvelope, parseRootEnvelope } from "../../core/verify.ts";
 import type { ReleaseRecord } from "../../functions/store.ts";
@@ -91,7 +91,7 @@ export async function publishRelease(
   try {
     checkImageDigest(release.image, digest);
   } catch (err) {
-    throw new CliFileError(image, `is not the image ${manifestPath} signs: ${(err as Error).message}`, {
+    throw new CliFileError(image, `is not the image ${manifestPath} signs: ${describeError(err)}`, {
       cause: err,
     });
   }

@@ -12,6 +12,7 @@ import { checkImageDigest } from "../../core/acceptance.ts";
 import { canonicalize } from "../../core/canonical-json.ts";
 import { missingChunks } from "../../core/chunk-index.ts";
 import { planDelta } from "../../core/delta-plan.ts";
+import { describeError } from "../../core/errors.ts";
 import { signValue } from "../../core/keys.ts";
 import { parseWith } from "../../core/parse.ts";
 import {
@@ -111,7 +112,7 @@ export async function buildImage(rootfs: string, out: string, opts: BuildOptions
   try {
     isDir = (await stat(rootfs)).isDirectory();
   } catch (err) {
-    throw new CliFileError(rootfs, `cannot read root filesystem tree (${(err as Error).message})`, {
+    throw new CliFileError(rootfs, `cannot read root filesystem tree (${describeError(err)})`, {
       cause: err,
     });
   }

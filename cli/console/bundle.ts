@@ -4,6 +4,7 @@
  */
 import { join } from "node:path";
 import { build } from "esbuild";
+import { describeError } from "../../core/errors.ts";
 import { ConsoleBundleError } from "./errors.ts";
 
 export interface WebBundle {
@@ -37,7 +38,7 @@ async function bundle(): Promise<WebBundle> {
     return { js: file(".js"), css: file(".css") };
   } catch (err) {
     if (err instanceof ConsoleBundleError) throw err;
-    throw new ConsoleBundleError(`cannot bundle the console's web app: ${(err as Error).message}`, {
+    throw new ConsoleBundleError(`cannot bundle the console's web app: ${describeError(err)}`, {
       cause: err,
     });
   }

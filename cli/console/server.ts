@@ -7,7 +7,7 @@
  */
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { SchemaError } from "../../core/errors.ts";
+import { describeError, SchemaError } from "../../core/errors.ts";
 import { parseJsonText, parseWith } from "../../core/parse.ts";
 import { ApiError } from "../api-client.ts";
 import { webBundle } from "./bundle.ts";
@@ -107,7 +107,7 @@ async function proxy(o: ConsoleOptions, req: IncomingMessage, url: URL): Promise
   try {
     return parseWith(call.answer, answer, `API answer to ${call.method} ${call.path}`);
   } catch (err) {
-    throw new ConsoleUpstreamError((err as Error).message, { cause: err });
+    throw new ConsoleUpstreamError(describeError(err), { cause: err });
   }
 }
 

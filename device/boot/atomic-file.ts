@@ -6,6 +6,7 @@
 import { constants } from "node:fs";
 import { open, rename } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
+import { describeError } from "../../core/errors.ts";
 import { fsyncDir, writeSynced } from "../fs-atomic.ts";
 import { BootIoError } from "./errors.ts";
 
@@ -20,7 +21,7 @@ export async function writeFileAtomic(path: string, data: Uint8Array): Promise<v
     await rename(tmp, path);
     await fsyncDir(dirname(path));
   } catch (err) {
-    throw new BootIoError(`cannot write ${path}: ${(err as Error).message}`, { cause: err });
+    throw new BootIoError(`cannot write ${path}: ${describeError(err)}`, { cause: err });
   }
 }
 
@@ -47,7 +48,7 @@ export async function readAt(path: string, offset: number, size: number): Promis
   try {
     fh = await open(path, constants.O_RDONLY);
   } catch (err) {
-    throw new BootIoError(`cannot open ${path}: ${(err as Error).message}`, { cause: err });
+    throw new BootIoError(`cannot open ${path}: ${describeError(err)}`, { cause: err });
   }
   try {
     const buf = Buffer.alloc(size);
@@ -63,7 +64,7 @@ export async function readAt(path: string, offset: number, size: number): Promis
     return buf;
   } catch (err) {
     if (err instanceof BootIoError) throw err;
-    throw new BootIoError(`cannot read ${path}: ${(err as Error).message}`, { cause: err });
+    throw new BootIoError(`cannot read ${path}: ${describeError(err)}`, { cause: err });
   } finally {
     await fh.close();
   }

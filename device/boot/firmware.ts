@@ -5,6 +5,7 @@
  * against the real GRUB (grub-emu) running the shipped grub.cfg.
  */
 import { readFile, writeFile } from "node:fs/promises";
+import { describeError } from "../../core/errors.ts";
 import { BootEnvFormatError, BootEnvTooSmallError, BootIoError } from "./errors.ts";
 import { grubBootBlock, grubSelect } from "./grub.ts";
 import { GrubEnvBlock } from "./grubenv.ts";
@@ -28,7 +29,7 @@ export class GrubRaucFirmware implements SimulatedFirmware {
       if (err instanceof BootEnvFormatError || (err as NodeJS.ErrnoException).code === "ENOENT") {
         return grubSelect({}).choice;
       }
-      throw new BootIoError(`cannot read ${this.envFile}: ${(err as Error).message}`, { cause: err });
+      throw new BootIoError(`cannot read ${this.envFile}: ${describeError(err)}`, { cause: err });
     }
     try {
       const { choice, block: saved } = grubBootBlock(block);

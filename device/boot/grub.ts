@@ -12,8 +12,21 @@ import { type BootControl, type BootState, otherSlot, SLOTS, type Slot } from ".
 /** Variables grub.cfg saves on every boot, in its `save_env` order (the order decides the bytes). */
 export const GRUB_SAVED_VARS = ["A_TRY", "A_OK", "B_TRY", "B_OK", "ORDER"] as const;
 
-/** grub.cfg's defaults, set before `load_env` so a missing or empty grubenv still boots A. */
-const GRUB_DEFAULTS: Record<string, string> = { ORDER: "A B", A_OK: "0", B_OK: "0", A_TRY: "0", B_TRY: "0" };
+/** grub.cfg's defaults, set before `load_env`: with a missing or empty grubenv no slot is OK (rescue). */
+const GRUB_DEFAULTS: Record<string, string> = {
+  ORDER: "A B",
+  A_OK: "0",
+  B_OK: "0",
+  A_TRY: "0",
+  B_TRY: "0",
+  TRIAL: "",
+};
+
+/**
+ * The variable naming the slot on trial: set in the write that arms the trial, unset by the write that
+ * marks that slot good or bad. grub.cfg's rescue path never gives that slot its try back.
+ */
+export const GRUB_TRIAL_VAR = "TRIAL";
 
 /** Menu entries of grub.cfg: 0 rescue, 1 slot A, 2 slot B (docs/bootloaders.md#grub-slot-selection). */
 const MENU: Record<number, Slot | "rescue"> = { 0: "rescue", 1: "A", 2: "B" };
@@ -33,7 +46,8 @@ export interface GrubDecision {
 
 /**
  * grub.cfg's selection, step for step: defaults, load_env, then for each slot in ORDER mark it tried and
- * take the first one that was OK and not yet tried; none → clear TRY on every OK slot and boot rescue.
+ * take the first one that was OK and not yet tried; none → clear TRY on every OK slot but the one named in
+ * TRIAL and boot rescue.
  */
 export function grubSelect(env: Readonly<Record<string, string>>): GrubDecision {
   const v: Record<string, string> = { ...GRUB_DEFAULTS, ...env };
@@ -55,7 +69,9 @@ export function grubSelect(env: Readonly<Record<string, string>>): GrubDecision 
     }
   }
   if (chosen === 0) {
-    for (const s of SLOTS) if (num(v[`${s}_OK`]) === 1 && num(v[`${s}_TRY`]) === 1) v[`${s}_TRY`] = "0";
+    for (const s of SLOTS) {
+      if (num(v[`${s}_OK`]) === 1 && num(v[`${s}_TRY`]) === 1 && v[GRUB_TRIAL_VAR] !== s) v[`${s}_TRY`] = "0";
+    }
   }
   return { choice: MENU[chosen] ?? "rescue", vars: v };
 }
@@ -97,8 +113,19 @@ export class GrubBootControl extends OpBootControl implements BootControl {
     return decodeGrubState((await this.env.read()).toRecord());
   }
 
-  /** The write for each operation (docs/bootloaders.md#what-the-agent-writes) (static so tests can plan a write and cut it at every byte). */
-  static changesFor(op: BootOp): GrubEnvChange[] {
+  /**
+   * The write for each operation (docs/bootloaders.md#what-the-agent-writes), given the current variables
+   * (only TRIAL depends on them) (static so tests can plan a write and cut it at every byte).
+   */
+  static changesFor(op: BootOp, env: Readonly<Record<string, string>>): GrubEnvChange[] {
+    // TRIAL goes with the trial it names: unset when that slot is marked good or bad (or rewritten),
+    // and by forceSlot, which ends any trial. Left alone otherwise, so re-marking the running slot good
+    // while the other slot's trial is pending keeps it.
+    const trial = env[GRUB_TRIAL_VAR];
+    const endTrial = (...slots: Slot[]): GrubEnvChange[] =>
+      trial !== undefined && (slots.length === 0 || slots.some((s) => s === trial))
+        ? [[GRUB_TRIAL_VAR, null]]
+        : [];
     const good = (s: Slot): GrubEnvChange[] => [
       [`${s}_OK`, "1"],
       [`${s}_TRY`, "0"],
@@ -110,20 +137,25 @@ export class GrubBootControl extends OpBootControl implements BootControl {
     switch (op.kind) {
       case "invalidate":
       case "markBad":
-        return bad(op.slot);
+        return [...bad(op.slot), ...endTrial(op.slot)];
       case "markGood":
-        return good(op.slot);
+        return [...good(op.slot), ...endTrial(op.slot)];
       case "setTrialBoot":
-        return [...good(op.slot), ...good(otherSlot(op.slot)), ["ORDER", `${op.slot} ${otherSlot(op.slot)}`]];
+        return [
+          ...good(op.slot),
+          ...good(otherSlot(op.slot)),
+          ["ORDER", `${op.slot} ${otherSlot(op.slot)}`],
+          [GRUB_TRIAL_VAR, op.slot],
+        ];
       case "forceSlot":
-        return [...good(op.slot), ["ORDER", `${op.slot} ${otherSlot(op.slot)}`]];
+        return [...good(op.slot), ["ORDER", `${op.slot} ${otherSlot(op.slot)}`], ...endTrial()];
       case "markGoodAndBad":
-        return [...good(op.good), ...bad(op.bad)];
+        return [...good(op.good), ...bad(op.bad), ...endTrial(op.good, op.bad)];
     }
   }
 
-  protected apply(op: BootOp): Promise<void> {
-    return this.env.update(GrubBootControl.changesFor(op));
+  protected async apply(op: BootOp): Promise<void> {
+    return this.env.update(GrubBootControl.changesFor(op, (await this.env.read()).toRecord()));
   }
 }
 

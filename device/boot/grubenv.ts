@@ -5,6 +5,7 @@
  * produce the very bytes grub-editenv would, and a block of any size keeps its size.
  */
 import { readFile } from "node:fs/promises";
+import { describeError } from "../../core/errors.ts";
 import { writeFileAtomic } from "./atomic-file.ts";
 import { BootEnvFormatError, BootEnvTooSmallError, BootIoError, BootUsageError } from "./errors.ts";
 
@@ -204,7 +205,7 @@ export class GrubEnvFile {
       bytes = await readFile(this.path);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === "ENOENT") return GrubEnvBlock.create();
-      throw new BootIoError(`cannot read ${this.path}: ${(err as Error).message}`, { cause: err });
+      throw new BootIoError(`cannot read ${this.path}: ${describeError(err)}`, { cause: err });
     }
     return GrubEnvBlock.parse(bytes, this.path);
   }

@@ -13,6 +13,7 @@
 import { type FileHandle, open as openFile, readFile } from "node:fs/promises";
 import http, { type IncomingMessage } from "node:http";
 import https from "node:https";
+import { describeError } from "../../core/errors.ts";
 import { type AgentClock, backoffMs } from "../clock.ts";
 import {
   AbortedError,
@@ -181,7 +182,7 @@ async function open(
   } catch (err) {
     close();
     const cause = timedOut() ?? err;
-    throw new RetryableError(`request failed: ${(cause as Error).message}`, { cause });
+    throw new RetryableError(`request failed: ${describeError(cause)}`, { cause });
   }
   clearTimeout(timer);
   async function* body(): AsyncGenerator<Buffer> {
@@ -414,7 +415,7 @@ async function fileAttempt(
   } catch (err) {
     if (err instanceof SinkError) throw err.cause;
     if (signal.aborted) throw new AbortedError("read abandoned", { cause: err });
-    throw new DownloadError(path, `cannot read image file (${(err as Error).message})`, { cause: err });
+    throw new DownloadError(path, `cannot read image file (${describeError(err)})`, { cause: err });
   } finally {
     await fh?.close();
   }
@@ -448,7 +449,7 @@ export async function fetchSmall(
         deadline.check(err);
         if (!(err instanceof RetryableError)) {
           if (err instanceof DownloadError) throw err;
-          throw new DownloadError(source, (err as Error).message, { cause: err });
+          throw new DownloadError(source, describeError(err), { cause: err });
         }
         if (attempt >= retry.retries) throw gaveUp(source, attempt + 1, err);
         await clock

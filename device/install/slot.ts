@@ -7,6 +7,7 @@ import { execFile } from "node:child_process";
 import { createHash, type Hash } from "node:crypto";
 import { type FileHandle, open, stat } from "node:fs/promises";
 import { promisify } from "node:util";
+import { describeError } from "../../core/errors.ts";
 import { SlotError } from "../errors.ts";
 
 const execFileP = promisify(execFile);
@@ -17,7 +18,7 @@ export async function slotSize(path: string): Promise<number> {
   try {
     st = await stat(path);
   } catch (err) {
-    throw new SlotError(path, `cannot stat (${(err as Error).message})`, { cause: err });
+    throw new SlotError(path, `cannot stat (${describeError(err)})`, { cause: err });
   }
   if (st.isFile()) return st.size;
   if (st.isBlockDevice()) {
@@ -25,7 +26,7 @@ export async function slotSize(path: string): Promise<number> {
       const { stdout } = await execFileP("blockdev", ["--getsize64", path]);
       return Number.parseInt(stdout.trim(), 10);
     } catch (err) {
-      throw new SlotError(path, `cannot read the block device size (${(err as Error).message})`, {
+      throw new SlotError(path, `cannot read the block device size (${describeError(err)})`, {
         cause: err,
       });
     }
@@ -44,7 +45,7 @@ export class SlotWriter {
     try {
       return new SlotWriter(path, await open(path, "r+"));
     } catch (err) {
-      throw new SlotError(path, `cannot open for writing (${(err as Error).message})`, { cause: err });
+      throw new SlotError(path, `cannot open for writing (${describeError(err)})`, { cause: err });
     }
   }
 
@@ -56,7 +57,7 @@ export class SlotWriter {
         done += bytesWritten;
       }
     } catch (err) {
-      throw new SlotError(this.path, `write at byte ${position + done} failed (${(err as Error).message})`, {
+      throw new SlotError(this.path, `write at byte ${position + done} failed (${describeError(err)})`, {
         cause: err,
       });
     }
@@ -66,7 +67,7 @@ export class SlotWriter {
     try {
       await this.fh.datasync();
     } catch (err) {
-      throw new SlotError(this.path, `fsync failed (${(err as Error).message})`, { cause: err });
+      throw new SlotError(this.path, `fsync failed (${describeError(err)})`, { cause: err });
     }
   }
 
@@ -92,7 +93,7 @@ export async function hashSlotRange(
   try {
     fh = await open(path, "r");
   } catch (err) {
-    throw new SlotError(path, `cannot open for reading (${(err as Error).message})`, { cause: err });
+    throw new SlotError(path, `cannot open for reading (${describeError(err)})`, { cause: err });
   }
   try {
     const buf = Buffer.allocUnsafe(READ_CHUNK);
@@ -108,7 +109,7 @@ export async function hashSlotRange(
   } catch (err) {
     if (err instanceof SlotError) throw err;
     if (signal?.aborted) throw err;
-    throw new SlotError(path, `read failed (${(err as Error).message})`, { cause: err });
+    throw new SlotError(path, `read failed (${describeError(err)})`, { cause: err });
   } finally {
     await fh.close();
   }

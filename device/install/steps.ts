@@ -14,6 +14,7 @@ import { createHash } from "node:crypto";
 import { checkAcceptance, checkImageDigest } from "../../core/acceptance.ts";
 import {
   AcceptanceError,
+  describeError,
   ExpiredError,
   ImageMismatchError,
   RootRotationError,
@@ -187,8 +188,8 @@ export const validate: StateHandler = {
       return { event: "accepted" };
     } catch (err) {
       if (ctx.signal.aborted) throw new AbortedError("validation abandoned", { cause: err });
-      if (isRefusal(err)) return { event: "refused", reason: (err as Error).message };
-      return { event: "fail", reason: (err as Error).message };
+      if (isRefusal(err)) return { event: "refused", reason: describeError(err) };
+      return { event: "fail", reason: describeError(err) };
     }
   },
 };
@@ -291,7 +292,7 @@ export const download: StateHandler = {
         job.offset = 0;
         return { event: "fail", reason: err.message };
       }
-      return { event: "fail", reason: (err as Error).message };
+      return { event: "fail", reason: describeError(err) };
     } finally {
       await pipeline.drain();
       await writer.close();
@@ -323,7 +324,7 @@ export const verify: StateHandler = {
       return { event: "verified" };
     } catch (err) {
       if (ctx.signal.aborted) throw new AbortedError("verification abandoned", { cause: err });
-      return { event: "fail", reason: (err as Error).message };
+      return { event: "fail", reason: describeError(err) };
     }
   },
 };

@@ -14,6 +14,7 @@ import {
   type V1Lease,
 } from "@kubernetes/client-node";
 import { z } from "zod";
+import { describeError } from "../../core/errors.ts";
 import { parseWith } from "../../core/parse.ts";
 import { KubernetesApiError, KubernetesConfigError, KubernetesResponseError } from "./errors.ts";
 
@@ -196,7 +197,7 @@ export function loadKubeConfig(kubeconfig: string | undefined): KubeConfig {
     else kc.loadFromCluster();
   } catch (err) {
     throw new KubernetesConfigError(
-      `cannot load ${kubeconfig ? `kubeconfig ${kubeconfig}` : "the in-cluster service account"}: ${(err as Error).message}`,
+      `cannot load ${kubeconfig ? `kubeconfig ${kubeconfig}` : "the in-cluster service account"}: ${describeError(err)}`,
       { cause: err },
     );
   }

@@ -5,6 +5,8 @@
  * `abandon` is finish after a drain timeout or a cancel. Every step is idempotent, so an agent that crashes
  * anywhere re-runs the step of the state it persisted. While a slot is held it is renewed in the background.
  */
+
+import { describeError } from "../../core/errors.ts";
 import type { AgentClock } from "../clock.ts";
 import type { Logger } from "../logger.ts";
 import type { KubeClient } from "./client.ts";
@@ -155,7 +157,7 @@ export class KubernetesCoordinator {
           last = `node ${this.node} still reports the bootID from before the reboot`;
         else return { ok: true };
       } catch (err) {
-        last = (err as Error).message;
+        last = describeError(err);
       }
       if (this.clock.now() >= until) return { ok: false, reason: `Node Ready check: ${last}` };
       await this.clock.sleep(

@@ -1,4 +1,6 @@
 /** The fleet operations of the API: a fleet's summary and devices, and registering a new device. */
+
+import { describeError } from "../../core/errors.ts";
 import { parseWith } from "../../core/parse.ts";
 import { bucketGroupName, bucketOf } from "../../core/waves.ts";
 import type { ApiDeps } from "../deps.ts";
@@ -102,7 +104,7 @@ export async function registerThing(
     return { status: 201, value };
   } catch (err) {
     if (err instanceof CloudCallError) throw err;
-    throw new CloudCallError(`registering ${body.thingName} failed: ${(err as Error).message}`, {
+    throw new CloudCallError(`registering ${body.thingName} failed: ${describeError(err)}`, {
       cause: err,
     });
   }

@@ -18,6 +18,8 @@ import {
 } from "@aws-sdk/client-iot";
 import { ListObjectsV2Command, type S3Client } from "@aws-sdk/client-s3";
 import { checkIotInput, formatIotViolations, type IotOperation } from "../../core/aws-limits.ts";
+import { mapLimit } from "../../core/concurrency.ts";
+import { describeError } from "../../core/errors.ts";
 import { buildJobDocument } from "../../core/job-document.ts";
 import { AwsLimitError, awsErrorName, CloudCallError } from "../errors.ts";
 import { countsFrom, type Observation } from "./engine.ts";
@@ -88,16 +90,6 @@ async function newerRootKeys(s3: S3Client, bucket: string): Promise<string[]> {
 /** IoT registry APIs have low per-account rates; up to 100 targets go a few at a time, in order. */
 const TARGET_CONCURRENCY = 8;
 
-async function mapLimited<T, R>(items: readonly T[], fn: (item: T) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array(items.length);
-  let next = 0;
-  const worker = async () => {
-    for (let i = next++; i < items.length; i = next++) out[i] = await fn(items[i] as T);
-  };
-  await Promise.all(Array.from({ length: Math.min(TARGET_CONCURRENCY, items.length) }, worker));
-  return out;
-}
-
 /** Page size of ListThingGroups: a fleet's 100 bucket groups fit in one page. */
 const GROUP_PAGE = 250;
 
@@ -123,7 +115,7 @@ async function bucketGroupArns(
       nextToken = page.nextToken;
     } while (nextToken);
   }
-  return mapLimited(names, async (g) => known.get(g) ?? ensureThingGroup(iot, g));
+  return mapLimit(names, TARGET_CONCURRENCY, async (g) => known.get(g) ?? ensureThingGroup(iot, g));
 }
 
 /**
@@ -188,9 +180,11 @@ export async function createWaveJob(cfg: JobsConfig, r: Rollout, waveIndex: numb
   // per fleet and the missing ones created.
   const targets =
     wave.kind === "canary"
-      ? await mapLimited(wave.things ?? [], (t) => must(thingArn(cfg.iot, t), `thing ${t}`))
+      ? await mapLimit(wave.things ?? [], TARGET_CONCURRENCY, (t) => must(thingArn(cfg.iot, t), `thing ${t}`))
       : r.thingGroups.length > 0
-        ? await mapLimited(wave.groups ?? [], (g) => must(thingGroupArn(cfg.iot, g), `thing group ${g}`))
+        ? await mapLimit(wave.groups ?? [], TARGET_CONCURRENCY, (g) =>
+            must(thingGroupArn(cfg.iot, g), `thing group ${g}`),
+          )
         : await bucketGroupArns(cfg.iot, r.fleets, wave.groups ?? []);
   const document = buildJobDocument({
     rolloutId: r.id,
@@ -213,7 +207,7 @@ export async function createWaveJob(cfg: JobsConfig, r: Rollout, waveIndex: numb
     await cfg.iot.send(new CreateJobCommand(input));
   } catch (err) {
     if (awsErrorName(err) === "ResourceAlreadyExistsException") return; // a repeat: the job is there
-    throw new CloudCallError(`CreateJob ${wave.jobId} failed: ${(err as Error).message}`, { cause: err });
+    throw new CloudCallError(`CreateJob ${wave.jobId} failed: ${describeError(err)}`, { cause: err });
   }
 }
 
@@ -226,7 +220,7 @@ export async function cancelWaveJob(iot: IoTClient, jobId: string, reason: strin
     const name = awsErrorName(err);
     // Never created, or already canceled / completed: nothing left to cancel.
     if (name === "ResourceNotFoundException" || name === "InvalidStateTransitionException") return;
-    throw new CloudCallError(`CancelJob ${jobId} failed: ${(err as Error).message}`, { cause: err });
+    throw new CloudCallError(`CancelJob ${jobId} failed: ${describeError(err)}`, { cause: err });
   }
 }
 

@@ -6,6 +6,8 @@
  */
 import { access, mkdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
+import { mapLimit } from "../../core/concurrency.ts";
+import { describeError } from "../../core/errors.ts";
 import { AbortedError } from "../../device/errors.ts";
 import type { Logger } from "../../device/logger.ts";
 import { FleetError, WaitTimeoutError } from "./errors.ts";
@@ -97,37 +99,7 @@ export function thingName(prefix: string, index: number): string {
   return `${prefix}-${String(index + 1).padStart(4, "0")}`;
 }
 
-/**
- * Runs `fn` over `items` with at most `limit` in flight; the first failure (or `signal` aborting) stops
- * taking new items and rejects once those in flight have settled.
- */
-export async function mapLimit<T, R>(
-  items: readonly T[],
-  limit: number,
-  fn: (item: T) => Promise<R>,
-  signal?: AbortSignal,
-): Promise<R[]> {
-  const out: R[] = new Array(items.length);
-  let next = 0;
-  let failure: unknown;
-  const worker = async () => {
-    while (next < items.length && failure === undefined) {
-      if (signal?.aborted) {
-        failure = new AbortedError("fleet start-up interrupted");
-        break;
-      }
-      const i = next++;
-      try {
-        out[i] = await fn(items[i] as T);
-      } catch (err) {
-        failure ??= err;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
-  if (failure !== undefined) throw failure;
-  return out;
-}
+const interrupted = () => new AbortedError("fleet start-up interrupted");
 
 const exists = (p: string) =>
   access(p).then(
@@ -144,7 +116,7 @@ export async function startFleet(o: FleetOptions): Promise<SimulatedFleet> {
   const limit = o.concurrency ?? 16;
   await mkdir(o.dir, { recursive: true });
   const factoryImage = await readFile(o.factoryImage).catch((err: unknown) => {
-    throw new FleetError(`cannot read the factory image ${o.factoryImage}: ${(err as Error).message}`, {
+    throw new FleetError(`cannot read the factory image ${o.factoryImage}: ${describeError(err)}`, {
       cause: err,
     });
   });
@@ -177,7 +149,7 @@ export async function startFleet(o: FleetOptions): Promise<SimulatedFleet> {
         const credentials = await o.register(thing);
         await installFactoryNode(files, factoryImage, slotSize, credentials);
       },
-      o.signal,
+      { signal: o.signal, aborted: interrupted },
     );
     await o.registrationsSettled?.();
     for (const thing of things) {
@@ -197,7 +169,7 @@ export async function startFleet(o: FleetOptions): Promise<SimulatedFleet> {
       nodes.push(node);
       byThing.set(thing, node);
     }
-    await mapLimit(nodes, limit, (n) => n.powerOn(), o.signal);
+    await mapLimit(nodes, limit, (n) => n.powerOn(), { signal: o.signal, aborted: interrupted });
     if (o.kubernetes) ensureWorkloads(o.kubernetes, o.devices);
   } catch (err) {
     await stopAll();

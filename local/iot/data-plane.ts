@@ -6,6 +6,7 @@
  */
 import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
 import { z } from "zod";
+import { describeError } from "../../core/errors.ts";
 import { issuesOf } from "../../core/parse.ts";
 import type { FaultRule, RunningBroker } from "../contracts.ts";
 import { JobsRejection, RejectCode } from "./errors.ts";
@@ -155,7 +156,7 @@ export class DataPlane {
         try {
           this.send(m.topic, JSON.stringify(await m.render()));
         } catch (err) {
-          this.log("cannot render a jobs message", { topic: m.topic, error: (err as Error).message });
+          this.log("cannot render a jobs message", { topic: m.topic, error: describeError(err) });
         }
       }
     });

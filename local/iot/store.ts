@@ -6,6 +6,7 @@
 import { mkdirSync, readFileSync } from "node:fs";
 import { open, rename } from "node:fs/promises";
 import { join } from "node:path";
+import { describeError } from "../../core/errors.ts";
 import { parseJsonText, parseWith } from "../../core/parse.ts";
 import { IotStoreError } from "./errors.ts";
 import { type PersistedState, PersistedStateSchema } from "./model.ts";
@@ -77,7 +78,7 @@ export function createStateStore(dataDir: string, snapshot: () => PersistedState
       try {
         return parseWith(PersistedStateSchema, parseJsonText(text, "IoT state"), "IoT state");
       } catch (err) {
-        throw new IotStoreError(path, `saved IoT state is unreadable: ${(err as Error).message}`, {
+        throw new IotStoreError(path, `saved IoT state is unreadable: ${describeError(err)}`, {
           cause: err,
         });
       }

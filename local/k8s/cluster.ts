@@ -7,6 +7,7 @@
  * from the objects, never from what the agents claim.
  */
 import { randomUUID } from "node:crypto";
+import { describeError } from "../../core/errors.ts";
 import { parseWith } from "../../core/parse.ts";
 import type { Clock } from "../contracts.ts";
 import { KubeApiError, notFound } from "./errors.ts";
@@ -344,7 +345,7 @@ export class Cluster {
     try {
       next = parseWith(NodeSchema, patched, `node ${name} after the patch`);
     } catch (err) {
-      throw new KubeApiError("Invalid", (err as Error).message, undefined, { cause: err });
+      throw new KubeApiError("Invalid", describeError(err), undefined, { cause: err });
     }
     return this.writeNode(cur, next, subresource === "status", patch);
   }

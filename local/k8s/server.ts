@@ -9,7 +9,7 @@ import { timingSafeEqual } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { createServer, type Server } from "node:https";
 import type { AddressInfo } from "node:net";
-import { SchemaError } from "../../core/errors.ts";
+import { describeError, SchemaError } from "../../core/errors.ts";
 import { parseJsonText } from "../../core/parse.ts";
 import type { Cluster } from "./cluster.ts";
 import { apiGroupList, apiVersions, resourceList, SERVER_VERSION, toTable, wantsTable } from "./discovery.ts";
@@ -310,7 +310,7 @@ async function readBody(req: IncomingMessage): Promise<unknown> {
   try {
     return parseJsonText(Buffer.concat(chunks), "request body");
   } catch (err) {
-    throw new KubeApiError("BadRequest", (err as Error).message, undefined, { cause: err });
+    throw new KubeApiError("BadRequest", describeError(err), undefined, { cause: err });
   }
 }
 

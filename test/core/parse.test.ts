@@ -1,6 +1,6 @@
 /** Bad input in every shape is refused with the field path and reason, before any signature is looked at. */
 import { describe, expect, it } from "vitest";
-import { SchemaError, StrictJsonError } from "../../core/errors.ts";
+import { describeError, SchemaError, StrictJsonError } from "../../core/errors.ts";
 import { MAX_JSON_BYTES, parseJsonText, parseJsonWith } from "../../core/parse.ts";
 import { RootSignedSchema } from "../../core/schemas.ts";
 import { parseReleaseEnvelope, parseRootEnvelope, verifyRelease } from "../../core/verify.ts";
@@ -77,7 +77,7 @@ describe("signed JSON where no member name is special", () => {
     })();
     expect(err).toBeInstanceOf(StrictJsonError);
     expect((err as StrictJsonError).issues[0]?.path).toBe("signed.version");
-    expect((err as Error).message).toMatch(/member "version" appears twice/);
+    expect(describeError(err)).toMatch(/member "version" appears twice/);
   });
 
   it("the signed envelope keeps every member as parsed (no rebuild by assignment)", () => {

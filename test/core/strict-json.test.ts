@@ -1,6 +1,7 @@
 /** The strict parser returns what JSON.parse returns for every JSON text, and refuses what it must. */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { describeError } from "../../core/errors.ts";
 import { JsonSyntaxError, MAX_JSON_DEPTH, parseStrictJson } from "../../core/strict-json.ts";
 import { fuzzRuns } from "../fuzz/runs.ts";
 
@@ -38,7 +39,7 @@ describe("parseStrictJson", () => {
         try {
           expect(parseStrictJson(text)).toStrictEqual(native);
         } catch (err) {
-          expect((err as Error).message).toMatch(/appears twice/);
+          expect(describeError(err)).toMatch(/appears twice/);
         }
       }),
       { numRuns: fuzzRuns(2000) },

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import {
+  describeError,
   ExpiredError,
   KeyIdMismatchError,
   RootRotationError,
@@ -71,9 +72,7 @@ describe("verifyRelease", () => {
     })();
     expect(err).toBeInstanceOf(ThresholdError);
     expect((err as ThresholdError).have).toBe(1);
-    expect((err as Error).message).toContain(
-      `key ${outsider.keyId.slice(0, 16)}… is not trusted for release`,
-    );
+    expect(describeError(err)).toContain(`key ${outsider.keyId.slice(0, 16)}… is not trusted for release`);
   });
 
   it("refuses an edited manifest field (signature no longer verifies)", () => {

@@ -13,7 +13,7 @@ import {
   squashfsEnd,
 } from "../../core/chunk-index.ts";
 import { planDelta } from "../../core/delta-plan.ts";
-import { ChunkIndexError } from "../../core/errors.ts";
+import { ChunkIndexError, describeError } from "../../core/errors.ts";
 
 const P = { min: 256, avg: 1024, max: 4096 };
 const data = randomBytes(256 * 1024);
@@ -89,7 +89,7 @@ describe("chunk index format", () => {
       })();
       expect(err).toBeInstanceOf(ChunkIndexError);
       expect((err as Error).name).toBe("ChunkIndexError");
-      expect((err as Error).message).toMatch(msg);
+      expect(describeError(err)).toMatch(msg);
     });
   }
 

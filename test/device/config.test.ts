@@ -2,6 +2,7 @@ import { link, mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describeError } from "../../core/errors.ts";
 import { loadAgentConfig } from "../../device/config.ts";
 import { AgentConfigError, SameSlotError } from "../../device/errors.ts";
 
@@ -70,7 +71,7 @@ describe("agent config", () => {
     ] as const) {
       const err = await loadAgentConfig(await write({ ...base, ...bad }), {}, {}).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(AgentConfigError);
-      expect((err as Error).message).toContain(path);
+      expect(describeError(err)).toContain(path);
     }
   });
 
@@ -78,7 +79,7 @@ describe("agent config", () => {
     const text = JSON.stringify(base).replace('"hardware":', '"hardware":"x86","hardware":');
     const err = await loadAgentConfig(await write(text), {}, {}).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(AgentConfigError);
-    expect((err as Error).message).toMatch(/hardware: .*member "hardware" appears twice/);
+    expect(describeError(err)).toMatch(/hardware: .*member "hardware" appears twice/);
   });
 
   it("layers file, then flags, then environment", async () => {
@@ -105,7 +106,7 @@ describe("agent config", () => {
   ])("refuses %j with the field at fault", async (value, message) => {
     const err = await loadAgentConfig(await write(value), {}, {}).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(AgentConfigError);
-    expect((err as Error).message).toMatch(message);
+    expect(describeError(err)).toMatch(message);
   });
 
   it("names the file when it is not JSON", async () => {
@@ -158,8 +159,8 @@ describe("slots that are the same storage", () => {
     await writeFile(p, config(A, B));
     const err = await loadAgentConfig(p, {}, {}).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(AgentConfigError);
-    expect((err as Error).message).toMatch(message);
-    expect((err as Error).message).toContain(`slots A (${join(dir, A)})`);
+    expect(describeError(err)).toMatch(message);
+    expect(describeError(err)).toContain(`slots A (${join(dir, A)})`);
     expect((err as Error).cause).toBeInstanceOf(SameSlotError);
   });
 

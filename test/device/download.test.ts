@@ -4,6 +4,7 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { describeError } from "../../core/errors.ts";
 import {
   AbortedError,
   DownloadError,
@@ -106,7 +107,7 @@ describe("fetchRange against a real HTTP server", () => {
     server.expire("/image");
     const err = await fetchImage().catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ExpiredUrlError);
-    expect((err as Error).message).toMatch(/403.*expired/);
+    expect(describeError(err)).toMatch(/403.*expired/);
     expect(server.requests).toHaveLength(1);
   });
 
@@ -137,7 +138,7 @@ describe("fetchRange against a real HTTP server", () => {
     await server.stop();
     const err2 = await fetchImage({ retry, clock }).catch((e: unknown) => e);
     expect(err2).toBeInstanceOf(DownloadError);
-    expect((err2 as Error).message).toMatch(/gave up after 5 failed attempts/);
+    expect(describeError(err2)).toMatch(/gave up after 5 failed attempts/);
     expect(clock.waits).toEqual([100, 200, 300, 300]);
   });
 

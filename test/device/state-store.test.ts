@@ -2,6 +2,7 @@ import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { describeError } from "../../core/errors.ts";
 import { StateStoreError } from "../../device/errors.ts";
 import { initialState, StateStore } from "../../device/state-store.ts";
 
@@ -50,7 +51,7 @@ describe("StateStore", () => {
     await writeFile(join(dir, "state.json"), JSON.stringify({ ...initialState(), state: "Dancing" }));
     const err = await new StateStore(dir).load().catch((e: unknown) => e);
     expect(err).toBeInstanceOf(StateStoreError);
-    expect(String((err as Error).message)).toMatch(/state\.json.*state/);
+    expect(String(describeError(err))).toMatch(/state\.json.*state/);
   });
 
   it("writes through a temp file and rename (the target is never opened for writing)", async () => {

@@ -6,6 +6,7 @@ import { access, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describeError } from "../../core/errors.ts";
 import { buildOs, type OsBuildOptions } from "../../os/build.ts";
 import { diskLayout } from "../../os/disk.ts";
 import { OsInputError } from "../../os/errors.ts";
@@ -39,7 +40,7 @@ async function refused(o: Partial<OsBuildOptions>, message: RegExp): Promise<voi
   const err = await buildOs({ ...base, ...o }).catch((e: unknown) => e);
   expect(err).toBeInstanceOf(OsInputError);
   expect((err as Error).name).toBe("OsInputError");
-  expect((err as Error).message).toMatch(message);
+  expect(describeError(err)).toMatch(message);
   // Nothing written: neither the output nor the cache.
   await expect(access(base.out)).rejects.toThrow();
   await expect(access(join(tmp, "cache"))).rejects.toThrow();

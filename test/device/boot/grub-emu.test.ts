@@ -68,6 +68,40 @@ describe("simulated GRUB firmware vs grub-emu running device/boot/grub.cfg", () 
     expect(await bootBoth(envFile, work)).toBe("A");
   });
 
+  it("a failed trial, then cuts on the fallback boots: rescue gives A its try back, never B", async () => {
+    const { envFile, control, work } = await committedA("trial-cut");
+    const trialVar = async () => (await control.env.read()).toRecord().TRIAL;
+    await control.invalidate("B");
+    await control.setTrialBoot("B");
+    expect(await trialVar()).toBe("B");
+    // Re-marking the running slot good while B's trial is pending keeps the trial named.
+    await control.markGood("A");
+    expect(await trialVar()).toBe("B");
+    // B hangs on its trial; then every boot of A is cut before the agent writes anything.
+    const seen: string[] = [];
+    for (let i = 0; i < 6; i++) seen.push(await bootBoth(envFile, work));
+    expect(seen).toEqual(["B", "A", "rescue", "A", "rescue", "A"]);
+    // The agent finally runs on A: fallback seen, one write marks A good and B bad and ends the trial.
+    await control.markGoodAndBad("A", "B");
+    expect(await trialVar()).toBeUndefined();
+    expect(await bootBoth(envFile, work)).toBe("A");
+    await control.markGood("A");
+    expect(await bootBoth(envFile, work)).toBe("A");
+  });
+
+  it("a committed trial ends TRIAL, so a later rescue gives the new slot its try back as before", async () => {
+    const { envFile, control, work } = await committedA("trial-ok");
+    await control.invalidate("B");
+    await control.setTrialBoot("B");
+    expect(await bootBoth(envFile, work)).toBe("B");
+    await control.markGood("B");
+    expect((await control.env.read()).toRecord().TRIAL).toBeUndefined();
+    // Two cuts in a row on B, then A: rescue gives both their try back and B (first in ORDER) runs.
+    const seen: string[] = [];
+    for (let i = 0; i < 4; i++) seen.push(await bootBoth(envFile, work));
+    expect(seen).toEqual(["B", "A", "rescue", "B"]);
+  });
+
   it('reproduces the trace in docs/bootloaders.md#grub-slot-selection: ORDER="B A", both OK, nobody marks → B, A, rescue, B', async () => {
     const envFile = join(dir, "trace.grubenv");
     const block = GrubEnvBlock.create();

@@ -64,7 +64,9 @@ const RIGS: Record<string, () => Promise<Rig>> = {
       view: async () => (await control.env.read()).toRecord(),
       next: (vars) => decodeGrubState(vars).next,
       plan: async (op) => {
-        const bytes = await control.env.plan(GrubBootControl.changesFor(op));
+        const bytes = await control.env.plan(
+          GrubBootControl.changesFor(op, (await control.env.read()).toRecord()),
+        );
         return {
           length: bytes.length,
           // Cut before the rename: only part of <file>.new exists.
@@ -232,7 +234,7 @@ describe("why the GRUB writer renames instead of writing in place", () => {
     const file = join(root, "inplace-grubenv");
     const control = new GrubBootControl(file);
     await control.forceSlot("A");
-    const bytes = await control.env.plan(GrubBootControl.changesFor({ kind: "markGood", slot: "A" }));
+    const bytes = await control.env.plan(GrubBootControl.changesFor({ kind: "markGood", slot: "A" }, {}));
     const results = new Set<string>();
     for (let k = 0; k < bytes.length; k += 7) {
       // grub-editenv `set` style: O_TRUNC the same inode and write; the power goes after k bytes.
