@@ -3,17 +3,10 @@
  * a restart (outside input like any other). Times are epoch milliseconds of the (possibly scaled) clock.
  */
 import { z } from "zod";
+import { EXECUTION_STATUS_VALUES } from "../../core/aws-limits.ts";
 
-export const EXECUTION_STATUSES = [
-  "QUEUED",
-  "IN_PROGRESS",
-  "SUCCEEDED",
-  "FAILED",
-  "TIMED_OUT",
-  "REJECTED",
-  "REMOVED",
-  "CANCELED",
-] as const;
+/** AWS's JobExecutionStatus enum, as the limits table holds it (one list for the stand-in and the edge). */
+export const EXECUTION_STATUSES = EXECUTION_STATUS_VALUES;
 export const ExecutionStatusSchema = z.enum(EXECUTION_STATUSES);
 export type ExecutionStatus = z.infer<typeof ExecutionStatusSchema>;
 export const TERMINAL: ReadonlySet<ExecutionStatus> = new Set([
