@@ -11,6 +11,7 @@ import mqtt, { type MqttClient } from "mqtt";
 import { z } from "zod";
 import { describeError } from "../core/errors.ts";
 import { parseJsonText, parseWith } from "../core/parse.ts";
+import { JsonObjectSchema } from "../core/schemas.ts";
 import { type AgentClock, backoffMs } from "./clock.ts";
 import { AbortedError, JobsRequestError } from "./errors.ts";
 import type { Logger } from "./logger.ts";
@@ -22,7 +23,9 @@ export const JobExecutionSchema = z.looseObject({
   versionNumber: z.number().int().optional(),
   statusDetails: z.record(z.string(), z.string()).optional(),
   // A job document is a JSON object on the wire; anything else is a malformed message, not a job to reject.
-  jobDocument: z.record(z.string(), z.unknown()).optional(),
+  // Passed through as parsed (not rebuilt like z.record would), so a `__proto__` member reaches the
+  // document's strict schema and is refused there instead of vanishing here.
+  jobDocument: JsonObjectSchema.optional(),
 });
 export type JobExecution = z.infer<typeof JobExecutionSchema>;
 

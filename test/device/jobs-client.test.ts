@@ -6,9 +6,15 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { JOB_OPERATION } from "../../core/job-document.ts";
+import { JOB_OPERATION, JobDocumentSchema } from "../../core/job-document.ts";
+import { parseJsonText } from "../../core/parse.ts";
 import { systemClock } from "../../device/clock.ts";
-import { type JobExecution, JobsClient, trimStatusDetails } from "../../device/jobs-client.ts";
+import {
+  type JobExecution,
+  JobExecutionSchema,
+  JobsClient,
+  trimStatusDetails,
+} from "../../device/jobs-client.ts";
 import { silentLogger } from "../../device/logger.ts";
 import { type Certs, type FakeJobs, makeCerts, startFakeJobs } from "./helpers/broker.ts";
 import { HEALTHY_CHAIN } from "./helpers/chains.ts";
@@ -18,6 +24,26 @@ import { makeSigners, randomImage, type Signers, signRelease } from "./helpers/r
 import { NodeRunner } from "./helpers/runner.ts";
 
 const THING = "node-1";
+
+describe("the execution schema", () => {
+  it("hands a job document's __proto__ member on, so the document's strict schema refuses it", () => {
+    const text = `{"jobId":"j1","status":"QUEUED","jobDocument":{"operation":"${JOB_OPERATION}","__proto__":{"polluted":true}}}`;
+    const execution = JobExecutionSchema.parse(parseJsonText(Buffer.from(text), "execution"));
+    expect(Object.keys(execution.jobDocument ?? {})).toContain("__proto__");
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+    const doc = JobDocumentSchema.safeParse(execution.jobDocument);
+    expect(doc.success).toBe(false);
+    expect(JSON.stringify(doc.error?.issues)).toContain("__proto__");
+  });
+
+  it("refuses a job document that is not an object", () => {
+    for (const doc of ["[]", "null", '"x"', "1"])
+      expect(
+        JobExecutionSchema.safeParse(JSON.parse(`{"jobId":"j1","status":"QUEUED","jobDocument":${doc}}`))
+          .success,
+      ).toBe(false);
+  });
+});
 
 describe("trimStatusDetails", () => {
   it("keeps at most 10 valid pairs, drops bad keys and control characters, cuts values to 1024", () => {
