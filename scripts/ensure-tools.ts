@@ -17,6 +17,8 @@ export const REQUIRED_TOOLS: ReadonlyArray<{ tool: string; pkg: string; why: str
   { tool: "fw_printenv", pkg: "libubootenv-tool", why: "U-Boot environment interop" },
   { tool: "fw_setenv", pkg: "libubootenv-tool", why: "U-Boot environment interop" },
   { tool: "mkenvimage", pkg: "u-boot-tools", why: "U-Boot environment images" },
+  { tool: "mkimage", pkg: "u-boot-tools", why: "U-Boot script images (boot.scr)" },
+  { tool: "qemu-system-aarch64", pkg: "qemu-system-arm", why: "runs real U-Boot against boot.cmd" },
   { tool: "mosquitto", pkg: "mosquitto", why: "the second MQTT broker" },
   // With the headers of mosquitto-dev, libmosquitto-dev and libssl-dev (local/broker-mosquitto.ts says so).
   { tool: "gcc", pkg: "gcc", why: "builds mosquitto's client-id plugin (local/mosquitto-client-id.c)" },
@@ -53,6 +55,11 @@ export const REQUIRED_FILES: ReadonlyArray<{ path: string; pkg: string; why: str
   },
   { path: "/usr/share/OVMF/OVMF_CODE_4M.fd", pkg: "ovmf", why: "UEFI firmware for QEMU" },
   { path: "/usr/share/seabios/bios-256k.bin", pkg: "seabios", why: "BIOS firmware for QEMU" },
+  {
+    path: "/usr/lib/u-boot/qemu_arm64/u-boot.bin",
+    pkg: "u-boot-qemu",
+    why: "real U-Boot for boot.cmd tests",
+  },
   // Headers the mosquitto client-id plugin (local/mosquitto-client-id.c) is built against.
   { path: "/usr/include/mosquitto_plugin.h", pkg: "mosquitto-dev", why: "mosquitto's client-id plugin" },
   { path: "/usr/include/mosquitto.h", pkg: "libmosquitto-dev", why: "mosquitto's client-id plugin" },

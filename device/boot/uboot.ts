@@ -16,11 +16,29 @@ export const UBOOT_TRIAL_ATTEMPTS = 1;
 
 const isSlot = (s: string): s is Slot => s === "A" || s === "B";
 const leftVar = (s: Slot): string => `BOOT_${s}_LEFT`;
+/** The slot on trial, named by the agent when it arms the trial and unset when it marks that slot (boot.cmd). */
+export const UBOOT_TRIAL_VAR = "BOOT_TRIAL";
 
-/** setexpr parses hex; anything unparsable reads as 0 (not bootable). */
+/** setexpr reads its operands as hex (U-Boot's hextoul): the leading hex digits, 0 without any. */
 const hex = (v: string | undefined): number => {
-  const n = Number.parseInt(v ?? "", 16);
-  return Number.isNaN(n) || n < 0 ? 0 : n;
+  const digits = /^(?:0x)?([0-9a-f]*)/i.exec(v ?? "")?.[1] ?? "";
+  return digits === "" ? 0 : Number.parseInt(digits, 16);
+};
+
+/**
+ * `test X -gt 0` reads X as simple_strtol(X, NULL, 0) does: an optional sign, then 0x for hex, a leading 0
+ * for octal, decimal otherwise, up to the first digit that does not fit. So a hand-typed "f" is 0 there
+ * although setexpr would read it as 15 (checked against real U-Boot in test/device/boot/uboot-real.test.ts).
+ */
+const testNumber = (v: string | undefined): number => {
+  const m = /^([+-]?)(0x[0-9a-f]*|0[0-7]*|[1-9][0-9]*)?/i.exec(v ?? "");
+  const body = m?.[2] ?? "";
+  const n = body.toLowerCase().startsWith("0x")
+    ? Number.parseInt(body.slice(2) || "0", 16)
+    : body.startsWith("0")
+      ? Number.parseInt(body, 8)
+      : Number.parseInt(body || "0", 10);
+  return m?.[1] === "-" ? -n : n;
 };
 
 /** boot.cmd's `test -n … || setenv …` defaults: only unset (empty) variables get them. */
@@ -41,16 +59,24 @@ export interface UbootDecision {
   vars: Record<string, string>;
 }
 
-/** boot.cmd, step for step: the first slot in BOOT_ORDER with attempts left is decremented and booted. */
+/**
+ * boot.cmd, step for step: the first slot in BOOT_ORDER with attempts left is decremented and booted;
+ * with none, the counters are refilled (but the failed trial's) and the board resets. Checked against
+ * real U-Boot running boot.cmd in test/device/boot/uboot-real.test.ts.
+ */
 export function ubootSelect(env: Readonly<Record<string, string>>): UbootDecision {
   const v = withDefaults(env);
   for (const name of orderOf(v)) {
-    if (isSlot(name) && hex(v[leftVar(name)]) > 0) {
+    if (isSlot(name) && testNumber(v[leftVar(name)]) > 0) {
       v[leftVar(name)] = (hex(v[leftVar(name)]) - 1).toString(16);
       return { choice: name, vars: v };
     }
   }
-  for (const s of SLOTS) v[leftVar(s)] = String(UBOOT_ATTEMPTS);
+  // The refill skips the slot on trial while another slot is in the order: cuts during the fallback
+  // boots of a failed trial must not hand it new attempts.
+  const trial = v[UBOOT_TRIAL_VAR];
+  const other = orderOf(v).some((s) => isSlot(s) && s !== trial);
+  for (const s of SLOTS) if (s !== trial || !other) v[leftVar(s)] = String(UBOOT_ATTEMPTS);
   return { choice: "reset", vars: v };
 }
 
@@ -66,14 +92,14 @@ export function decodeUbootState(env: Readonly<Record<string, string>>): BootSta
   const v = withDefaults(env);
   const order = orderOf(v);
   const info = (s: Slot) => {
-    const left = hex(v[leftVar(s)]);
+    const left = Math.max(0, testNumber(v[leftVar(s)]));
     const inOrder = order.includes(s);
     // Any slot in BOOT_ORDER may still be booted without the agent writing: once every counter is spent
     // boot.cmd refills them all, so a slot at 0 is only off the list after invalidate/markBad.
     return { bootable: inOrder, good: inOrder && left >= UBOOT_ATTEMPTS, triesLeft: left };
   };
   // The first slot in the order whose attempts are being counted down and nobody has refilled yet.
-  const trial = order.filter(isSlot).find((s) => hex(v[leftVar(s)]) < UBOOT_ATTEMPTS) ?? null;
+  const trial = order.filter(isSlot).find((s) => testNumber(v[leftVar(s)]) < UBOOT_ATTEMPTS) ?? null;
   return { next: ubootNext(env), trial, slots: { A: info("A"), B: info("B") }, raw: { ...env } };
 }
 
@@ -94,37 +120,41 @@ export class UbootBootControl extends OpBootControl implements BootControl {
   static changesFor(op: BootOp, env: Readonly<Record<string, string>>): UbootEnvChange[] {
     const order = orderOf(withDefaults(env));
     const without = (s: Slot) => order.filter((x) => x !== s);
+    // BOOT_TRIAL goes with the trial it names, as GRUB's TRIAL does: unset when that slot is marked good
+    // or bad (or rewritten), and by forceSlot, which ends any trial.
+    const trial = env[UBOOT_TRIAL_VAR];
+    const endTrial = (...slots: Slot[]): UbootEnvChange[] =>
+      trial !== undefined && (slots.length === 0 || slots.some((s) => s === trial))
+        ? [[UBOOT_TRIAL_VAR, null]]
+        : [];
     switch (op.kind) {
       case "invalidate":
-        return [
-          ["BOOT_ORDER", otherSlot(op.slot)],
-          [leftVar(op.slot), "0"],
-        ];
+        return [["BOOT_ORDER", otherSlot(op.slot)], [leftVar(op.slot), "0"], ...endTrial(op.slot)];
       case "setTrialBoot":
         return [
           ["BOOT_ORDER", `${op.slot} ${otherSlot(op.slot)}`],
           [leftVar(op.slot), String(UBOOT_TRIAL_ATTEMPTS)],
           [leftVar(otherSlot(op.slot)), String(UBOOT_ATTEMPTS)],
+          [UBOOT_TRIAL_VAR, op.slot],
         ];
       case "markGood":
-        return [[leftVar(op.slot), String(UBOOT_ATTEMPTS)]];
+        return [[leftVar(op.slot), String(UBOOT_ATTEMPTS)], ...endTrial(op.slot)];
       case "markBad":
-        return [
-          ["BOOT_ORDER", without(op.slot).join(" ")],
-          [leftVar(op.slot), "0"],
-        ];
+        return [["BOOT_ORDER", without(op.slot).join(" ")], [leftVar(op.slot), "0"], ...endTrial(op.slot)];
       case "markGoodAndBad": {
         const rest = without(op.bad);
         return [
           ["BOOT_ORDER", (rest.includes(op.good) ? rest : [op.good, ...rest]).join(" ")],
           [leftVar(op.good), String(UBOOT_ATTEMPTS)],
           [leftVar(op.bad), "0"],
+          ...endTrial(op.good, op.bad),
         ];
       }
       case "forceSlot":
         return [
           ["BOOT_ORDER", `${op.slot} ${otherSlot(op.slot)}`],
           [leftVar(op.slot), String(UBOOT_ATTEMPTS)],
+          ...endTrial(),
         ];
     }
   }
