@@ -32,7 +32,7 @@ import type { Result } from "./router.ts";
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
-function newRolloutId(now: number): string {
+export function newRolloutId(now: number): string {
   const stamp = iso(now).replace(/[-:T]/g, "").slice(0, 14);
   return `r${stamp}-${randomBytes(3).toString("hex")}`;
 }
@@ -87,7 +87,7 @@ async function checkCanariesExist(deps: ApiDeps, body: CreateRolloutBody): Promi
 }
 
 /** Runs the engine once right away so the first job (or a cancel) does not wait for the next tick. */
-async function kick(deps: ApiDeps, id: string): Promise<Rollout | undefined> {
+export async function kick(deps: ApiDeps, id: string): Promise<Rollout | undefined> {
   try {
     return await advanceRollout(deps, id);
   } catch (err) {
