@@ -195,6 +195,15 @@ export type RolloutList = z.infer<typeof RolloutListSchema>;
 export const RolloutViewSchema = RolloutSchema.extend({
   devices: z.array(DeviceOutcomeSchema).default([]),
   totals: DeviceTotalsSchema.optional(),
+  /** Not finished and has fleets: whether their maintenance windows are open now, and until or from when. */
+  window: z
+    .object({
+      restricted: z.boolean(),
+      open: z.boolean(),
+      closesAt: z.string().optional(),
+      opensAt: z.string().optional(),
+    })
+    .optional(),
   ...nextCursor,
 });
 export type RolloutView = z.infer<typeof RolloutViewSchema>;
