@@ -60,7 +60,7 @@ export const MaintenanceWindowsSchema = z.array(MaintenanceWindowSchema).max(MAX
 /** Whether a time is inside a window, and when that changes (undefined: not within the search horizon). */
 export interface WindowState {
   open: boolean;
-  /** Open: when the window (and any that overlap it) closes. */
+  /** Open: when the window (and any that overlap or touch it) closes; absent when it never does. */
   closesAt?: number;
   /** Closed: when the next window opens. */
   opensAt?: number;
@@ -139,11 +139,15 @@ export function nextStart(cron: CronSpec | string, tz: string, t: number): numbe
     const d = new Date(day);
     if (!cronMatchesDay(spec, d.getUTCDate(), d.getUTCMonth() + 1, d.getUTCDay())) continue;
     if (day + DAY < earliestWall) continue;
+    // Offsets run from −12 h to +14 h: when the zone's offset is the same on both sides of every instant
+    // this wall-clock day can be, no jump falls in it and each wall time is one subtraction away.
+    const before = zoneOffset(tz, day - 14 * 3_600_000);
+    const steady = before === zoneOffset(tz, day + DAY + 14 * 3_600_000) ? before : undefined;
     for (const h of hours) {
       for (const m of minutes) {
         const w = day + h * 3_600_000 + m * MINUTE;
         if (w < earliestWall) continue;
-        const s = wallToInstant(tz, w);
+        const s = steady === undefined ? wallToInstant(tz, w) : w - steady;
         if (s >= t) return s;
       }
     }
@@ -154,14 +158,19 @@ export function nextStart(cron: CronSpec | string, tz: string, t: number): numbe
 /** The state of one window at `t`: open if a start lies in (t − duration, t]. */
 function oneWindow(w: MaintenanceWindow, spec: CronSpec, t: number): WindowState {
   const dur = w.durationMinutes * MINUTE;
-  let latestEnd: number | undefined;
-  for (let s = nextStart(spec, w.timeZone, t - dur + 1); s !== undefined && s <= t; ) {
-    latestEnd = s + dur;
-    s = nextStart(spec, w.timeZone, s + 1);
+  const first = nextStart(spec, w.timeZone, t - dur + 1);
+  if (first === undefined) return { open: false };
+  if (first > t) return { open: false, opensAt: first };
+  // The latest start at or before t closes last. A cron firing every minute has up to 1430 starts in
+  // the span, so bisect (nextStart(x) ≤ t holds up to that start) rather than walk them.
+  let lo = first;
+  let hi = t + 1;
+  while (hi - lo > 1) {
+    const mid = Math.floor((lo + hi) / 2);
+    if ((nextStart(spec, w.timeZone, mid) ?? Number.POSITIVE_INFINITY) <= t) lo = mid;
+    else hi = mid;
   }
-  if (latestEnd !== undefined) return { open: true, closesAt: latestEnd };
-  const opensAt = nextStart(spec, w.timeZone, t);
-  return opensAt === undefined ? { open: false } : { open: false, opensAt };
+  return { open: true, closesAt: (nextStart(spec, w.timeZone, lo) ?? first) + dur };
 }
 
 /**
@@ -179,13 +188,14 @@ export function windowState(windows: readonly MaintenanceWindow[], t: number): W
     return opens.length === 0 ? { open: false } : { open: false, opensAt: Math.min(...opens) };
   }
   let closesAt = Math.max(...openNow.map((s) => s.closesAt ?? t));
-  // Chained windows: if another is open at the moment this one closes, the span goes on (bounded).
-  for (let i = 0; i < 50; i++) {
+  // Chained windows: if another is open at the moment this one closes, the span goes on. Bounded: a
+  // chain that does not end within a few links (windows that never close) has no known close.
+  for (let i = 0; i < 10; i++) {
     const later = at(closesAt).filter((s) => s.open);
-    if (later.length === 0) break;
+    if (later.length === 0) return { open: true, closesAt };
     closesAt = Math.max(...later.map((s) => s.closesAt ?? closesAt));
   }
-  return { open: true, closesAt };
+  return { open: true };
 }
 
 /**
@@ -200,7 +210,8 @@ export function combinedWindowState(
   if (restricted.length === 0) return { open: true };
   const states = restricted.map((s) => windowState(s, t));
   if (states.every((s) => s.open)) {
-    return { open: true, closesAt: Math.min(...states.map((s) => s.closesAt ?? Number.POSITIVE_INFINITY)) };
+    const closes = states.map((s) => s.closesAt).filter((c) => c !== undefined);
+    return closes.length === 0 ? { open: true } : { open: true, closesAt: Math.min(...closes) };
   }
   // Walk forward to a time when all are open: each step jumps to the next opening of one that is closed.
   let candidate = t;

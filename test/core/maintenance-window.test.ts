@@ -105,6 +105,16 @@ describe("window calculator", () => {
     });
   });
 
+  it("reports no close for windows that never close", () => {
+    const hourly: MaintenanceWindow[] = [{ cron: "0 * * * *", durationMinutes: 60, timeZone: "UTC" }];
+    expect(windowState(hourly, at("2026-02-02T01:10:00Z"))).toEqual({ open: true });
+    const s = combinedWindowState(
+      [hourly, [{ cron: "0 1 * * *", durationMinutes: 60, timeZone: "UTC" }]],
+      at("2026-02-02T01:10:00Z"),
+    );
+    expect(s).toEqual({ open: true, closesAt: at("2026-02-02T02:00:00Z") });
+  });
+
   it("chains windows that touch into one span", () => {
     const w: MaintenanceWindow[] = [
       { cron: "0 1 * * *", durationMinutes: 60, timeZone: "UTC" },
