@@ -488,10 +488,16 @@ export function deviceTotals(outcomes: readonly DeviceOutcome[]): DeviceTotals {
  * Records whether the rollout's fleets are inside their maintenance windows now
  * (docs/fleets.md#maintenance-windows). Closed: `waitingForWindow` is set, so no wave's job is created
  * and no wave advances; open again: it is cleared and the rollout carries on from where it stopped.
- * Returns null when nothing changed. Terminal rollouts are left alone (they start nothing).
+ * Returns null when nothing changed. A finished rollout only loses a `waitingForWindow` it still carried.
  */
 export function applyWindow(r: Rollout, state: WindowState, now: number): Rollout | null {
-  if (isTerminal(r) || r.status === RolloutStatus.Stalled) return null;
+  if (isTerminal(r)) {
+    // Aborted while waiting: nothing waits any more.
+    if (!r.waitingForWindow) return null;
+    const { waitingForWindow: _over, ...rest } = r;
+    return { ...rest, updatedAt: iso(now) };
+  }
+  if (r.status === RolloutStatus.Stalled) return null;
   if (state.open) {
     if (!r.waitingForWindow) return null;
     const { waitingForWindow: _open, ...rest } = r;

@@ -73,9 +73,11 @@ describe("applyWindow", () => {
     expect(done?.status).toBe("SUCCEEDED");
   });
 
-  it("leaves finished and stalled rollouts alone", () => {
+  it("leaves finished and stalled rollouts alone, bar clearing the wait of one aborted while waiting", () => {
     const r = plan([{ percent: 100 }]);
     expect(applyWindow({ ...r, status: "SUCCEEDED" }, closed, T0)).toBeNull();
+    const aborted = { ...(applyWindow(r, closed, T0) as Rollout), status: "ABORTED" as const };
+    expect(applyWindow(aborted, { open: true }, T0)?.waitingForWindow).toBeUndefined();
     expect(applyWindow({ ...r, status: "STALLED" }, closed, T0)).toBeNull();
   });
 });
