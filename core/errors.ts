@@ -117,3 +117,14 @@ export function describeError(err: unknown): string {
 export class ChunkIndexError extends KeelError {
   override name = "ChunkIndexError";
 }
+
+/** A cron expression (maintenance windows) that does not parse; the message names the field at fault. */
+export class CronError extends KeelError {
+  override name = "CronError";
+  constructor(
+    readonly expression: string,
+    readonly problem: string,
+  ) {
+    super(`cron ${JSON.stringify(expression)} ${problem}`);
+  }
+}

@@ -4,6 +4,7 @@
  * placeholders, so the device schema requires plain http(s) URLs.
  */
 import { z } from "zod";
+import { type MaintenanceWindow, MaintenanceWindowsSchema } from "./maintenance-window.ts";
 import { SemverSchema } from "./version.ts";
 
 /** AWS IoT Jobs limit on a job document (docs/iot-jobs.md §3). */
@@ -38,6 +39,11 @@ export const JobDocumentSchema = z.strictObject({
   /** Newer trust roots (root.N+1.json, …) in order, for devices to walk forward before verifying. */
   rootUrls: z.array(HttpUrlSchema).max(16).default([]),
   policy: InstallPolicySchema.default({ healthDeadlineSeconds: 300, readBack: true }),
+  /**
+   * The fleet's maintenance windows: the agent begins a download or a reboot only inside one
+   * (docs/fleets.md#maintenance-windows). Absent: no restriction.
+   */
+  maintenanceWindows: MaintenanceWindowsSchema.optional(),
 });
 export type JobDocument = z.infer<typeof JobDocumentSchema>;
 export type JobDocumentInput = z.input<typeof JobDocumentSchema>;
@@ -57,6 +63,7 @@ export function buildJobDocument(input: {
   imageKey: string;
   rootKeys?: string[];
   policy?: Partial<InstallPolicy>;
+  maintenanceWindows?: readonly MaintenanceWindow[];
 }): Record<string, unknown> {
   return {
     operation: JOB_OPERATION,
@@ -67,5 +74,6 @@ export function buildJobDocument(input: {
     imageUrl: presignedPlaceholder(input.region, input.bucket, input.imageKey),
     rootUrls: (input.rootKeys ?? []).map((k) => presignedPlaceholder(input.region, input.bucket, k)),
     policy: InstallPolicySchema.parse(input.policy ?? {}),
+    ...(input.maintenanceWindows?.length ? { maintenanceWindows: input.maintenanceWindows } : {}),
   };
 }

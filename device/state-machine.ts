@@ -25,6 +25,8 @@ export const STATES = [
   "Rejected",
   "Failed",
   "Cancelled",
+  "WaitingToDownload", // docs/fleets.md#maintenance-windows: accepted, outside the job's windows
+  "WaitingToReboot", // verified, outside the job's windows: nothing armed, no drain yet
 ] as const;
 export type State = (typeof STATES)[number];
 
@@ -53,6 +55,9 @@ export const EVENTS = [
   "operator-rollback", // `keel-agent rollback` cancelled a pending trial: no verdict on the release
   "abandon", // `keel-agent abandon` dropped a standalone install cut before activation
   "reported", // the terminal status was accepted (or there is nobody to tell)
+  "outside-window", // accepted or verified, but none of the job's maintenance windows is open
+  "window-open", // a maintenance window opened: go on with the download or the reboot
+  "window-open-in-cluster", // the same on a Kubernetes node: take a reboot slot and drain first
 ] as const;
 export type AgentEvent = (typeof EVENTS)[number];
 
@@ -68,6 +73,8 @@ export const TERMINAL_STATES: ReadonlySet<State> = new Set([
 /** Before activation a cancel abandons the install; from Activating on, the boot decision is finished. */
 export const PRE_ACTIVATION_STATES: ReadonlySet<State> = new Set([
   "Validating",
+  "WaitingToDownload",
+  "WaitingToReboot",
   "Downloading",
   "Verifying",
   "AcquiringRebootSlot",
@@ -157,6 +164,14 @@ export const TRANSITIONS: ReadonlyArray<Row> = [
   ["Rejected",       "reported",     "Idle"],
   ["Failed",         "reported",     "Idle"],
   ["Cancelled",      "reported",     "Idle"],           // nothing to tell: the job is gone
+  // Maintenance windows (docs/fleets.md#maintenance-windows): no `loop` rows, the wait touches nothing.
+  ["Validating",     "outside-window", "WaitingToDownload"],
+  ["WaitingToDownload", "window-open", "Downloading"],
+  ["WaitingToDownload", "cancel",    "Cancelled"],
+  ["Verifying",      "outside-window", "WaitingToReboot"], // the slot is written and checked; nothing armed yet
+  ["WaitingToReboot", "window-open", "Activating"],
+  ["WaitingToReboot", "window-open-in-cluster", "AcquiringRebootSlot"],
+  ["WaitingToReboot", "cancel",      "Cancelled"],
 ];
 
 const INDEX = new Map<string, State>(TRANSITIONS.map(([from, event, to]) => [`${from}|${event}`, to]));

@@ -7,6 +7,7 @@
  *   THING#<name>      / THING            registered device: fleet, bucket, version         gsi1: FLEET#<fleet>
  *   FLEET#<fleet>     / LOCK             the one rollout allowed to run on the fleet
  *   FLEET#<fleet>     / META             highest version/counter the fleet has reached (downgrade check)
+ *   FLEET#<fleet>     / WINDOWS          the fleet's maintenance windows (functions/rollout/windows.ts)
  *   AUDIT             / <time>#<random>  who changed what
  */
 import { randomBytes } from "node:crypto";
@@ -19,6 +20,7 @@ import {
   UpdateCommand,
 } from "@aws-sdk/lib-dynamodb";
 import { z } from "zod";
+import { MaintenanceWindowsSchema } from "../core/maintenance-window.ts";
 import { parseWith } from "../core/parse.ts";
 import { awsErrorName, StaleStateError } from "./errors.ts";
 import { isActive } from "./rollout/engine.ts";
@@ -54,6 +56,13 @@ export const FleetMetaSchema = z.object({
   highestCounter: z.number().optional(),
 });
 export type FleetMeta = z.infer<typeof FleetMetaSchema>;
+
+export const FleetWindowsSchema = z.object({
+  windows: MaintenanceWindowsSchema,
+  updatedAt: z.string(),
+  updatedBy: z.string(),
+});
+export type FleetWindows = z.infer<typeof FleetWindowsSchema>;
 
 const K = TABLE_KEY_SCHEMA;
 
@@ -538,6 +547,24 @@ export class Store {
       limit,
       (i) => ({ ...parseWith(AuditEntrySchema, stripKeys(i), "audit entry"), key: String(i[K.sortKey]) }),
       (e) => e.key,
+    );
+  }
+
+  // Maintenance windows (FLEET#<fleet> / WINDOWS) ---------------------------------------------------
+
+  /** A fleet's maintenance windows; none stored = no restriction. */
+  async getFleetWindows(fleet: string): Promise<FleetWindows | undefined> {
+    const item = await this.get(`FLEET#${fleet}`, "WINDOWS");
+    return item ? parseWith(FleetWindowsSchema, stripKeys(item), `fleet ${fleet} windows`) : undefined;
+  }
+
+  /** Replaces a fleet's windows (an empty list clears them). */
+  async putFleetWindows(fleet: string, w: FleetWindows): Promise<void> {
+    await this.ddb.send(
+      new PutCommand({
+        TableName: this.table,
+        Item: { [K.partitionKey]: `FLEET#${fleet}`, [K.sortKey]: "WINDOWS", ...w },
+      }),
     );
   }
 }

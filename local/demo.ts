@@ -12,6 +12,7 @@ import { parseWith } from "../core/parse.ts";
 import { AbortedError } from "../device/errors.ts";
 import { TERMINAL_STATUSES, type WaveCounts } from "../functions/rollout/model.ts";
 import { RolloutSchema, type RolloutView, RolloutViewSchema } from "../functions/rollout-api/contract.ts";
+import { setDemoWindows, windowWaitMs } from "./demo-windows.ts";
 import { type DevEnvironment, publishDemoReleases, type RolloutApi } from "./fleet/environment.ts";
 import { DemoOutcomeError, WaitTimeoutError } from "./fleet/errors.ts";
 import { LiveView, renderLive } from "./fleet/view.ts";
@@ -108,7 +109,13 @@ export interface DemoOptions {
   refreshMs?: number;
   /** The web console serving this demo (`keel dev --demo` starts one), printed before the rollouts. */
   consoleUrl?: string;
+  /** A maintenance window open this many minutes of every 2× as many (local/demo-windows.ts). */
+  windowMinutes?: number;
 }
+
+/** The demo's patience for one rollout, plus its waits for maintenance windows when it has them. */
+const rolloutTimeoutOf = (o: DemoOptions) =>
+  (o.rolloutTimeoutMs ?? 120_000) + (o.windowMinutes ? windowWaitMs(o.windowMinutes, 3) : 0);
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -228,7 +235,7 @@ export async function followRollout(
     await api.post("/rollouts", { release, ...body }),
     "rollout API answer",
   );
-  const deadline = Date.now() + (o.rolloutTimeoutMs ?? 120_000);
+  const deadline = Date.now() + rolloutTimeoutOf(o);
   let r: RolloutView | undefined;
   try {
     for (;;) {
@@ -237,7 +244,7 @@ export async function followRollout(
       if (TERMINAL_STATUSES.includes(r.status)) break;
       if (Date.now() > deadline) {
         throw new WaitTimeoutError(
-          `rollout ${created.id} of ${release} is still ${r.status} after ${Math.round((o.rolloutTimeoutMs ?? 120_000) / 1000)} s`,
+          `rollout ${created.id} of ${release} is still ${r.status} after ${Math.round(rolloutTimeoutOf(o) / 1000)} s`,
         );
       }
       await sleep(o.refreshMs ?? 250, signal);
@@ -350,6 +357,7 @@ export async function runDemo(o: DemoOptions): Promise<LastRun> {
   out.write(`waiting for ${things.length} node(s) to boot and commit 1.0.0…\n`);
   await env.fleet.waitSettled(60_000 + things.length * 100, signal);
   await publishDemoReleases(env, (l) => out.write(`  ${l}\n`));
+  if (o.windowMinutes) out.write(await setDemoWindows(api, env.fleet.fleet, o.windowMinutes));
   const bake = o.bakeSeconds ?? 2;
   const body = {
     fleets: [env.fleet.fleet],

@@ -32,5 +32,6 @@ export function waveBar(counts: Wave["counts"], width: number): string {
 
 /** How a wave is named on screen: `canary t1+t2` or its cumulative percent (`50%`). */
 export function waveLabel(w: Wave): string {
+  if (w.kind === "things") return `${(w.things ?? []).length} device(s)`;
   return w.kind === "canary" ? `canary ${(w.things ?? []).join("+")}` : `${w.percent}%`;
 }

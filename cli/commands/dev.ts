@@ -18,6 +18,7 @@ import { RegisteredThingSchema } from "../../functions/rollout-api/contract.ts";
 import { type BrokerKind, LOCAL_INFO_FILE, startLocalCloud } from "../../local/cloud.ts";
 import { LOCAL_CREDENTIALS, type LocalCloud, type LocalCloudInfo } from "../../local/contracts.ts";
 import { runDemo } from "../../local/demo.ts";
+import { MAX_DEMO_WINDOW_MINUTES } from "../../local/demo-windows.ts";
 import {
   type DevEnvironment,
   type DevTooling,
@@ -48,6 +49,12 @@ const DevFlagsSchema = z.object({
   timeScale: z.coerce.number().positive("must be a positive number").finite(),
   dir: z.string().min(1),
   devices: z.coerce.number().int("must be a whole number").min(1).max(5000),
+  windowMinutes: z.coerce
+    .number()
+    .int("must be a whole number")
+    .min(1)
+    .max(MAX_DEMO_WINDOW_MINUTES)
+    .optional(),
   fleet: z
     .string()
     .regex(/^[a-zA-Z0-9_-]{1,60}$/, "letters, digits, _ and - (at most 60)")
@@ -225,6 +232,7 @@ async function runDemoCommand(flags: DevFlags): Promise<number> {
           signal,
           resultFile,
           consoleUrl: web.url,
+          ...(flags.windowMinutes ? { windowMinutes: flags.windowMinutes } : {}),
         });
         process.stdout.write(`Finished in ${Math.round((Date.now() - started) / 1000)} s.\n`);
         return run.ok ? 0 : 1;
@@ -280,11 +288,18 @@ export function register(program: Command): void {
       "run the demo: roll out 1.1.0, then a broken 1.2.0, on a fresh simulated fleet; then exit",
     )
     .option("--devices <n>", "number of simulated nodes", "12")
+    .option(
+      "--window-minutes <n>",
+      "with --demo: a maintenance window open n minutes of every 2n (UTC), so waves wait and resume",
+    )
     .option("--fleet <name>", "fleet name of the simulated nodes (default: demo with --demo, else dev)")
     .action(async (raw: Record<string, unknown>) => {
       const flags = parseWith(DevFlagsSchema, raw, "keel dev options");
       if (flags.servicesOnly && flags.demo)
         throw new CliUsageError("--services-only and --demo exclude each other");
+      // The simulated nodes gate on their own (real-time) clock: a scaled cloud clock would disagree.
+      if (flags.windowMinutes && (!flags.demo || flags.timeScale !== 1))
+        throw new CliUsageError("--window-minutes needs --demo and the real-time clock (no --time-scale)");
       if (flags.servicesOnly) {
         const cloud = await runServices({ dir: flags.dir, broker: flags.broker, timeScale: flags.timeScale });
         await serveUntilSignal(cloud);

@@ -18,6 +18,7 @@ import {
 } from "../api-client.ts";
 import { CliFileError } from "../errors.ts";
 import { exists, writeNewFile } from "../inputs.ts";
+import { register as registerWindows } from "./fleet-windows.ts";
 
 const DEVICE_FILES = ["cert.pem", "key.pem", "ca.pem", "agent.snippet.json"] as const;
 
@@ -127,4 +128,6 @@ export function register(program: Command): void {
     const api = new ApiClient(await resolveTarget(flags));
     process.stdout.write(renderFleet(await getFleetStatus(api, name)));
   });
+
+  registerWindows(fleet);
 }

@@ -24,6 +24,8 @@ import {
 import { CliUsageError } from "../errors.ts";
 import { collectList, durationOption, intOption } from "../inputs.ts";
 import { transferLine } from "../transfer-summary.ts";
+import { windowLine } from "./fleet-windows.ts";
+import { register as registerRetry } from "./rollout-retry.ts";
 
 export interface WaveDefaults {
   /** Bake after every wave but the last, in seconds. */
@@ -105,7 +107,14 @@ export function renderRollout(r: RolloutView): string {
   lines.push(
     `rollout ${r.id}: release ${r.release} to ${target} — ${r.status}${r.reason ? ` (${r.reason})` : ""}`,
   );
-  lines.push(`created ${r.createdAt} by ${r.createdBy}${r.forced ? " (forced)" : ""}`);
+  lines.push(
+    `created ${r.createdAt} by ${r.createdBy}${r.forced ? " (forced)" : ""}${r.retryOf ? `, retry of ${r.retryOf}` : ""}`,
+  );
+  if (r.waitingForWindow) {
+    lines.push(
+      `waiting for a maintenance window since ${r.waitingForWindow.since}${r.waitingForWindow.opensAt ? `; next opens ${r.waitingForWindow.opensAt}` : ""}`,
+    );
+  } else if (r.window?.restricted) lines.push(windowLine(r.window, true));
   const f = r.effectFailure;
   if (f) {
     const next = !f.stalled
@@ -302,4 +311,6 @@ export function register(program: Command): void {
       process.stdout.write(`rollout ${r.id} is ${r.status}${r.reason ? `: ${r.reason}` : ""}\n`);
     });
   }
+
+  registerRetry(rollout);
 }

@@ -16,11 +16,12 @@ import {
   withRebootRecheck,
 } from "./kubernetes.ts";
 import { cancelled, committed, failed, rejected, rolledBack } from "./terminal.ts";
+import { waitingForWindow, waitingToReboot, windowGate } from "./window.ts";
 
 export const HANDLERS: Readonly<Record<WorkState, StateHandler>> = {
-  Validating: validate,
+  Validating: windowGate(validate, ["accepted"]),
   Downloading: download,
-  Verifying: inCluster(verify),
+  Verifying: windowGate(inCluster(verify), ["verified", "verified-in-cluster"]),
   AcquiringRebootSlot: acquiringRebootSlot,
   Draining: draining,
   Activating: activate,
@@ -32,4 +33,6 @@ export const HANDLERS: Readonly<Record<WorkState, StateHandler>> = {
   Rejected: rejected,
   Failed: releasingCluster(failed, "best-effort"),
   Cancelled: releasingCluster(cancelled, "best-effort"),
+  WaitingToDownload: waitingForWindow(),
+  WaitingToReboot: waitingToReboot,
 };

@@ -6,6 +6,7 @@
  */
 import { z } from "zod";
 import { RolloutIdSchema } from "../../core/job-document.ts";
+import { MaintenanceWindowSchema, MaintenanceWindowsSchema } from "../../core/maintenance-window.ts";
 import { SemverSchema } from "../../core/version.ts";
 import {
   DeviceOutcomeSchema,
@@ -194,6 +195,15 @@ export type RolloutList = z.infer<typeof RolloutListSchema>;
 export const RolloutViewSchema = RolloutSchema.extend({
   devices: z.array(DeviceOutcomeSchema).default([]),
   totals: DeviceTotalsSchema.optional(),
+  /** Not finished and has fleets: whether their maintenance windows are open now, and until or from when. */
+  window: z
+    .object({
+      restricted: z.boolean(),
+      open: z.boolean(),
+      closesAt: z.string().optional(),
+      opensAt: z.string().optional(),
+    })
+    .optional(),
   ...nextCursor,
 });
 export type RolloutView = z.infer<typeof RolloutViewSchema>;
@@ -279,3 +289,37 @@ export const ErrorBodySchema = z.object({
   Message: z.string().optional(),
   issues: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
 });
+
+// Maintenance windows and retries (issue 12, "windows") ---------------------------------------------
+
+/** PUT /fleets/{fleet}/windows: the fleet's windows, replacing any before; `[]` clears them. */
+export const FleetWindowsBodySchema = z.strictObject({ windows: MaintenanceWindowsSchema });
+export type FleetWindowsBody = z.infer<typeof FleetWindowsBodySchema>;
+
+/** Whether a time is inside the windows, and when that changes (ISO instants). */
+export const WindowStateViewSchema = z.object({
+  open: z.boolean(),
+  closesAt: z.string().optional(),
+  opensAt: z.string().optional(),
+});
+export type WindowStateView = z.infer<typeof WindowStateViewSchema>;
+
+/** GET and PUT /fleets/{fleet}/windows: the windows and their state now. */
+export const FleetWindowsViewSchema = z.object({
+  fleet: z.string(),
+  windows: z.array(MaintenanceWindowSchema),
+  updatedAt: z.string().optional(),
+  updatedBy: z.string().optional(),
+  at: z.string(),
+  state: WindowStateViewSchema,
+});
+export type FleetWindowsView = z.infer<typeof FleetWindowsViewSchema>;
+
+/** POST /rollouts/{id}/retry. */
+export const RetryBodySchema = z.strictObject({
+  /** Also retry devices that failed and rolled back to their previous release. */
+  includeRolledBack: z.boolean().default(false),
+  /** Start even if the fleet already has a rollout running (as POST /rollouts `force`). */
+  force: z.boolean().default(false),
+});
+export type RetryBody = z.infer<typeof RetryBodySchema>;

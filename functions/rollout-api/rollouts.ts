@@ -10,10 +10,19 @@ import type { ApiDeps } from "../deps.ts";
 import { NotFoundError, StaleStateError } from "../errors.ts";
 import { errorFields } from "../log.ts";
 import { advanceRollout, logIfAborted } from "../rollout/advance.ts";
-import { abort, deviceTotals, isSettling, pause, planRollout, resume } from "../rollout/engine.ts";
+import {
+  abort,
+  deviceTotals,
+  isSettling,
+  isTerminal,
+  pause,
+  planRollout,
+  resume,
+} from "../rollout/engine.ts";
 import { thingArn, thingGroupArn } from "../rollout/iot.ts";
 import { type Rollout, ThingNameSchema } from "../rollout/model.ts";
 import { checkRelease, takeLocks } from "../rollout/rules.ts";
+import { fleetWindowSets, windowStateOf, windowStateView } from "../rollout/windows.ts";
 import { checkAbortForAws, checkRolloutForAws } from "./aws-edge.ts";
 import {
   ActionBodySchema,
@@ -32,7 +41,7 @@ import type { Result } from "./router.ts";
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
-function newRolloutId(now: number): string {
+export function newRolloutId(now: number): string {
   const stamp = iso(now).replace(/[-:T]/g, "").slice(0, 14);
   return `r${stamp}-${randomBytes(3).toString("hex")}`;
 }
@@ -87,7 +96,7 @@ async function checkCanariesExist(deps: ApiDeps, body: CreateRolloutBody): Promi
 }
 
 /** Runs the engine once right away so the first job (or a cancel) does not wait for the next tick. */
-async function kick(deps: ApiDeps, id: string): Promise<Rollout | undefined> {
+export async function kick(deps: ApiDeps, id: string): Promise<Rollout | undefined> {
   try {
     return await advanceRollout(deps, id);
   } catch (err) {
@@ -208,9 +217,16 @@ export async function getRollout(deps: ApiDeps, id: string, q: PageQuery): Promi
     after !== undefined
       ? undefined
       : deviceTotals(page.next === undefined ? page.items : await deps.store.listDeviceOutcomes(id));
+  // Where the rollout stands against its fleets' maintenance windows (`rollout status` shows the next one).
+  const sets = isTerminal(r) ? [] : await fleetWindowSets(deps.store, r.fleets);
+  const window =
+    sets.length > 0
+      ? { restricted: sets.some((s) => s.length > 0), ...windowStateView(windowStateOf(sets, deps.now())) }
+      : undefined;
   const value: RolloutView = {
     ...r,
     devices: page.items,
+    ...(window ? { window } : {}),
     ...(totals ? { totals } : {}),
     ...nextCursorOf(page.next),
   };

@@ -13,7 +13,9 @@ import {
   RolloutPathSchema,
 } from "./contract.ts";
 import { decodeCursor, nextCursorOf } from "./cursor.ts";
+import { getFleetWindows, putFleetWindows } from "./fleet-windows.ts";
 import { fleetStatus, registerThing } from "./fleets.ts";
+import { retryRollout } from "./retry.ts";
 import { changeRollout, createRollout, getRollout, limitOf, listRollouts } from "./rollouts.ts";
 import { dispatch, type Request, type Result, route } from "./router.ts";
 
@@ -43,6 +45,14 @@ export const ROUTES = [
     params: RolloutPathSchema,
     query: PageQuerySchema,
     handle: (deps, r) => getRollout(deps, r.params.id, r.query),
+  }),
+  // Before /rollouts/:id/:action, which would take "retry" for an action it does not know.
+  route({
+    method: "POST",
+    path: "/rollouts/:id/retry",
+    params: RolloutPathSchema,
+    query: NoQuerySchema,
+    handle: (deps, r) => retryRollout(deps, r.params.id, r.body(), r.caller),
   }),
   route({
     method: "POST",
@@ -86,6 +96,21 @@ export const ROUTES = [
       };
       return { status: 200, value };
     },
+  }),
+  // Maintenance windows (issue 12, "windows").
+  route({
+    method: "GET",
+    path: "/fleets/:fleet/windows",
+    params: FleetPathSchema,
+    query: NoQuerySchema,
+    handle: (deps, r) => getFleetWindows(deps, r.params.fleet),
+  }),
+  route({
+    method: "PUT",
+    path: "/fleets/:fleet/windows",
+    params: FleetPathSchema,
+    query: NoQuerySchema,
+    handle: (deps, r) => putFleetWindows(deps, r.params.fleet, r.body(), r.caller),
   }),
 ] as const;
 

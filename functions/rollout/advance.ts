@@ -6,10 +6,12 @@
  * only one calls IoT; the rest see the claim and leave.
  */
 import { randomUUID } from "node:crypto";
+import type { MaintenanceWindow } from "../../core/maintenance-window.ts";
 import type { RolloutDeps } from "../deps.ts";
 import { AwsLimitError, awsErrorName, StaleStateError } from "../errors.ts";
 import { errorFields, type Logger, ROLLOUT_ABORTED_EVENT, ROLLOUT_STALLED_EVENT } from "../log.ts";
 import {
+  applyWindow,
   becameAborted,
   becameStalled,
   claimJob,
@@ -27,6 +29,7 @@ import {
 import { cancelWaveJob, createWaveJob, observeWave } from "./iot.ts";
 import { type Rollout, RolloutStatus } from "./model.ts";
 import { lockNames } from "./rules.ts";
+import { fleetWindowSets, windowStateOf } from "./windows.ts";
 
 /**
  * The one line the aborted-rollouts alarm counts (infra/constructs/alarms.ts), written by whichever
@@ -41,10 +44,15 @@ export function logIfAborted(log: Logger, before: Rollout | undefined, after: Ro
   });
 }
 
-async function applyEffect(deps: RolloutDeps, r: Rollout, e: Effect): Promise<void> {
+async function applyEffect(
+  deps: RolloutDeps,
+  r: Rollout,
+  e: Effect,
+  windows: MaintenanceWindow[][],
+): Promise<void> {
   switch (e.kind) {
     case "create-job":
-      await createWaveJob(deps.jobs, r, e.waveIndex);
+      await createWaveJob(deps.jobs, r, e.waveIndex, windows);
       return;
     case "cancel-job": {
       const w = r.waves[e.waveIndex];
@@ -69,11 +77,19 @@ export async function advanceRollout(deps: RolloutDeps, id: string): Promise<Rol
   // Names this invocation in job claims.
   const self = randomUUID();
   let r = await deps.store.getRollout(id);
+  // The fleets' maintenance windows, read once per invocation (one item per fleet).
+  const windows = r && !isTerminal(r) ? await fleetWindowSets(deps.store, r.fleets) : [];
   let observedWave = -1;
   // The job this invocation created, until its creation is recorded.
   let created: { waveIndex: number; jobId: string } | undefined;
   for (let step = 0; r && step < MAX_STEPS; step++) {
     try {
+      // Inside or outside the windows first: it decides whether a wave may start or advance.
+      const windowed = applyWindow(r, windowStateOf(windows, deps.now()), deps.now());
+      if (windowed) {
+        r = await deps.store.saveRollout(windowed);
+        continue;
+      }
       const effect = nextEffect(r);
       if (effect?.kind === "create-job" && r.waves[effect.waveIndex]?.jobClaim?.by !== self) {
         // Someone else is creating this job: its `job-created` write (or the lapse of its claim) is
@@ -83,7 +99,7 @@ export async function advanceRollout(deps: RolloutDeps, id: string): Promise<Rol
         continue;
       }
       if (effect) {
-        const stalled = await applyEffectOrRecord(deps, r, effect);
+        const stalled = await applyEffectOrRecord(deps, r, effect, windows);
         if (stalled) {
           r = stalled;
           continue;
@@ -139,9 +155,14 @@ export async function advanceRollout(deps: RolloutDeps, id: string): Promise<Rol
  * once for the alarm. Returns the state written when it stalled (the caller carries on from there);
  * otherwise rethrows, so the failure shows in the invocation and the schedule retries it.
  */
-async function applyEffectOrRecord(deps: RolloutDeps, r: Rollout, effect: Effect): Promise<Rollout | null> {
+async function applyEffectOrRecord(
+  deps: RolloutDeps,
+  r: Rollout,
+  effect: Effect,
+  windows: MaintenanceWindow[][],
+): Promise<Rollout | null> {
   try {
-    await applyEffect(deps, r, effect);
+    await applyEffect(deps, r, effect, windows);
     return null;
   } catch (err) {
     const now = deps.now();

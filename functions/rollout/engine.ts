@@ -5,6 +5,7 @@
  * invocation at any point converges on the same result.
  */
 import { SchemaError } from "../../core/errors.ts";
+import type { WindowState } from "../../core/maintenance-window.ts";
 import { bucketGroupName, waveBuckets } from "../../core/waves.ts";
 import { ConflictError } from "../errors.ts";
 import type { CreateRolloutBody } from "../rollout-api/contract.ts";
@@ -14,6 +15,7 @@ import {
   type DeviceOutcome,
   type DeviceTotals,
   MAX_JOB_TARGETS,
+  MAX_WAVES,
   type Rollout,
   RolloutStatus,
   TERMINAL_STATUSES,
@@ -245,6 +247,10 @@ export function gate(r: Rollout, obs: Observation, now: number): Rollout | null 
   // starts and the rollout does not finish until it is resumed.
   if (r.status !== RolloutStatus.Running) return changed ? { ...next, updatedAt: iso(now) } : null;
   if (w.thresholdMetAt && now >= Date.parse(w.thresholdMetAt) + w.bakeSeconds * 1000) {
+    // Outside the fleets' windows the next wave waits (its bake is done; it starts when one opens).
+    if (r.waitingForWindow && r.current < r.waves.length - 1) {
+      return changed ? { ...next, updatedAt: iso(now) } : null;
+    }
     next = replaceWave(next, r.current, { completedAt: iso(now) });
     if (r.current === r.waves.length - 1) {
       return withEntry(
@@ -406,7 +412,8 @@ export function nextEffect(r: Rollout): Effect | null {
   if (r.status === RolloutStatus.Running || r.status === RolloutStatus.Paused) {
     // A paused rollout keeps its current wave's job: pausing stops advancing, it does not stop devices.
     const w = r.waves[r.current];
-    if (w && !w.jobCreatedAt && r.status === RolloutStatus.Running)
+    // Outside the fleets' maintenance windows no wave's job is created (applyWindow).
+    if (w && !w.jobCreatedAt && r.status === RolloutStatus.Running && !r.waitingForWindow)
       return { kind: "create-job", waveIndex: r.current };
     return null;
   }
@@ -475,4 +482,112 @@ export function deviceTotals(outcomes: readonly DeviceOutcome[]): DeviceTotals {
     } else t.other++;
   }
   return t;
+}
+
+/**
+ * Records whether the rollout's fleets are inside their maintenance windows now
+ * (docs/fleets.md#maintenance-windows). Closed: `waitingForWindow` is set, so no wave's job is created
+ * and no wave advances; open again: it is cleared and the rollout carries on from where it stopped.
+ * Returns null when nothing changed. A finished rollout only loses a `waitingForWindow` it still carried.
+ */
+export function applyWindow(r: Rollout, state: WindowState, now: number): Rollout | null {
+  if (isTerminal(r)) {
+    // Aborted while waiting: nothing waits any more.
+    if (!r.waitingForWindow) return null;
+    const { waitingForWindow: _over, ...rest } = r;
+    return { ...rest, updatedAt: iso(now) };
+  }
+  if (r.status === RolloutStatus.Stalled) return null;
+  if (state.open) {
+    if (!r.waitingForWindow) return null;
+    const { waitingForWindow: _open, ...rest } = r;
+    return withEntry(rest, now, "window-opened", `waves resume at wave ${r.current + 1}`);
+  }
+  const opensAt = state.opensAt === undefined ? undefined : iso(state.opensAt);
+  if (r.waitingForWindow && r.waitingForWindow.opensAt === opensAt) return null;
+  const waiting = { since: r.waitingForWindow?.since ?? iso(now), ...(opensAt ? { opensAt } : {}) };
+  if (r.waitingForWindow) return { ...r, waitingForWindow: waiting, updatedAt: iso(now) };
+  return withEntry(
+    { ...r, waitingForWindow: waiting },
+    now,
+    "window-closed",
+    `outside the maintenance windows; next opens ${opensAt ?? "not within the search horizon"}`,
+  );
+}
+
+/** A retry reaches at most this many devices: MAX_WAVES jobs of MAX_JOB_TARGETS things. */
+export const MAX_RETRY_DEVICES = MAX_WAVES * MAX_JOB_TARGETS;
+
+/**
+ * The devices a retry of a rollout targets (docs/fleets.md#retrying-failed-devices): each device's latest
+ * outcome is FAILED, TIMED_OUT or REJECTED — and, unless asked, it did not roll back. Sorted by name.
+ */
+export function retryTargets(outcomes: readonly DeviceOutcome[], includeRolledBack: boolean): string[] {
+  const latest = new Map(outcomes.map((d) => [d.thingName, d]));
+  return [...latest.values()]
+    .filter((o) => FAILURE_STATUSES.has(o.status))
+    .filter((o) => includeRolledBack || o.statusDetails?.rolledBack !== "true")
+    .map((o) => o.thingName)
+    .sort();
+}
+
+/**
+ * A new rollout of `original`'s release to only `things`, in waves of at most MAX_JOB_TARGETS named
+ * things (a job takes at most 100 targets), with the gates of the original's last wave and no bake.
+ * It holds the same fleets (their lock, their windows) as the original.
+ */
+export function planRetry(input: {
+  id: string;
+  original: Rollout;
+  things: readonly string[];
+  now: number;
+  by: string;
+  forced: boolean;
+}): Rollout {
+  const { original: o, things, now } = input;
+  if (things.length === 0 || things.length > MAX_RETRY_DEVICES) {
+    throw new RangeError(`a retry takes 1–${MAX_RETRY_DEVICES} devices, got ${things.length}`);
+  }
+  const last = o.waves[o.waves.length - 1];
+  const waves: Wave[] = [];
+  for (let i = 0; i * MAX_JOB_TARGETS < things.length; i++) {
+    waves.push({
+      kind: "things",
+      things: things.slice(i * MAX_JOB_TARGETS, (i + 1) * MAX_JOB_TARGETS),
+      bakeSeconds: 0,
+      failureThresholdPercent: last?.failureThresholdPercent ?? DEFAULT_FAILURE_THRESHOLD_PERCENT,
+      successThresholdPercent: last?.successThresholdPercent ?? DEFAULT_SUCCESS_THRESHOLD_PERCENT,
+      jobId: jobIdFor(input.id, i),
+      ...(i === 0 ? { startedAt: iso(now) } : {}),
+    });
+  }
+  return {
+    id: input.id,
+    release: o.release,
+    releaseCounter: o.releaseCounter,
+    manifestKey: o.manifestKey,
+    imageKey: o.imageKey,
+    fleets: o.fleets,
+    thingGroups: o.thingGroups,
+    waves,
+    current: 0,
+    status: RolloutStatus.Running,
+    maximumPerMinute: o.maximumPerMinute,
+    inProgressTimeoutMinutes: o.inProgressTimeoutMinutes,
+    healthDeadlineSeconds: o.healthDeadlineSeconds,
+    forced: input.forced,
+    createdAt: iso(now),
+    createdBy: input.by,
+    updatedAt: iso(now),
+    retryOf: o.id,
+    timeline: [
+      {
+        at: iso(now),
+        event: "created",
+        detail: `retry of ${o.id}: release ${o.release} to ${things.length} device(s) in ${waves.length} wave(s)${input.forced ? ", forced" : ""}`,
+        by: input.by,
+      },
+    ],
+    version: 1,
+  };
 }

@@ -5,6 +5,7 @@
  */
 
 import {
+  type MaintenanceWindow as AwsMaintenanceWindow,
   CancelJobCommand,
   type CancelJobCommandInput,
   CreateJobCommand,
@@ -21,9 +22,11 @@ import { checkIotInput, formatIotViolations, type IotOperation } from "../../cor
 import { mapLimit } from "../../core/concurrency.ts";
 import { describeError } from "../../core/errors.ts";
 import { buildJobDocument } from "../../core/job-document.ts";
+import type { MaintenanceWindow } from "../../core/maintenance-window.ts";
 import { AwsLimitError, awsErrorName, CloudCallError } from "../errors.ts";
 import { countsFrom, type Observation } from "./engine.ts";
 import type { Rollout } from "./model.ts";
+import { awsMaintenanceWindows, documentWindows } from "./windows.ts";
 
 export interface JobsConfig {
   iot: IoTClient;
@@ -126,7 +129,13 @@ async function bucketGroupArns(
 export function createJobInput(
   r: Rollout,
   waveIndex: number,
-  call: { targets: string[]; document: string; presignRoleArn: string },
+  call: {
+    targets: string[];
+    document: string;
+    presignRoleArn: string;
+    /** The fleets' maintenance windows in AWS's form, where they have one (windows.ts). */
+    maintenanceWindows?: AwsMaintenanceWindow[] | undefined;
+  },
 ): CreateJobCommandInput {
   const wave = r.waves[waveIndex];
   if (!wave) throw new RangeError(`rollout ${r.id} has no wave ${waveIndex + 1}`);
@@ -154,6 +163,8 @@ export function createJobInput(
       : {}),
     timeoutConfig: { inProgressTimeoutInMinutes: r.inProgressTimeoutMinutes },
     presignedUrlConfig: { roleArn: call.presignRoleArn, expiresInSec: 3600 },
+    // IoT rolls the wave out only inside a window; one that closes mid-wave stops it until the next.
+    ...(call.maintenanceWindows ? { schedulingConfig: { maintenanceWindows: call.maintenanceWindows } } : {}),
   };
 }
 
@@ -173,13 +184,18 @@ export function checkIotCall(operation: IotOperation, input: object): void {
   }
 }
 
-export async function createWaveJob(cfg: JobsConfig, r: Rollout, waveIndex: number): Promise<void> {
+export async function createWaveJob(
+  cfg: JobsConfig,
+  r: Rollout,
+  waveIndex: number,
+  windows: ReadonlyArray<readonly MaintenanceWindow[]> = [],
+): Promise<void> {
   const wave = r.waves[waveIndex];
   if (!wave) throw new RangeError(`rollout ${r.id} has no wave ${waveIndex + 1}`);
   // Named thing groups and canary things must exist (the API checked them); bucket groups are looked up
   // per fleet and the missing ones created.
   const targets =
-    wave.kind === "canary"
+    wave.kind !== "percent"
       ? await mapLimit(wave.things ?? [], TARGET_CONCURRENCY, (t) => must(thingArn(cfg.iot, t), `thing ${t}`))
       : r.thingGroups.length > 0
         ? await mapLimit(wave.groups ?? [], TARGET_CONCURRENCY, (g) =>
@@ -195,12 +211,14 @@ export async function createWaveJob(cfg: JobsConfig, r: Rollout, waveIndex: numb
     imageKey: r.imageKey,
     rootKeys: await newerRootKeys(cfg.s3, cfg.bucket),
     policy: { healthDeadlineSeconds: r.healthDeadlineSeconds },
+    maintenanceWindows: documentWindows(windows),
   });
   // The document's size (≤ 32 KB) is checked here, where it is built, with the rest of the input.
   const input = createJobInput(r, waveIndex, {
     targets,
     document: JSON.stringify(document),
     presignRoleArn: cfg.presignRoleArn,
+    maintenanceWindows: awsMaintenanceWindows(documentWindows(windows)),
   });
   checkIotCall("iot:CreateJob", input);
   try {

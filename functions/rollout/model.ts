@@ -51,8 +51,11 @@ export const WaveCountsSchema = z.object({
 export type WaveCounts = z.infer<typeof WaveCountsSchema>;
 
 export const WaveSchema = z.object({
-  /** What the wave targets: bucket groups (already resolved) or named things. */
-  kind: z.enum(["percent", "canary"]),
+  /**
+   * What the wave targets: bucket groups (already resolved) or named things — canary things, or the
+   * devices a retry (`keel rollout retry`) sends the release to again, at most 100 per wave.
+   */
+  kind: z.enum(["percent", "canary", "things"]),
   percent: z.number().optional(),
   things: z.array(z.string()).optional(),
   groups: z.array(z.string()).optional(),
@@ -125,6 +128,14 @@ export const RolloutSchema = z.object({
    */
   effectFailure: EffectFailureSchema.optional(),
   timeline: z.array(TimelineEntrySchema),
+  /**
+   * RUNNING but outside its fleets' maintenance windows (docs/fleets.md#maintenance-windows): no wave
+   * starts or advances until they are all open (`opensAt`, when known); the current wave's devices wait
+   * for a window themselves. Absent while inside a window or when the fleets have no windows.
+   */
+  waitingForWindow: z.object({ since: z.string(), opensAt: z.string().optional() }).optional(),
+  /** A retry (`keel rollout retry`): the rollout whose failed devices this one targets. */
+  retryOf: RolloutIdSchema.optional(),
   /** Optimistic-lock counter: every write is conditional on the version it read. */
   version: z.int().min(1),
 });

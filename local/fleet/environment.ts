@@ -20,6 +20,7 @@ import type { SimNode } from "./node.ts";
 export interface RolloutApi {
   get(path: string): Promise<unknown>;
   post(path: string, body?: unknown): Promise<unknown>;
+  request(method: "GET" | "POST" | "PUT", path: string, body?: unknown): Promise<unknown>;
 }
 
 /** The CLI's code paths the environment needs, bound to one local cloud. */

@@ -62,6 +62,8 @@ export function renderLive(
   const lines = [title];
   if (r) {
     lines.push(`  rollout ${r.id}: ${r.status}${r.reason ? ` — ${r.reason}` : ""}`);
+    if (r.waitingForWindow)
+      lines.push(`  waiting for a maintenance window (next opens ${r.waitingForWindow.opensAt ?? "?"})`);
     r.waves.forEach((w, i) => {
       const marker = i === r.current && r.status !== "SUCCEEDED" ? ">" : " ";
       lines.push(

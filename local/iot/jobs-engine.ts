@@ -21,6 +21,7 @@ import { executionEvent, type JobOperation, jobEvent } from "./events.ts";
 import { ExecutionIndex } from "./execution-index.ts";
 import { type ExecutionEvent, executionTransition } from "./execution-machine.ts";
 import { ExecutionTimers } from "./execution-timers.ts";
+import type { SchedulingConfig } from "./maintenance-windows.ts";
 import {
   type AbortConfig,
   type EventConfig,
@@ -55,6 +56,7 @@ export interface CreateJobInput {
   timeoutConfig?: { inProgressTimeoutInMinutes?: number };
   retryConfig?: RetryConfig;
   presignedUrlConfig?: PresignedUrlConfig;
+  schedulingConfig?: SchedulingConfig;
 }
 
 export interface UpdateJobInput {
@@ -183,6 +185,7 @@ export class JobsEngine implements EngineCore {
       timeoutConfig: input.timeoutConfig,
       retryConfig: input.retryConfig,
       presignedUrlConfig: input.presignedUrlConfig,
+      ...(input.schedulingConfig ? { schedulingConfig: input.schedulingConfig } : {}),
       pendingRollout: things,
       notified: 0,
       releasedInWindow: 0,

@@ -4,6 +4,7 @@
  */
 import { z } from "zod";
 import { EXECUTION_STATUS_VALUES } from "../../core/aws-limits.ts";
+import { SchedulingConfigSchema } from "./maintenance-windows.ts";
 
 /** AWS's JobExecutionStatus enum, as the limits table holds it (one list for the stand-in and the edge). */
 export const EXECUTION_STATUSES = EXECUTION_STATUS_VALUES;
@@ -149,6 +150,8 @@ export const JobSchema = z.object({
   timeoutConfig: TimeoutConfigSchema.optional(),
   retryConfig: RetryConfigSchema.optional(),
   presignedUrlConfig: PresignedUrlConfigSchema.optional(),
+  /** Maintenance windows: executions are rolled out only inside one (local/iot/maintenance-windows.ts). */
+  schedulingConfig: SchedulingConfigSchema.optional(),
   /** Things resolved from the targets that have no execution yet (rollout pacing). */
   pendingRollout: z.array(z.string()),
   /** Executions created by the rollout so far (numberOfNotifiedThings). */

@@ -2,9 +2,11 @@
  * Rollout pacing (`jobExecutionsRolloutConfig`, docs/iot-jobs.md): executions of a job's resolved targets
  * are created in one-minute windows, at most `maximumPerMinute` (default 1000) per window, or at an
  * exponential rate growing by `incrementFactor` each `numberOfNotifiedThings` / `numberOfSucceededThings`.
- * The window and the things still to release live on the job (so they survive a restart).
+ * The window and the things still to release live on the job (so they survive a restart). A job with
+ * `schedulingConfig.maintenanceWindows` rolls out only inside one (local/iot/maintenance-windows.ts).
  */
 import type { Clock } from "../contracts.ts";
+import { jobWindowState } from "./maintenance-windows.ts";
 import type { Job } from "./model.ts";
 
 const MINUTE_MS = 60_000;
@@ -39,6 +41,12 @@ export class RolloutPacer {
     this.timers.delete(job.jobId);
     if (job.status !== "IN_PROGRESS" || job.pendingRollout.length === 0) return;
     const now = this.clock.now();
+    // Outside the job's maintenance windows nothing rolls out; the rollout carries on when one opens.
+    const maintenance = jobWindowState(job.schedulingConfig, now);
+    if (!maintenance.open) {
+      if (maintenance.opensAt !== undefined) this.arm(job, maintenance.opensAt);
+      return;
+    }
     if (job.rolloutWindowStart === undefined || now >= job.rolloutWindowStart + MINUTE_MS) {
       job.rolloutWindowStart = now;
       job.releasedInWindow = 0;
@@ -60,10 +68,13 @@ export class RolloutPacer {
   /** Arms the next window's timer unless nothing is left or one is already armed. */
   schedule(job: Job): void {
     if (job.pendingRollout.length === 0 || this.timers.has(job.jobId)) return;
-    const next = (job.rolloutWindowStart ?? this.clock.now()) + MINUTE_MS;
+    this.arm(job, (job.rolloutWindowStart ?? this.clock.now()) + MINUTE_MS);
+  }
+
+  private arm(job: Job, at: number): void {
     this.timers.set(
       job.jobId,
-      this.clock.setTimeout(() => this.run(job), Math.max(0, next - this.clock.now())),
+      this.clock.setTimeout(() => this.run(job), Math.max(0, at - this.clock.now())),
     );
   }
 

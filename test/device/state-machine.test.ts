@@ -216,6 +216,46 @@ const CHAINS: Chain[] = [
     events: ["loop"],
     states: ["Failed"],
   },
+  {
+    name: "download and reboot each wait for a maintenance window",
+    from: "Idle",
+    events: [
+      "job",
+      "outside-window",
+      "window-open",
+      "downloaded",
+      "outside-window",
+      "window-open",
+      "activated",
+    ],
+    states: [
+      "Validating",
+      "WaitingToDownload",
+      "Downloading",
+      "Verifying",
+      "WaitingToReboot",
+      "Activating",
+      "Rebooting",
+    ],
+  },
+  {
+    name: "a cluster node takes its reboot slot once the window opens",
+    from: "Verifying",
+    events: ["outside-window", "window-open-in-cluster", "slot-taken"],
+    states: ["WaitingToReboot", "AcquiringRebootSlot", "Draining"],
+  },
+  {
+    name: "cancelled while waiting to download",
+    from: "WaitingToDownload",
+    events: ["cancel", "reported"],
+    states: ["Cancelled", "Idle"],
+  },
+  {
+    name: "cancelled while waiting to reboot",
+    from: "WaitingToReboot",
+    events: ["cancel"],
+    states: ["Cancelled"],
+  },
 ];
 
 /** Pairs the table must refuse: each would be a bug or a message that makes no sense in that state. */
@@ -251,6 +291,11 @@ const REFUSED: Array<[State, AgentEvent]> = [
   ["Committed", "operator-rollback"],
   ["RolledBack", "booted-old"],
   ["Cancelled", "cancel"],
+  ["WaitingToDownload", "loop"], // waiting touches nothing: restarts while waiting are no crash loop
+  ["WaitingToReboot", "loop"],
+  ["WaitingToDownload", "downloaded"], // the wait never skips the download
+  ["WaitingToReboot", "activated"], // nor the activation
+  ["Downloading", "outside-window"], // a download under way finishes; only its start waits
 ];
 
 describe("transition table", () => {

@@ -44,6 +44,11 @@ export function waveState(r: RolloutView, i: number, now: number): WaveState {
 export function waveTitle(r: RolloutView, i: number): string {
   const w = r.waves[i];
   if (!w) return "";
-  const what = w.kind === "canary" ? `canary ${(w.things ?? []).join(", ")}` : `${w.percent}% of the fleet`;
+  const what =
+    w.kind === "things"
+      ? `retry of ${(w.things ?? []).length} device(s)`
+      : w.kind === "canary"
+        ? `canary ${(w.things ?? []).join(", ")}`
+        : `${w.percent}% of the fleet`;
   return `Wave ${i + 1}: ${what}`;
 }

@@ -4,6 +4,7 @@
 import { z } from "zod";
 import { jobArn } from "../arns.ts";
 import { IotServiceError } from "../errors.ts";
+import { jobWindows, SchedulingConfigSchema } from "../maintenance-windows.ts";
 import {
   AbortConfigSchema,
   type Job,
@@ -42,7 +43,7 @@ const CreateJobBody = z.object({
   namespaceId: z.string().optional(),
   jobTemplateArn: z.string().optional(),
   documentParameters: z.record(z.string(), z.string()).optional(),
-  schedulingConfig: z.unknown().optional(),
+  schedulingConfig: SchedulingConfigSchema.optional(),
 });
 const AssociateTargetsBody = z.object({
   targets: z.array(z.string()),
@@ -74,6 +75,7 @@ export function jobRoutes(d: ControlPlaneDeps): Route[] {
     targets: j.targets,
     description: j.description,
     presignedUrlConfig: j.presignedUrlConfig,
+    schedulingConfig: j.schedulingConfig,
     jobExecutionsRolloutConfig: j.rolloutConfig,
     abortConfig: j.abortConfig,
     timeoutConfig: j.timeoutConfig,
@@ -88,9 +90,9 @@ export function jobRoutes(d: ControlPlaneDeps): Route[] {
     route("PUT", "/jobs/{jobId}", "CreateJob", (q) => {
       const jobId = jobParam(q);
       const b = input(CreateJobBody, q.body, "request body");
-      const unsupported = (
-        ["documentSource", "jobTemplateArn", "documentParameters", "schedulingConfig"] as const
-      ).filter((k) => b[k] !== undefined);
+      const unsupported = (["documentSource", "jobTemplateArn", "documentParameters"] as const).filter(
+        (k) => b[k] !== undefined,
+      );
       if (unsupported.length > 0) {
         throw new IotServiceError(
           "InvalidRequestException",
@@ -99,6 +101,8 @@ export function jobRoutes(d: ControlPlaneDeps): Route[] {
       }
       if (b.document === undefined)
         throw new IotServiceError("InvalidRequestException", "document is required");
+      // Refuses (InvalidRequestException) a window the stand-in cannot read before anything is created.
+      jobWindows(b.schedulingConfig);
       const job = engine.createJob({
         jobId,
         targets: b.targets,
@@ -110,6 +114,7 @@ export function jobRoutes(d: ControlPlaneDeps): Route[] {
         timeoutConfig: b.timeoutConfig,
         retryConfig: b.jobExecutionsRetryConfig,
         presignedUrlConfig: b.presignedUrlConfig,
+        schedulingConfig: b.schedulingConfig,
       });
       return { jobArn: jobArn(ctx, job.jobId), jobId: job.jobId, description: job.description };
     }),
