@@ -18,6 +18,12 @@ export const BootloaderConfigSchema = z.discriminatedUnion("type", [
       .string()
       .min(1)
       .describe("the grubenv file grub.cfg loads (on the ESP), e.g. /boot/efi/EFI/keel/grubenv"),
+    envWrite: z
+      .enum(["auto", "replace", "in-place"])
+      .optional()
+      .describe(
+        "rewrite the block in place (FAT, like GRUB's save_env) or replace the file; auto: in place on FAT",
+      ),
   }),
   z.strictObject({
     type: z.literal("uboot"),
@@ -34,7 +40,7 @@ export function parseBootloaderConfig(value: unknown): BootloaderConfig {
 export function createBootControl(config: BootloaderConfig): BootControl {
   switch (config.type) {
     case "grub":
-      return new GrubBootControl(config.envFile);
+      return new GrubBootControl(config.envFile, config.envWrite ?? "auto");
     case "uboot":
       return new UbootBootControl(config.envFiles);
     case "none":

@@ -5,7 +5,13 @@
  * shipped device/boot/grub.cfg; readState and the simulated firmware both use it, so "what the loader will
  * do" is defined once. Every operation is one grubenv update (one temp file + rename).
  */
-import { applyGrubEnvChanges, type GrubEnvBlock, type GrubEnvChange, GrubEnvFile } from "./grubenv.ts";
+import {
+  applyGrubEnvChanges,
+  type GrubEnvBlock,
+  type GrubEnvChange,
+  GrubEnvFile,
+  type GrubEnvWriteMode,
+} from "./grubenv.ts";
 import { type BootOp, OpBootControl } from "./ops.ts";
 import { type BootControl, type BootState, otherSlot, SLOTS, type Slot } from "./types.ts";
 
@@ -104,9 +110,9 @@ export class GrubBootControl extends OpBootControl implements BootControl {
   readonly type = "grub" as const;
   readonly env: GrubEnvFile;
 
-  constructor(envFile: string) {
+  constructor(envFile: string, envWrite: GrubEnvWriteMode = "auto") {
     super();
-    this.env = new GrubEnvFile(envFile);
+    this.env = new GrubEnvFile(envFile, envWrite);
   }
 
   async readState(): Promise<BootState> {

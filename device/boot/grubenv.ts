@@ -4,9 +4,10 @@
  * algorithm GRUB uses, so in-place `set` (later lines shift, end refilled with `#`), append and `unset`
  * produce the very bytes grub-editenv would, and a block of any size keeps its size.
  */
-import { readFile } from "node:fs/promises";
+import { readFile, statfs } from "node:fs/promises";
+import { dirname } from "node:path";
 import { describeError } from "../../core/errors.ts";
-import { writeFileAtomic } from "./atomic-file.ts";
+import { writeAt, writeFileAtomic } from "./atomic-file.ts";
 import { BootEnvFormatError, BootEnvTooSmallError, BootIoError, BootUsageError } from "./errors.ts";
 
 export const GRUBENV_SIGNATURE = "# GRUB Environment Block\n";
@@ -192,22 +193,61 @@ export class GrubEnvBlock {
 export type GrubEnvChange = readonly [name: string, value: string | null];
 
 /**
+ * How an update reaches the disk:
+ * - `replace`: temp file + fsync + rename + fsync dir. Atomic where a rename is (ext4 and other journalled
+ *   file systems).
+ * - `in-place`: the block's own bytes are rewritten (same offset, same size) and fsynced, as GRUB's
+ *   `save_env` does. On FAT a rename is not atomic: it rewrites a directory entry and frees clusters in the
+ *   FAT, blocks the kernel writes back in any order, so a power cut can leave grubenv pointing at freed
+ *   clusters (found by power cuts on a real KeelOS node, docs/guarantees.md). An in-place rewrite changes
+ *   no FAT or directory block, and as long as the variables fit in the first 512-byte sector (Keel's take
+ *   about 70 bytes) a torn write leaves the old or the new sector, never a mix.
+ * - `auto` (the default): `in-place` when the file lives on FAT (the ESP), else `replace`.
+ */
+export type GrubEnvWriteMode = "auto" | "replace" | "in-place";
+
+/** statfs(2) f_type of FAT file systems (MSDOS_SUPER_MAGIC); vfat reports it too. */
+export const FAT_SUPER_MAGIC = 0x4d44;
+/** The sector a torn write cannot split (the smallest sector any disk has). */
+export const ATOMIC_SECTOR_BYTES = 512;
+
+export async function resolveGrubEnvWriteMode(
+  path: string,
+  mode: GrubEnvWriteMode,
+): Promise<"replace" | "in-place"> {
+  if (mode !== "auto") return mode;
+  try {
+    return (await statfs(dirname(path))).type === FAT_SUPER_MAGIC ? "in-place" : "replace";
+  } catch (err) {
+    throw new BootIoError(`cannot tell the file system of ${dirname(path)}: ${describeError(err)}`, {
+      cause: err,
+    });
+  }
+}
+
+/**
  * The grubenv file. Reads are plain; every update is one read-modify-write applied left to right (like
- * one grub-editenv call) and written via temp file + fsync + rename + fsync dir, never in place.
+ * one grub-editenv call), written as the write mode says (see GrubEnvWriteMode).
  */
 export class GrubEnvFile {
-  constructor(readonly path: string) {}
+  constructor(
+    readonly path: string,
+    readonly writeMode: GrubEnvWriteMode = "auto",
+  ) {}
+
+  private async readBytes(): Promise<Buffer | undefined> {
+    try {
+      return await readFile(this.path);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+      throw new BootIoError(`cannot read ${this.path}: ${describeError(err)}`, { cause: err });
+    }
+  }
 
   /** The block on disk; a missing file reads as a fresh block (grub-editenv `set` creates it too). */
   async read(): Promise<GrubEnvBlock> {
-    let bytes: Buffer;
-    try {
-      bytes = await readFile(this.path);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === "ENOENT") return GrubEnvBlock.create();
-      throw new BootIoError(`cannot read ${this.path}: ${describeError(err)}`, { cause: err });
-    }
-    return GrubEnvBlock.parse(bytes, this.path);
+    const bytes = await this.readBytes();
+    return bytes === undefined ? GrubEnvBlock.create() : GrubEnvBlock.parse(bytes, this.path);
   }
 
   /** Applies the changes to the current block and returns the new bytes, without writing. */
@@ -216,7 +256,22 @@ export class GrubEnvFile {
   }
 
   async update(changes: readonly GrubEnvChange[]): Promise<void> {
-    await writeFileAtomic(this.path, await this.plan(changes));
+    const current = await this.readBytes();
+    const next = (
+      current === undefined
+        ? applyGrubEnvChanges(GrubEnvBlock.create(), changes, this.path)
+        : applyGrubEnvChanges(GrubEnvBlock.parse(current, this.path), changes, this.path)
+    ).bytes();
+    // In place only over an existing block of the same size: a new or resized file needs new clusters
+    // anyway (provisioning, before the first boot).
+    if (
+      current?.length === next.length &&
+      (await resolveGrubEnvWriteMode(this.path, this.writeMode)) === "in-place"
+    ) {
+      await writeAt(this.path, 0, next);
+    } else {
+      await writeFileAtomic(this.path, next);
+    }
   }
 }
 

@@ -29,6 +29,9 @@ describe("bootloader config", () => {
   it("accepts each backend", () => {
     expect(parseBootloaderConfig({ type: "grub", envFile: "/boot/efi/EFI/keel/grubenv" }).type).toBe("grub");
     expect(parseBootloaderConfig({ type: "none" }).type).toBe("none");
+    expect(parseBootloaderConfig({ type: "grub", envFile: "/g", envWrite: "in-place" })).toMatchObject({
+      envWrite: "in-place",
+    });
     const u = parseBootloaderConfig({
       type: "uboot",
       envFiles: [
@@ -43,6 +46,7 @@ describe("bootloader config", () => {
     [{ type: "lilo" }, "type"],
     [{ type: "grub" }, "envFile"],
     [{ type: "grub", envFile: "/x", extra: 1 }, "extra"],
+    [{ type: "grub", envFile: "/x", envWrite: "atomic" }, "envWrite"],
     [{ type: "uboot", envFiles: [] }, "envFiles"],
     [
       {

@@ -3,16 +3,18 @@
  * with `create` + `set`/`unset` in the same order, their files read by us, ours read by them, escapes, the
  * 930-byte limit, kept sizes and the errors.
  */
-import { readFile, writeFile } from "node:fs/promises";
+import { readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { tempPathFor } from "../../../device/boot/atomic-file.ts";
 import { BootEnvFormatError, BootEnvTooSmallError } from "../../../device/boot/errors.ts";
 import {
   applyGrubEnvChanges,
+  FAT_SUPER_MAGIC,
   GrubEnvBlock,
   type GrubEnvChange,
   GrubEnvFile,
+  resolveGrubEnvWriteMode,
 } from "../../../device/boot/grubenv.ts";
 import { run, runOk, tempDir } from "./helpers.ts";
 
@@ -187,5 +189,71 @@ describe("GRUB environment block vs grub-editenv", () => {
     await env.update([["ORDER", "A B"]]);
     await expect(readFile(tempPathFor(file))).rejects.toMatchObject({ code: "ENOENT" });
     expect((await env.read()).toRecord()).toEqual({ ORDER: "A B" });
+  });
+});
+
+describe("in-place writes (the FAT ESP, like GRUB's save_env)", () => {
+  const keelVars: GrubEnvChange[] = [
+    ["A_OK", "1"],
+    ["A_TRY", "0"],
+    ["B_OK", "1"],
+    ["B_TRY", "1"],
+    ["ORDER", "B A"],
+    ["TRIAL", "B"],
+  ];
+
+  it("rewrites the same file (same inode, same size) with the bytes a replacing write would give", async () => {
+    const inPlace = join(dir, "inplace-grubenv");
+    const replaced = join(dir, "replaced-grubenv");
+    await new GrubEnvFile(inPlace, "replace").update([["ORDER", "A B"]]);
+    await new GrubEnvFile(replaced, "replace").update([["ORDER", "A B"]]);
+    const before = await stat(inPlace);
+    await new GrubEnvFile(inPlace, "in-place").update(keelVars);
+    await new GrubEnvFile(replaced, "replace").update(keelVars);
+    const after = await stat(inPlace);
+    expect(after.ino).toBe(before.ino);
+    expect(after.size).toBe(before.size);
+    expect(await readFile(inPlace)).toEqual(await readFile(replaced));
+    expect((await runOk("grub-editenv", [inPlace, "list"])).toString().split("\n")).toContain("TRIAL=B");
+    await expect(readFile(tempPathFor(inPlace))).rejects.toThrow(/ENOENT/);
+  });
+
+  it("keeps Keel's variables, at their longest, in the first sector, so a torn write leaves old or new", async () => {
+    const file = join(dir, "torn-grubenv");
+    const env = new GrubEnvFile(file, "in-place");
+    await env.update([
+      ["ORDER", "A B"],
+      ["A_OK", "1"],
+      ["A_TRY", "0"],
+    ]);
+    const old = await readFile(file);
+    const next = await env.plan(keelVars);
+    // Every variable ends before byte 512; the rest of the block is padding in both versions.
+    expect(next.subarray(0, 512).toString("latin1")).toContain("TRIAL=B\n");
+    expect(next.subarray(512)).toEqual(old.subarray(512));
+    // A cut after each whole sector: sector-by-sector mixes of the two versions.
+    for (let sectors = 0; sectors <= next.length / 512; sectors++) {
+      const torn = Buffer.concat([next.subarray(0, sectors * 512), old.subarray(sectors * 512)]);
+      const seen = GrubEnvBlock.parse(torn, "torn").toRecord();
+      expect([
+        GrubEnvBlock.parse(old, "old").toRecord(),
+        GrubEnvBlock.parse(next, "new").toRecord(),
+      ]).toContainEqual(seen);
+    }
+  });
+
+  it("creates a missing file by replacing (a new file needs new clusters anyway)", async () => {
+    const file = join(dir, "fresh-inplace-grubenv");
+    await new GrubEnvFile(file, "in-place").update([["ORDER", "A B"]]);
+    expect((await runOk("grub-editenv", [file, "list"])).toString().trim()).toBe("ORDER=A B");
+  });
+
+  it("auto: in place only on FAT (statfs f_type 0x4d44); this temp dir is not FAT", async () => {
+    expect(FAT_SUPER_MAGIC).toBe(0x4d44);
+    expect(await resolveGrubEnvWriteMode(join(dir, "grubenv"), "auto")).toBe("replace");
+    expect(await resolveGrubEnvWriteMode(join(dir, "grubenv"), "in-place")).toBe("in-place");
+    await expect(resolveGrubEnvWriteMode(join(dir, "no-such-dir", "grubenv"), "auto")).rejects.toThrow(
+      /cannot tell the file system/,
+    );
   });
 });
