@@ -17,18 +17,20 @@ import { parseWith } from "../../core/parse.ts";
 import { RegisteredThingSchema } from "../../functions/rollout-api/contract.ts";
 import { type BrokerKind, LOCAL_INFO_FILE, startLocalCloud } from "../../local/cloud.ts";
 import { LOCAL_CREDENTIALS, type LocalCloud, type LocalCloudInfo } from "../../local/contracts.ts";
-import { runDemo } from "../../local/demo.ts";
+import { type DemoOptions, runDemo } from "../../local/demo.ts";
 import {
   type DevEnvironment,
   type DevTooling,
   imagePath,
   manifestPath,
   publishDemoReleases,
+  type ReleaseImages,
   startDevEnvironment,
 } from "../../local/fleet/environment.ts";
 import { ApiClient } from "../api-client.ts";
 import { startConsole } from "../console/server.ts";
 import { CliUsageError } from "../errors.ts";
+import { type DevVm, keelosReleaseImages, startDevVm } from "./dev-vm.ts";
 import { keygen } from "./keys.ts";
 import { publishRelease } from "./publish.ts";
 import { buildImage, signRelease } from "./release.ts";
@@ -50,8 +52,10 @@ const DevFlagsSchema = z.object({
   devices: z.coerce.number().int("must be a whole number").min(1).max(5000),
   fleet: z
     .string()
-    .regex(/^[a-zA-Z0-9_-]{1,60}$/, "letters, digits, _ and - (at most 60)")
+    .regex(/^[a-zA-Z0-9_-]{1,57}$/, "letters, digits, _ and - (at most 57)")
     .optional(),
+  vm: z.boolean().default(false),
+  vmFirmware: z.enum(["bios", "uefi"]),
 });
 
 /** Starts the local cloud and prints where everything is. */
@@ -162,7 +166,7 @@ type DevFlags = z.infer<typeof DevFlagsSchema>;
 async function withEnvironment(
   flags: DevFlags,
   dir: string,
-  options: { fleet: string; reuse: boolean; linkInfoFile?: string },
+  options: { fleet: string; reuse: boolean; linkInfoFile?: string; images?: ReleaseImages },
   body: (env: DevEnvironment, signal: AbortSignal) => Promise<number>,
 ): Promise<number> {
   const ac = new AbortController();
@@ -184,6 +188,7 @@ async function withEnvironment(
       tooling: cliTooling(dir),
       reuse: options.reuse,
       ...(options.linkInfoFile ? { linkInfoFile: options.linkInfoFile } : {}),
+      ...(options.images ? { images: options.images } : {}),
       log: (l) => process.stdout.write(`${l}\n`),
       signal: ac.signal,
     });
@@ -210,11 +215,15 @@ async function runDemoCommand(flags: DevFlags): Promise<number> {
   // A report left by an earlier run must not pass for this one's if this one fails before writing its own.
   await rm(resultFile, { force: true });
   const started = Date.now();
+  const fleet = flags.fleet ?? "demo";
   return withEnvironment(
     flags,
     dir,
-    { fleet: flags.fleet ?? "demo", reuse: false, linkInfoFile: join(flags.dir, LOCAL_INFO_FILE) },
+    { fleet, reuse: false, linkInfoFile: join(flags.dir, LOCAL_INFO_FILE), ...vmImages(flags) },
     async (env, signal) => {
+      const vm = flags.vm
+        ? await startDevVm(env, { fleet, firmware: flags.vmFirmware, progress })
+        : undefined;
       // The web console watches the same rollouts while the demo runs (any free port: a `keel console`
       // may already hold the default one).
       const web = await startConsole({ api: env.tooling.api, port: 0, target: "local cloud (demo)" });
@@ -225,44 +234,90 @@ async function runDemoCommand(flags: DevFlags): Promise<number> {
           signal,
           resultFile,
           consoleUrl: web.url,
+          ...(vm ? vmDemoOptions(vm) : {}),
         });
         process.stdout.write(`Finished in ${Math.round((Date.now() - started) / 1000)} s.\n`);
         return run.ok ? 0 : 1;
       } finally {
         await web.close();
+        await vm?.stop();
       }
     },
   );
 }
 
+const progress = (line: string) => process.stdout.write(`${line}\n`);
+
+/** With --vm: the releases are real KeelOS images (cached), which the VM node can boot. */
+function vmImages(flags: DevFlags): { images?: ReleaseImages } {
+  return flags.vm ? { images: keelosReleaseImages(progress) } : {};
+}
+
+/** A real node takes minutes where a simulated one takes a second: give the demo's rollouts room. */
+function vmDemoOptions(vm: DevVm): Partial<DemoOptions> {
+  return {
+    realNodes: [
+      {
+        thing: vm.thing,
+        fleet: vm.fleet,
+        what: `a KeelOS VM under QEMU (serial console ${vm.node.serialLog})`,
+      },
+    ],
+    healthDeadlineSeconds: 900,
+    rolloutTimeoutMs: 45 * 60_000,
+  };
+}
+
 async function runDevCommand(flags: DevFlags): Promise<number> {
   const fleet = flags.fleet ?? "dev";
-  return withEnvironment(flags, flags.dir, { fleet, reuse: true }, async (env, signal) => {
+  // A --vm environment has real (large) images and slots to match: it lives beside the plain one.
+  const dir = flags.vm ? join(flags.dir, "vm-dev") : flags.dir;
+  const where = flags.vm ? { linkInfoFile: join(flags.dir, LOCAL_INFO_FILE), ...vmImages(flags) } : {};
+  return withEnvironment(flags, dir, { fleet, reuse: true, ...where }, async (env, signal) => {
     await publishDemoReleases(env, (l) => process.stdout.write(`${l}\n`));
-    await env.fleet.waitSettled(60_000 + env.fleet.nodes.length * 100, signal);
-    const p = env.paths;
-    const versions = new Map<string, number>();
-    for (const n of env.fleet.snapshot())
-      versions.set(n.version ?? "none", (versions.get(n.version ?? "none") ?? 0) + 1);
-    const running = [...versions].map(([v, n]) => `${v} ×${n}`).join(", ");
-    process.stdout.write(
-      [
-        "",
-        `Fleet ${fleet}: ${env.fleet.nodes.length} simulated node(s) running ${running} (agent logs: ${p.agentLog}).`,
-        "Drive it from another terminal, for example:",
-        `  keel rollout start --local --release 1.1.0 --fleet ${fleet} --waves canary:${env.fleet.thingNames()[0]},25,100 --bake 5s`,
-        "  keel rollout status --local <id> --watch",
-        `  keel fleet status --local ${fleet}`,
-        "  keel console --local        (the web console: rollouts, fleets, releases)",
-        `Releases signed with ${p.releaseKey} (trusted by the nodes' ${p.rootFile}); publish your own with:`,
-        `  keel release publish --local ${imagePath(p, "1.1.0")} ${manifestPath(p, "1.1.0")}`,
-        "Press Ctrl-C to stop.",
-        "",
-      ].join("\n"),
-    );
-    await new Promise<void>((resolve) => signal.addEventListener("abort", () => resolve(), { once: true }));
-    return 0;
+    const vm = flags.vm ? await startDevVm(env, { fleet, firmware: flags.vmFirmware, progress }) : undefined;
+    try {
+      return await devSession(env, fleet, signal, vm);
+    } finally {
+      await vm?.stop();
+    }
   });
+}
+
+async function devSession(
+  env: DevEnvironment,
+  fleet: string,
+  signal: AbortSignal,
+  vm?: DevVm,
+): Promise<number> {
+  await env.fleet.waitSettled(60_000 + env.fleet.nodes.length * 100, signal);
+  const p = env.paths;
+  const versions = new Map<string, number>();
+  for (const n of env.fleet.snapshot())
+    versions.set(n.version ?? "none", (versions.get(n.version ?? "none") ?? 0) + 1);
+  const running = [...versions].map(([v, n]) => `${v} ×${n}`).join(", ");
+  process.stdout.write(
+    [
+      "",
+      `Fleet ${fleet}: ${env.fleet.nodes.length} simulated node(s) running ${running} (agent logs: ${p.agentLog}).`,
+      ...(vm
+        ? [
+            `Fleet ${vm.fleet}: ${vm.thing}, a real KeelOS node under QEMU (serial console: ${vm.node.serialLog}).`,
+          ]
+        : []),
+      "Drive it from another terminal, for example:",
+      `  keel rollout start --local --release 1.1.0 --fleet ${fleet}${vm ? `,${vm.fleet}` : ""} --waves canary:${env.fleet.thingNames()[0]},25,100 --bake 5s${vm ? " --health-deadline 900s" : ""}`,
+      "  keel rollout status --local <id> --watch",
+      `  keel fleet status --local ${fleet}`,
+      "  keel console --local        (the web console: rollouts, fleets, releases)",
+      `Releases signed with ${p.releaseKey} (trusted by the nodes' ${p.rootFile}); publish your own with:`,
+      `  keel release publish --local ${imagePath(p, "1.1.0")} ${manifestPath(p, "1.1.0")}`,
+      "Press Ctrl-C to stop.",
+      "",
+    ].join("\n"),
+  );
+  await new Promise<void>((resolve) => signal.addEventListener("abort", () => resolve(), { once: true }));
+  return 0;
 }
 
 export function register(program: Command): void {
@@ -281,10 +336,17 @@ export function register(program: Command): void {
     )
     .option("--devices <n>", "number of simulated nodes", "12")
     .option("--fleet <name>", "fleet name of the simulated nodes (default: demo with --demo, else dev)")
+    .option(
+      "--vm",
+      "add one real KeelOS node under QEMU (fleet <fleet>-vm; releases become real KeelOS images; needs `npm run build:agent`)",
+    )
+    .option("--vm-firmware <kind>", "the VM node's firmware: bios (SeaBIOS) or uefi (OVMF)", "bios")
     .action(async (raw: Record<string, unknown>) => {
       const flags = parseWith(DevFlagsSchema, raw, "keel dev options");
       if (flags.servicesOnly && flags.demo)
         throw new CliUsageError("--services-only and --demo exclude each other");
+      if (flags.servicesOnly && flags.vm)
+        throw new CliUsageError("--vm needs the fleet and the Lambda wiring; drop --services-only");
       if (flags.servicesOnly) {
         const cloud = await runServices({ dir: flags.dir, broker: flags.broker, timeScale: flags.timeScale });
         await serveUntilSignal(cloud);
