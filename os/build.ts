@@ -14,7 +14,7 @@ import { buildDisk, diskLayout, type Part } from "./disk.ts";
 import { OsInputError } from "./errors.ts";
 import { buildInitramfs } from "./initramfs.ts";
 import { buildKernel } from "./kernel.ts";
-import { assembleRootfs, buildBase, type Fault } from "./rootfs.ts";
+import { assembleRootfs, buildBase, type Fault, type NodeInputs } from "./rootfs.ts";
 
 const ROOT = resolve(import.meta.dirname, "..");
 export const DEFAULT_CACHE_DIR = join(ROOT, ".keel/os-cache");
@@ -125,6 +125,32 @@ export interface RootImage {
   cached: { kernel: boolean; image: boolean };
 }
 
+/** Everything the root tree is made of, as files and values. */
+export interface TreeInputs extends Omit<NodeInputs, "agentUnit"> {
+  /** KEY=value lines appended to /etc/keelos-release. */
+  labels: string;
+}
+
+/**
+ * Assembles the root tree in `dir/tree`, packs it to `dir/image.squashfs` and removes the tree. No cache:
+ * the reproducibility check runs this twice on the same inputs and compares the bytes.
+ */
+export async function assembleAndPack(
+  dir: string,
+  inp: TreeInputs,
+  pack: PackFn,
+): Promise<{ sha256: string; size: number }> {
+  const tree = join(dir, "tree");
+  await mkdir(tree);
+  try {
+    await assembleRootfs(tree, { ...inp, agentUnit: AGENT_UNIT });
+    if (inp.labels) await appendFile(join(tree, "etc/keelos-release"), inp.labels);
+    return await pack(tree, join(dir, "image.squashfs"));
+  } finally {
+    await rm(tree, { recursive: true, force: true });
+  }
+}
+
 interface CheckedInputs {
   agentPath: string;
   agent: Buffer;
@@ -197,23 +223,10 @@ async function packRoot(o: RootImageOptions, inp: CheckedInputs): Promise<RootIm
       ...builderSources,
     ],
     async (dir) => {
-      const tree = join(dir, "tree");
-      await mkdir(tree);
-      await assembleRootfs(tree, {
-        base,
-        node: inp.nodePath,
-        agent: inp.agentPath,
-        agentUnit: AGENT_UNIT,
-        trustRoot: o.trustRoot,
-        vmlinuz: kernel.vmlinuz,
-        initrd,
-        version: o.version,
-        fault,
-      });
-      if (labels) await appendFile(join(tree, "etc/keelos-release"), labels);
-      const digest = await o.pack(tree, join(dir, "image.squashfs"));
+      const tree = { base, vmlinuz: kernel.vmlinuz, initrd, node: inp.nodePath, agent: inp.agentPath };
+      const { trustRoot, version, pack } = o;
+      const digest = await assembleAndPack(dir, { ...tree, trustRoot, version, fault, labels }, pack);
       await writeFile(join(dir, "digest.json"), JSON.stringify(digest));
-      await rm(tree, { recursive: true, force: true });
     },
   );
   const digest = JSON.parse(await readFile(join(imageStep.dir, "digest.json"), "utf8")) as {
