@@ -10,6 +10,7 @@ import { join, resolve } from "node:path";
 import type { Command } from "commander";
 import { buildOs } from "../../os/build.ts";
 import { OsInputError } from "../../os/errors.ts";
+import { flashDisk } from "../../os/flash.ts";
 import { makeOverlay, qemuArgs } from "../../os/qemu.ts";
 import type { Fault } from "../../os/rootfs.ts";
 import { collectList, intOption } from "../inputs.ts";
@@ -113,5 +114,31 @@ export function register(program: Command): void {
       } finally {
         await rm(work, { recursive: true, force: true });
       }
+    });
+
+  os.command("flash")
+    .description(
+      "write a KeelOS disk image to a whole disk, refusing a mounted disk, a partition or one smaller than the image",
+    )
+    .requiredOption("--disk <file>", "disk.img from `keel os build`")
+    .requiredOption("--device <path>", "the whole disk to overwrite, e.g. /dev/sdX (or a regular file)")
+    .option("--yes", "confirm that everything on --device is destroyed")
+    .action(async (f: { disk: string; device: string; yes?: boolean }) => {
+      let shown = -1;
+      const r = await flashDisk({
+        disk: resolve(f.disk),
+        device: f.device,
+        yes: f.yes === true,
+        progress: (done, total) => {
+          const pct = Math.floor((done * 100) / total);
+          if (pct === shown) return;
+          shown = pct;
+          process.stderr.write(`\rkeel os flash: ${pct}% of ${(total / 2 ** 20).toFixed(0)} MiB`);
+          if (done === total) process.stderr.write("\n");
+        },
+      });
+      process.stdout.write(
+        `wrote ${r.bytes} bytes to ${f.device} (read back, sha256 ${r.sha256})${r.deviceBytes > r.bytes ? "; backup GPT moved to the end of the disk" : ""}\n`,
+      );
     });
 }
