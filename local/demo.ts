@@ -150,13 +150,24 @@ export async function getFleetVersions(api: RolloutApi, fleet: string): Promise<
     .versions;
 }
 
-/** The demo's wave plan: a one-node canary, then 25 %, then 100 %, each needing every device to succeed. */
-export function demoWaves(canary: string, bakeSeconds: number) {
+/**
+ * The demo's wave plan: a one-node canary, then 25 %, then on to 100 %, each needing every device to
+ * succeed. A job targets at most 100 bucket groups (100 per fleet per 100 %), so with more fleets the
+ * percent steps are smaller: 25, 100 for one fleet; 25, 75, 100 for two.
+ */
+export function demoWaves(canary: string, bakeSeconds: number, fleets = 1) {
   const gate = { bakeSeconds, successThresholdPercent: 100 };
+  const step = Math.max(1, Math.floor(100 / fleets));
+  const percents = [Math.min(25, step)];
+  for (let p = percents[0] ?? 100; p < 100; ) {
+    p = Math.min(100, p + step);
+    percents.push(p);
+  }
   return [
     { canary: [canary], ...gate },
-    { percent: 25, ...gate },
-    { percent: 100, successThresholdPercent: 100 },
+    ...percents.map((percent) =>
+      percent < 100 ? { percent, ...gate } : { percent, successThresholdPercent: 100 },
+    ),
   ];
 }
 
@@ -381,7 +392,7 @@ export async function runDemo(o: DemoOptions): Promise<LastRun> {
   const fleets = [...new Set([env.fleet.fleet, ...realNodes.map((n) => n.fleet)])];
   const body = {
     fleets,
-    waves: demoWaves(canary, bake),
+    waves: demoWaves(canary, bake, fleets.length),
     healthDeadlineSeconds: o.healthDeadlineSeconds ?? 20,
   };
   out.write("\n");

@@ -9,7 +9,7 @@
  * fleet, until Ctrl-C. `keel dev --demo` (`npm start`): all of that in `<dir>/demo/`, fresh each time,
  * then the demo scenario (local/demo.ts); exits 0 only if the outcome is the promised one.
  */
-import { rm } from "node:fs/promises";
+import { cp, mkdir, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import type { Command } from "commander";
 import { z } from "zod";
@@ -212,6 +212,8 @@ async function runDemoCommand(flags: DevFlags): Promise<number> {
   const dir = join(flags.dir, "demo");
   const resultFile = join(flags.dir, "last-run.json");
   await rm(dir, { recursive: true, force: true });
+  const trust = join(flags.dir, "demo-vm-trust");
+  if (flags.vm) await keepTrust(trust, dir);
   // A report left by an earlier run must not pass for this one's if this one fails before writing its own.
   await rm(resultFile, { force: true });
   const started = Date.now();
@@ -244,6 +246,23 @@ async function runDemoCommand(flags: DevFlags): Promise<number> {
       }
     },
   );
+}
+
+/**
+ * A --vm demo keeps its signing key and trust root in `<dir>/demo-vm-trust/` across runs: the real images
+ * take minutes to build and the trust root is part of their cache key, so a fresh one each run would
+ * rebuild all of them. Copies `keys/` and `root.json` from `from` to `to` unless `to` has them already.
+ */
+async function keepTrust(from: string, to: string): Promise<void> {
+  const has = (d: string) =>
+    stat(join(d, "root.json")).then(
+      () => true,
+      () => false,
+    );
+  if (!(await has(from)) || (await has(to))) return;
+  await mkdir(to, { recursive: true });
+  await cp(join(from, "keys"), join(to, "keys"), { recursive: true });
+  await cp(join(from, "root.json"), join(to, "root.json"));
 }
 
 const progress = (line: string) => process.stdout.write(`${line}\n`);
