@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildImage } from "../../cli/commands/release.ts";
-import { type LastRun, renderSummary } from "../../local/demo.ts";
+import { demoWaves, type LastRun, renderSummary } from "../../local/demo.ts";
 import { buildRootImage, checkAgentConfig } from "../../os/build.ts";
 import { OsInputError } from "../../os/errors.ts";
 import {
@@ -140,6 +140,27 @@ describe("the demo summary", () => {
     expect(text).toMatch(
       /demo-vm-1 \(fleet demo-vm\) is the real node, a KeelOS VM under QEMU \(serial console \/x\/serial\.log\); it runs 1\.1\.0/,
     );
+  });
+});
+
+describe("the demo's wave plan", () => {
+  it("keeps each job within 100 bucket groups when the VM's fleet joins the simulated one", () => {
+    for (const fleets of [1, 2, 3]) {
+      const waves = demoWaves("demo-0001", 2, fleets);
+      expect(waves[0]).toMatchObject({ canary: ["demo-0001"] });
+      const percents = waves.slice(1).map((w) => (w as { percent: number }).percent);
+      expect(percents.at(-1)).toBe(100);
+      let before = 0;
+      for (const p of percents) {
+        expect((p - before) * fleets).toBeLessThanOrEqual(100);
+        before = p;
+      }
+    }
+    // One fleet: the plan the demo always had.
+    expect(demoWaves("c", 2, 1).slice(1)).toEqual([
+      { percent: 25, bakeSeconds: 2, successThresholdPercent: 100 },
+      { percent: 100, successThresholdPercent: 100 },
+    ]);
   });
 });
 
