@@ -52,7 +52,7 @@ const DevFlagsSchema = z.object({
   devices: z.coerce.number().int("must be a whole number").min(1).max(5000),
   fleet: z
     .string()
-    .regex(/^[a-zA-Z0-9_-]{1,57}$/, "letters, digits, _ and - (at most 57)")
+    .regex(/^[a-zA-Z0-9_-]{1,60}$/, "letters, digits, _ and - (at most 60)")
     .optional(),
   vm: z.boolean().default(false),
   vmFirmware: z.enum(["bios", "uefi"]),
@@ -364,6 +364,10 @@ export function register(program: Command): void {
       const flags = parseWith(DevFlagsSchema, raw, "keel dev options");
       if (flags.servicesOnly && flags.demo)
         throw new CliUsageError("--services-only and --demo exclude each other");
+      if (flags.vm && (flags.fleet?.length ?? 0) > 57)
+        throw new CliUsageError(
+          "--fleet must be at most 57 characters with --vm (the VM's fleet is <fleet>-vm)",
+        );
       if (flags.servicesOnly && flags.vm)
         throw new CliUsageError("--vm needs the fleet and the Lambda wiring; drop --services-only");
       if (flags.servicesOnly) {
