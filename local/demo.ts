@@ -58,6 +58,16 @@ export interface LastRun {
   fleet: Record<string, number>;
   /** What the Kubernetes stand-in saw during the rollouts (docs/kubernetes.md); absent without a cluster. */
   kubernetes?: KubernetesRun;
+  /** The real nodes (`keel dev --vm`) in the rollouts, with the version their fleet reports at the end. */
+  realNodes?: Array<RealNode & { version: string }>;
+}
+
+/** A real node (a KeelOS VM) in a fleet of its own that the demo's rollouts include. */
+export interface RealNode {
+  thing: string;
+  fleet: string;
+  /** What it is, for the summary: "KeelOS VM under QEMU, serial console <path>". */
+  what: string;
 }
 
 export interface KubernetesRun {
@@ -111,6 +121,8 @@ export interface DemoOptions {
   consoleUrl?: string;
   /** A maintenance window open this many minutes of every 2× as many (local/demo-windows.ts). */
   windowMinutes?: number;
+  /** Real nodes whose fleets the rollouts include besides the simulated fleet (`keel dev --demo --vm`). */
+  realNodes?: RealNode[];
 }
 
 /** The demo's patience for one rollout, plus its waits for maintenance windows when it has them. */
@@ -145,13 +157,24 @@ export async function getFleetVersions(api: RolloutApi, fleet: string): Promise<
     .versions;
 }
 
-/** The demo's wave plan: a one-node canary, then 25 %, then 100 %, each needing every device to succeed. */
-export function demoWaves(canary: string, bakeSeconds: number) {
+/**
+ * The demo's wave plan: a one-node canary, then 25 %, then on to 100 %, each needing every device to
+ * succeed. A job targets at most 100 bucket groups (100 per fleet per 100 %), so with more fleets the
+ * percent steps are smaller: 25, 100 for one fleet; 25, 75, 100 for two.
+ */
+export function demoWaves(canary: string, bakeSeconds: number, fleets = 1) {
   const gate = { bakeSeconds, successThresholdPercent: 100 };
+  const step = Math.max(1, Math.floor(100 / fleets));
+  const percents = [Math.min(25, step)];
+  for (let p = percents[0] ?? 100; p < 100; ) {
+    p = Math.min(100, p + step);
+    percents.push(p);
+  }
   return [
     { canary: [canary], ...gate },
-    { percent: 25, ...gate },
-    { percent: 100, successThresholdPercent: 100 },
+    ...percents.map((percent) =>
+      percent < 100 ? { percent, ...gate } : { percent, successThresholdPercent: 100 },
+    ),
   ];
 }
 
@@ -282,15 +305,23 @@ async function stableRollout(api: RolloutApi, id: string, signal?: AbortSignal):
   return getRollout(api, id);
 }
 
+/** Devices per version over several fleets. */
+async function versionsOf(api: RolloutApi, fleets: string[]): Promise<Record<string, number>> {
+  const total: Record<string, number> = {};
+  for (const fleet of fleets)
+    for (const [v, n] of Object.entries(await getFleetVersions(api, fleet))) total[v] = (total[v] ?? 0) + n;
+  return total;
+}
+
 async function stableFleet(
   api: RolloutApi,
-  fleet: string,
+  fleets: string[],
   signal?: AbortSignal,
 ): Promise<Record<string, number>> {
-  let last = await getFleetVersions(api, fleet);
+  let last = await versionsOf(api, fleets);
   for (let i = 0; i < 20; i++) {
     await sleep(300, signal);
-    const now = await getFleetVersions(api, fleet);
+    const now = await versionsOf(api, fleets);
     if (JSON.stringify(now) === JSON.stringify(last)) return now;
     last = now;
   }
@@ -322,7 +353,11 @@ export function renderSummary(run: LastRun): string {
     .sort()
     .map(([v, n]) => `${v} ×${n}`)
     .join(", ");
-  lines.push(`Fleet ${run.fleetName} (${run.devices} devices): ${fleet}`);
+  lines.push(
+    `Fleet ${run.fleetName}${run.realNodes?.length ? " and the real node's" : ""} (${run.devices} devices): ${fleet}`,
+  );
+  for (const n of run.realNodes ?? [])
+    lines.push(`  ${n.thing} (fleet ${n.fleet}) is the real node, ${n.what}; it runs ${n.version}`);
   return `${lines.join("\n")}\n`;
 }
 
@@ -354,14 +389,18 @@ export async function runDemo(o: DemoOptions): Promise<LastRun> {
   const canary = things[0];
   if (!canary) throw new DemoOutcomeError("the fleet has no devices");
   if (o.consoleUrl) out.write(consoleLines(o.consoleUrl));
-  out.write(`waiting for ${things.length} node(s) to boot and commit 1.0.0…\n`);
+  const realNodes = o.realNodes ?? [];
+  const realNote =
+    realNodes.length > 0 ? "; the real node's jobs wait until it has booted and connected" : "";
+  out.write(`waiting for ${things.length} simulated node(s) to boot and commit 1.0.0${realNote}…\n`);
   await env.fleet.waitSettled(60_000 + things.length * 100, signal);
   await publishDemoReleases(env, (l) => out.write(`  ${l}\n`));
   if (o.windowMinutes) out.write(await setDemoWindows(api, env.fleet.fleet, o.windowMinutes));
   const bake = o.bakeSeconds ?? 2;
+  const fleets = [...new Set([env.fleet.fleet, ...realNodes.map((n) => n.fleet)])];
   const body = {
-    fleets: [env.fleet.fleet],
-    waves: demoWaves(canary, bake),
+    fleets,
+    waves: demoWaves(canary, bake, fleets.length),
     healthDeadlineSeconds: o.healthDeadlineSeconds ?? 20,
   };
   out.write("\n");
@@ -381,9 +420,9 @@ export async function runDemo(o: DemoOptions): Promise<LastRun> {
     body,
     `Rolling out ${BAD_RELEASE} (its kubelet never becomes healthy)`,
   );
-  const fleet = await stableFleet(api, env.fleet.fleet, signal);
+  const fleet = await stableFleet(api, fleets, signal);
   const run: LastRun = {
-    devices: things.length,
+    devices: things.length + realNodes.length,
     fleetName: env.fleet.fleet,
     startedAt,
     finishedAt: new Date().toISOString(),
@@ -392,6 +431,13 @@ export async function runDemo(o: DemoOptions): Promise<LastRun> {
     rollouts: [reportOf(good), reportOf(bad)],
     fleet,
   };
+  if (realNodes.length > 0) {
+    run.realNodes = [];
+    for (const n of realNodes) {
+      const versions = Object.entries(await getFleetVersions(api, n.fleet)).filter(([, c]) => c > 0);
+      run.realNodes.push({ ...n, version: versions.map(([v]) => v).join(", ") || "nothing" });
+    }
+  }
   const budget = env.fleet.nodes[0]?.config.kubernetes?.maxUnavailable;
   if (cluster && budget !== undefined) {
     const { maxUnavailableObserved, pdbViolations, drains } = cluster.stats;

@@ -5,7 +5,7 @@
  * inputs, so a rebuild with nothing changed costs only the disk assembly.
  */
 import { createHash } from "node:crypto";
-import { copyFile, mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { appendFile, copyFile, mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { join, relative, resolve } from "node:path";
 import { describeError } from "../core/errors.ts";
 import { AgentConfigSchema } from "../device/config.ts";
@@ -14,7 +14,7 @@ import { buildDisk, diskLayout, type Part } from "./disk.ts";
 import { OsInputError } from "./errors.ts";
 import { buildInitramfs } from "./initramfs.ts";
 import { buildKernel } from "./kernel.ts";
-import { assembleRootfs, buildBase, type Fault } from "./rootfs.ts";
+import { assembleRootfs, buildBase, type Fault, type NodeInputs } from "./rootfs.ts";
 
 const ROOT = resolve(import.meta.dirname, "..");
 export const DEFAULT_CACHE_DIR = join(ROOT, ".keel/os-cache");
@@ -25,22 +25,14 @@ export const SHIPPED_GRUB_CFG = join(ROOT, "device/boot/grub.cfg");
 /** Packs a root tree as the release SquashFS (`keel release build`'s reproducible mksquashfs). */
 export type PackFn = (tree: string, out: string) => Promise<{ sha256: string; size: number }>;
 
-export interface OsBuildOptions {
+export interface OsBuildOptions extends RootImageOptions {
   out: string;
-  trustRoot: string;
-  version: string;
-  fault?: Fault;
-  agent?: string;
-  node?: string;
-  cacheDir?: string;
   slotMiB?: number;
   diskMiB?: number | undefined;
   /** agent.json for the persistence partition; default: an air-gapped node config (no broker). */
   agentConfig?: string | undefined;
   /** More files for the persistence partition's config/ directory (certificates). */
   configFiles?: string[];
-  pack: PackFn;
-  progress?: (msg: string) => void;
 }
 
 export interface OsBuildResult {
@@ -107,29 +99,100 @@ function checkAgentBundle(bytes: Buffer, path: string): void {
 
 const sha = (b: Buffer | string) => createHash("sha256").update(b).digest("hex");
 
-export async function buildOs(o: OsBuildOptions): Promise<OsBuildResult> {
-  const say = o.progress ?? (() => undefined);
-  const cacheDir = o.cacheDir ?? DEFAULT_CACHE_DIR;
-  const fault = o.fault ?? "none";
-  const slotMiB = o.slotMiB ?? 384;
-  // Inputs first: nothing is downloaded or written until all of them are readable and sane.
+/** What the root image (the release SquashFS) is built from. */
+export interface RootImageOptions {
+  trustRoot: string;
+  version: string;
+  fault?: Fault;
+  /**
+   * More KEY=value lines for /etc/keelos-release. `keel dev --vm` marks its broken release KUBELET=broken
+   * there, which is how the simulated nodes that share the release learn their kubelet fails.
+   */
+  releaseLabels?: Record<string, string>;
+  agent?: string;
+  node?: string;
+  cacheDir?: string;
+  pack: PackFn;
+  progress?: (msg: string) => void;
+}
+
+export interface RootImage {
+  /** The SquashFS inside the cache entry; copy it, never write to it. */
+  image: string;
+  sha256: string;
+  size: number;
+  kernel: string;
+  cached: { kernel: boolean; image: boolean };
+}
+
+/** Everything the root tree is made of, as files and values. */
+export interface TreeInputs extends Omit<NodeInputs, "agentUnit"> {
+  /** KEY=value lines appended to /etc/keelos-release. */
+  labels: string;
+}
+
+/**
+ * Assembles the root tree in `dir/tree`, packs it to `dir/image.squashfs` and removes the tree. No cache:
+ * the reproducibility check runs this twice on the same inputs and compares the bytes.
+ */
+export async function assembleAndPack(
+  dir: string,
+  inp: TreeInputs,
+  pack: PackFn,
+): Promise<{ sha256: string; size: number }> {
+  const tree = join(dir, "tree");
+  await mkdir(tree);
+  try {
+    await assembleRootfs(tree, { ...inp, agentUnit: AGENT_UNIT });
+    if (inp.labels) await appendFile(join(tree, "etc/keelos-release"), inp.labels);
+    return await pack(tree, join(dir, "image.squashfs"));
+  } finally {
+    await rm(tree, { recursive: true, force: true });
+  }
+}
+
+interface CheckedInputs {
+  agentPath: string;
+  agent: Buffer;
+  nodePath: string;
+  trust: Buffer;
+  unit: Buffer;
+}
+
+/** The root image's own inputs, read and checked; nothing is built or written. */
+async function readImageInputs(o: RootImageOptions): Promise<CheckedInputs> {
   const agentPath = o.agent ?? DEFAULT_AGENT;
   const agent = await mustRead(agentPath, "the agent bundle", "build it with `npm run build:agent`");
   checkAgentBundle(agent, agentPath);
-  const nodePath = o.node ?? process.execPath;
   const trust = await mustRead(o.trustRoot, "the trust root");
   const unit = await mustRead(AGENT_UNIT, "the agent unit");
   await mustRead(SHIPPED_GRUB_CFG, "the shipped grub.cfg");
-  const configText = o.agentConfig
-    ? (await mustRead(o.agentConfig, "the agent config")).toString("utf8")
-    : `${JSON.stringify(defaultAgentConfig(o.version), null, 2)}\n`;
-  checkAgentConfig(configText, o.agentConfig ?? "the default agent config");
-  const extra: Array<[string, Buffer]> = [];
-  for (const f of o.configFiles ?? []) extra.push([f, await mustRead(f, "a config file")]);
-  // A first layout check with the smallest possible image catches a too-small disk before any build.
-  diskLayout({ slotMiB, diskMiB: o.diskMiB, imageBytes: 0 });
+  return { agentPath, agent, nodePath: o.node ?? process.execPath, trust, unit };
+}
+
+/**
+ * The KeelOS release SquashFS alone (what `keel release sign` signs), through the cache: the Debian base,
+ * kernel, initramfs and the packed root tree. `keel dev --vm` builds its releases with this.
+ */
+export async function buildRootImage(o: RootImageOptions): Promise<RootImage> {
+  return packRoot(o, await readImageInputs(o));
+}
+
+async function packRoot(o: RootImageOptions, inp: CheckedInputs): Promise<RootImage> {
+  const say = o.progress ?? (() => undefined);
+  const cacheDir = o.cacheDir ?? DEFAULT_CACHE_DIR;
+  const fault = o.fault ?? "none";
   // The Node.js runtime (~100 MB) is read last: only its hash is needed, for the cache key.
-  const node = await mustRead(nodePath, "the Node.js binary");
+  const node = await mustRead(inp.nodePath, "the Node.js binary");
+  const labels = Object.entries(o.releaseLabels ?? {})
+    .map(([k, v]) => {
+      if (!/^[A-Z_]{1,40}$/.test(k) || !/^[\w.-]{0,100}$/.test(v))
+        throw new OsInputError(
+          `release label ${k}=${v}: KEY must be A-Z and _, value letters, digits, . _ -`,
+        );
+      return `${k}=${v}\n`;
+    })
+    .join("");
 
   say("debian base (mmdebstrap)");
   const base = await buildBase(cacheDir);
@@ -150,41 +213,54 @@ export async function buildOs(o: OsBuildOptions): Promise<OsBuildResult> {
       relative(cacheDir, kernel.dir),
       relative(cacheDir, initrd),
       sha(node),
-      sha(agent),
-      sha(unit),
-      sha(trust),
+      sha(inp.agent),
+      sha(inp.unit),
+      sha(inp.trust),
       o.version,
       fault,
+      // Only when present, so every image built without labels keeps its cache entry.
+      ...(labels ? [labels] : []),
       ...builderSources,
     ],
     async (dir) => {
-      const tree = join(dir, "tree");
-      await mkdir(tree);
-      await assembleRootfs(tree, {
-        base,
-        node: nodePath,
-        agent: agentPath,
-        agentUnit: AGENT_UNIT,
-        trustRoot: o.trustRoot,
-        vmlinuz: kernel.vmlinuz,
-        initrd,
-        version: o.version,
-        fault,
-      });
-      const digest = await o.pack(tree, join(dir, "image.squashfs"));
+      const tree = { base, vmlinuz: kernel.vmlinuz, initrd, node: inp.nodePath, agent: inp.agentPath };
+      const { trustRoot, version, pack } = o;
+      const digest = await assembleAndPack(dir, { ...tree, trustRoot, version, fault, labels }, pack);
       await writeFile(join(dir, "digest.json"), JSON.stringify(digest));
-      await rm(tree, { recursive: true, force: true });
     },
   );
   const digest = JSON.parse(await readFile(join(imageStep.dir, "digest.json"), "utf8")) as {
     sha256: string;
     size: number;
   };
+  return {
+    image: join(imageStep.dir, "image.squashfs"),
+    sha256: digest.sha256,
+    size: digest.size,
+    kernel: kernel.version,
+    cached: { kernel: kernel.hit, image: imageStep.hit },
+  };
+}
+
+export async function buildOs(o: OsBuildOptions): Promise<OsBuildResult> {
+  const say = o.progress ?? (() => undefined);
+  const slotMiB = o.slotMiB ?? 384;
+  // Inputs first: nothing is downloaded or written until all of them are readable and sane.
+  const inputs = await readImageInputs(o);
+  const configText = o.agentConfig
+    ? (await mustRead(o.agentConfig, "the agent config")).toString("utf8")
+    : `${JSON.stringify(defaultAgentConfig(o.version), null, 2)}\n`;
+  checkAgentConfig(configText, o.agentConfig ?? "the default agent config");
+  const extra: Array<[string, Buffer]> = [];
+  for (const f of o.configFiles ?? []) extra.push([f, await mustRead(f, "a config file")]);
+  // A first layout check with the smallest possible image catches a too-small disk before any build.
+  diskLayout({ slotMiB, diskMiB: o.diskMiB, imageBytes: 0 });
+  const root = await packRoot(o, inputs);
 
   say("disk (GPT, GRUB BIOS+UEFI, slots, persistence)");
   await mkdir(o.out, { recursive: true });
   const image = join(o.out, "image.squashfs");
-  await copyFile(join(imageStep.dir, "image.squashfs"), image);
+  await copyFile(root.image, image);
   const work = join(o.out, ".work");
   const dataDir = join(work, "data");
   await rm(work, { recursive: true, force: true });
@@ -206,13 +282,13 @@ export async function buildOs(o: OsBuildOptions): Promise<OsBuildResult> {
   await rm(work, { recursive: true, force: true });
   const result: OsBuildResult = {
     image,
-    sha256: digest.sha256,
-    size: digest.size,
+    sha256: root.sha256,
+    size: root.size,
     disk,
     parts: layout.parts,
     diskMiB: layout.diskMiB,
-    kernel: kernel.version,
-    cached: { base: false, kernel: kernel.hit, image: imageStep.hit },
+    kernel: root.kernel,
+    cached: { base: false, ...root.cached },
   };
   await writeFile(join(o.out, "build.json"), `${JSON.stringify(result, null, 2)}\n`);
   return result;

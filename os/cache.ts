@@ -42,7 +42,17 @@ export async function cachedStep(
   await mkdir(tmp, { recursive: true });
   try {
     await produce(tmp);
-    await rename(tmp, dir);
+    await rename(tmp, dir).catch(async (err: unknown) => {
+      // Another build (a parallel test file, the lead's warm-up) finished the same entry first: same
+      // inputs, same bytes, so keep theirs.
+      if (
+        !(await stat(dir).then(
+          (s) => s.isDirectory(),
+          () => false,
+        ))
+      )
+        throw err;
+    });
   } finally {
     await rm(tmp, { recursive: true, force: true });
   }

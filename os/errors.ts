@@ -21,3 +21,8 @@ export class OsToolError extends KeelError {
     super(`${tool}: ${message}${output.trim() ? `\n${output.trim()}` : ""}`, options);
   }
 }
+
+/** `keel os flash` refused its target (mounted, too small, not a disk, not confirmed); nothing was written. */
+export class FlashRefusedError extends KeelError {
+  override name = "FlashRefusedError";
+}

@@ -161,11 +161,30 @@ export interface NodeInputs {
   fault: Fault;
 }
 
+/**
+ * Creates `rel` and its missing parents under `tree` as 0755 whatever the build host's umask is: the
+ * SquashFS records every mode, and a build under umask 077 must give the same bytes as one under 022.
+ */
+async function mkdirTree(tree: string, rel: string): Promise<void> {
+  let at = tree;
+  for (const part of rel.split("/").filter((p) => p !== "" && p !== ".")) {
+    at = join(at, part);
+    const made = await mkdir(at).then(
+      () => true,
+      (err: NodeJS.ErrnoException) => {
+        if (err.code === "EEXIST") return false;
+        throw err;
+      },
+    );
+    if (made) await chmod(at, 0o755);
+  }
+}
+
 /** Fills `tree` (empty) with the node's root file system. */
 export async function assembleRootfs(tree: string, inp: NodeInputs): Promise<void> {
   await run("tar", ["-xpf", inp.base, "-C", tree, "--numeric-owner", "--exclude=./dev/*"]);
   const put = async (rel: string, body: string | Buffer, mode: number) => {
-    await mkdir(dirname(join(tree, rel)), { recursive: true });
+    await mkdirTree(tree, dirname(rel));
     await writeFile(join(tree, rel), body);
     await chmod(join(tree, rel), mode);
   };
@@ -183,10 +202,10 @@ export async function assembleRootfs(tree: string, inp: NodeInputs): Promise<voi
   // agent.json and the device certificates live on the persistence partition.
   await rm(join(tree, "etc/keel"), { recursive: true, force: true });
   await symlink("/var/lib/keel/config", join(tree, "etc/keel"));
-  for (const d of ["boot/efi", "var/lib/keel", "var/log/journal"])
-    await mkdir(join(tree, d), { recursive: true });
+  for (const d of ["boot/efi", "var/lib/keel", "var/log"]) await mkdirTree(tree, d);
   await rm(join(tree, "var/log/journal"), { recursive: true, force: true });
-  await run("systemctl", ["--root", tree, "enable", ...ENABLED_UNITS]);
+  // systemctl creates the .wants directories: under a fixed umask, for the same reason as mkdirTree.
+  await run("sh", ["-c", 'umask 022 && exec systemctl --root "$0" enable "$@"', tree, ...ENABLED_UNITS]);
   if (inp.fault === "panic") {
     await rm(join(tree, "sbin/init"), { force: true });
     await put("sbin/init", PANIC_INIT, 0o755);

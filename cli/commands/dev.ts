@@ -9,7 +9,7 @@
  * fleet, until Ctrl-C. `keel dev --demo` (`npm start`): all of that in `<dir>/demo/`, fresh each time,
  * then the demo scenario (local/demo.ts); exits 0 only if the outcome is the promised one.
  */
-import { rm } from "node:fs/promises";
+import { cp, mkdir, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import type { Command } from "commander";
 import { z } from "zod";
@@ -17,7 +17,7 @@ import { parseWith } from "../../core/parse.ts";
 import { RegisteredThingSchema } from "../../functions/rollout-api/contract.ts";
 import { type BrokerKind, LOCAL_INFO_FILE, startLocalCloud } from "../../local/cloud.ts";
 import { LOCAL_CREDENTIALS, type LocalCloud, type LocalCloudInfo } from "../../local/contracts.ts";
-import { runDemo } from "../../local/demo.ts";
+import { type DemoOptions, runDemo } from "../../local/demo.ts";
 import { MAX_DEMO_WINDOW_MINUTES } from "../../local/demo-windows.ts";
 import {
   type DevEnvironment,
@@ -25,11 +25,13 @@ import {
   imagePath,
   manifestPath,
   publishDemoReleases,
+  type ReleaseImages,
   startDevEnvironment,
 } from "../../local/fleet/environment.ts";
 import { ApiClient } from "../api-client.ts";
 import { startConsole } from "../console/server.ts";
 import { CliUsageError } from "../errors.ts";
+import { type DevVm, keelosReleaseImages, startDevVm } from "./dev-vm.ts";
 import { keygen } from "./keys.ts";
 import { publishRelease } from "./publish.ts";
 import { buildImage, signRelease } from "./release.ts";
@@ -59,6 +61,8 @@ const DevFlagsSchema = z.object({
     .string()
     .regex(/^[a-zA-Z0-9_-]{1,60}$/, "letters, digits, _ and - (at most 60)")
     .optional(),
+  vm: z.boolean().default(false),
+  vmFirmware: z.enum(["bios", "uefi"]),
 });
 
 /** Starts the local cloud and prints where everything is. */
@@ -169,7 +173,7 @@ type DevFlags = z.infer<typeof DevFlagsSchema>;
 async function withEnvironment(
   flags: DevFlags,
   dir: string,
-  options: { fleet: string; reuse: boolean; linkInfoFile?: string },
+  options: { fleet: string; reuse: boolean; linkInfoFile?: string; images?: ReleaseImages },
   body: (env: DevEnvironment, signal: AbortSignal) => Promise<number>,
 ): Promise<number> {
   const ac = new AbortController();
@@ -191,6 +195,7 @@ async function withEnvironment(
       tooling: cliTooling(dir),
       reuse: options.reuse,
       ...(options.linkInfoFile ? { linkInfoFile: options.linkInfoFile } : {}),
+      ...(options.images ? { images: options.images } : {}),
       log: (l) => process.stdout.write(`${l}\n`),
       signal: ac.signal,
     });
@@ -214,14 +219,20 @@ async function runDemoCommand(flags: DevFlags): Promise<number> {
   const dir = join(flags.dir, "demo");
   const resultFile = join(flags.dir, "last-run.json");
   await rm(dir, { recursive: true, force: true });
+  const trust = join(flags.dir, "demo-vm-trust");
+  if (flags.vm) await keepTrust(trust, dir);
   // A report left by an earlier run must not pass for this one's if this one fails before writing its own.
   await rm(resultFile, { force: true });
   const started = Date.now();
+  const fleet = flags.fleet ?? "demo";
   return withEnvironment(
     flags,
     dir,
-    { fleet: flags.fleet ?? "demo", reuse: false, linkInfoFile: join(flags.dir, LOCAL_INFO_FILE) },
+    { fleet, reuse: false, linkInfoFile: join(flags.dir, LOCAL_INFO_FILE), ...vmImages(flags) },
     async (env, signal) => {
+      const vm = flags.vm
+        ? await startDevVm(env, { fleet, firmware: flags.vmFirmware, progress })
+        : undefined;
       // The web console watches the same rollouts while the demo runs (any free port: a `keel console`
       // may already hold the default one).
       const web = await startConsole({ api: env.tooling.api, port: 0, target: "local cloud (demo)" });
@@ -233,44 +244,107 @@ async function runDemoCommand(flags: DevFlags): Promise<number> {
           resultFile,
           consoleUrl: web.url,
           ...(flags.windowMinutes ? { windowMinutes: flags.windowMinutes } : {}),
+          ...(vm ? vmDemoOptions(vm) : {}),
         });
         process.stdout.write(`Finished in ${Math.round((Date.now() - started) / 1000)} s.\n`);
         return run.ok ? 0 : 1;
       } finally {
         await web.close();
+        await vm?.stop();
       }
     },
   );
 }
 
+/**
+ * A --vm demo keeps its signing key and trust root in `<dir>/demo-vm-trust/` across runs: the real images
+ * take minutes to build and the trust root is part of their cache key, so a fresh one each run would
+ * rebuild all of them. Copies `keys/` and `root.json` from `from` to `to` unless `to` has them already.
+ */
+async function keepTrust(from: string, to: string): Promise<void> {
+  const has = (d: string) =>
+    stat(join(d, "root.json")).then(
+      () => true,
+      () => false,
+    );
+  if (!(await has(from)) || (await has(to))) return;
+  await mkdir(to, { recursive: true });
+  await cp(join(from, "keys"), join(to, "keys"), { recursive: true });
+  await cp(join(from, "root.json"), join(to, "root.json"));
+}
+
+const progress = (line: string) => process.stdout.write(`${line}\n`);
+
+/** With --vm: the releases are real KeelOS images (cached), which the VM node can boot. */
+function vmImages(flags: DevFlags): { images?: ReleaseImages } {
+  return flags.vm ? { images: keelosReleaseImages(progress) } : {};
+}
+
+/** A real node takes minutes where a simulated one takes a second: give the demo's rollouts room. */
+function vmDemoOptions(vm: DevVm): Partial<DemoOptions> {
+  return {
+    realNodes: [
+      {
+        thing: vm.thing,
+        fleet: vm.fleet,
+        what: `a KeelOS VM under QEMU (serial console ${vm.node.serialLog})`,
+      },
+    ],
+    healthDeadlineSeconds: 900,
+    rolloutTimeoutMs: 45 * 60_000,
+  };
+}
+
 async function runDevCommand(flags: DevFlags): Promise<number> {
   const fleet = flags.fleet ?? "dev";
-  return withEnvironment(flags, flags.dir, { fleet, reuse: true }, async (env, signal) => {
+  // A --vm environment has real (large) images and slots to match: it lives beside the plain one.
+  const dir = flags.vm ? join(flags.dir, "vm-dev") : flags.dir;
+  const where = flags.vm ? { linkInfoFile: join(flags.dir, LOCAL_INFO_FILE), ...vmImages(flags) } : {};
+  return withEnvironment(flags, dir, { fleet, reuse: true, ...where }, async (env, signal) => {
     await publishDemoReleases(env, (l) => process.stdout.write(`${l}\n`));
-    await env.fleet.waitSettled(60_000 + env.fleet.nodes.length * 100, signal);
-    const p = env.paths;
-    const versions = new Map<string, number>();
-    for (const n of env.fleet.snapshot())
-      versions.set(n.version ?? "none", (versions.get(n.version ?? "none") ?? 0) + 1);
-    const running = [...versions].map(([v, n]) => `${v} ×${n}`).join(", ");
-    process.stdout.write(
-      [
-        "",
-        `Fleet ${fleet}: ${env.fleet.nodes.length} simulated node(s) running ${running} (agent logs: ${p.agentLog}).`,
-        "Drive it from another terminal, for example:",
-        `  keel rollout start --local --release 1.1.0 --fleet ${fleet} --waves canary:${env.fleet.thingNames()[0]},25,100 --bake 5s`,
-        "  keel rollout status --local <id> --watch",
-        `  keel fleet status --local ${fleet}`,
-        "  keel console --local        (the web console: rollouts, fleets, releases)",
-        `Releases signed with ${p.releaseKey} (trusted by the nodes' ${p.rootFile}); publish your own with:`,
-        `  keel release publish --local ${imagePath(p, "1.1.0")} ${manifestPath(p, "1.1.0")}`,
-        "Press Ctrl-C to stop.",
-        "",
-      ].join("\n"),
-    );
-    await new Promise<void>((resolve) => signal.addEventListener("abort", () => resolve(), { once: true }));
-    return 0;
+    const vm = flags.vm ? await startDevVm(env, { fleet, firmware: flags.vmFirmware, progress }) : undefined;
+    try {
+      return await devSession(env, fleet, signal, vm);
+    } finally {
+      await vm?.stop();
+    }
   });
+}
+
+async function devSession(
+  env: DevEnvironment,
+  fleet: string,
+  signal: AbortSignal,
+  vm?: DevVm,
+): Promise<number> {
+  await env.fleet.waitSettled(60_000 + env.fleet.nodes.length * 100, signal);
+  const p = env.paths;
+  const versions = new Map<string, number>();
+  for (const n of env.fleet.snapshot())
+    versions.set(n.version ?? "none", (versions.get(n.version ?? "none") ?? 0) + 1);
+  const running = [...versions].map(([v, n]) => `${v} ×${n}`).join(", ");
+  process.stdout.write(
+    [
+      "",
+      `Fleet ${fleet}: ${env.fleet.nodes.length} simulated node(s) running ${running} (agent logs: ${p.agentLog}).`,
+      ...(vm
+        ? [
+            `Fleet ${vm.fleet}: ${vm.thing}, a real KeelOS node under QEMU (serial console: ${vm.node.serialLog}).`,
+          ]
+        : []),
+      "Drive it from another terminal, for example:",
+      `  keel rollout start --local --release 1.1.0 --fleet ${fleet}${vm ? `,${vm.fleet}` : ""} --waves canary:${env.fleet.thingNames()[0]},25,100 --bake 5s${vm ? " --health-deadline 900s" : ""}`,
+      "  keel rollout status --local <id> --watch",
+      `  keel fleet status --local ${fleet}`,
+      "  keel console --local        (the web console: rollouts, fleets, releases)",
+      `Releases signed with ${p.releaseKey} (trusted by the nodes' ${p.rootFile}); publish your own with:`,
+      `  keel release publish --local ${imagePath(p, "1.1.0")} ${manifestPath(p, "1.1.0")}`,
+      "Press Ctrl-C to stop.",
+      "",
+    ].join("\n"),
+  );
+  await new Promise<void>((resolve) => signal.addEventListener("abort", () => resolve(), { once: true }));
+  return 0;
 }
 
 export function register(program: Command): void {
@@ -293,6 +367,11 @@ export function register(program: Command): void {
       "with --demo: a maintenance window open n minutes of every 2n (UTC), so waves wait and resume",
     )
     .option("--fleet <name>", "fleet name of the simulated nodes (default: demo with --demo, else dev)")
+    .option(
+      "--vm",
+      "add one real KeelOS node under QEMU (fleet <fleet>-vm; releases become real KeelOS images; needs `npm run build:agent`)",
+    )
+    .option("--vm-firmware <kind>", "the VM node's firmware: bios (SeaBIOS) or uefi (OVMF)", "bios")
     .action(async (raw: Record<string, unknown>) => {
       const flags = parseWith(DevFlagsSchema, raw, "keel dev options");
       if (flags.servicesOnly && flags.demo)
@@ -300,6 +379,12 @@ export function register(program: Command): void {
       // The simulated nodes gate on their own (real-time) clock: a scaled cloud clock would disagree.
       if (flags.windowMinutes && (!flags.demo || flags.timeScale !== 1))
         throw new CliUsageError("--window-minutes needs --demo and the real-time clock (no --time-scale)");
+      if (flags.vm && (flags.fleet?.length ?? 0) > 57)
+        throw new CliUsageError(
+          "--fleet must be at most 57 characters with --vm (the VM's fleet is <fleet>-vm)",
+        );
+      if (flags.servicesOnly && flags.vm)
+        throw new CliUsageError("--vm needs the fleet and the Lambda wiring; drop --services-only");
       if (flags.servicesOnly) {
         const cloud = await runServices({ dir: flags.dir, broker: flags.broker, timeScale: flags.timeScale });
         await serveUntilSignal(cloud);

@@ -74,14 +74,29 @@ export interface DevPaths {
   agentLog: string;
 }
 
-export function devPaths(dir: string): DevPaths {
+/**
+ * Real release images instead of the small demo trees (`keel dev --vm`: KeelOS images a VM node can boot).
+ * The CLI passes the builder in, so local/ imports nothing of the OS image builder.
+ */
+export interface ReleaseImages {
+  /** Directory (under the dev directory) for these releases, apart from the demo trees' `releases/`. */
+  dirName: string;
+  /** Hardware besides the simulated nodes' that the releases are signed for. */
+  compatible: string[];
+  /** Size of each simulated node's slot file, bytes: the images must fit. */
+  slotSize: number;
+  /** Writes release `r`'s image to `out`; `rootFile` is the environment's trust root. */
+  build(r: DemoRelease, rootFile: string, out: string): Promise<void>;
+}
+
+export function devPaths(dir: string, releasesDir = "releases"): DevPaths {
   const d = resolve(dir);
   return {
     dir: d,
     keys: join(d, "keys"),
     releaseKey: join(d, "keys", "release.key"),
     rootFile: join(d, "root.json"),
-    releases: join(d, "releases"),
+    releases: join(d, releasesDir),
     fleet: join(d, "fleet"),
     agentLog: join(d, "fleet", "agents.log"),
   };
@@ -127,6 +142,7 @@ export async function prepareReleases(
   p: DevPaths,
   tooling: DevTooling,
   log: (line: string) => void,
+  images?: ReleaseImages,
 ): Promise<void> {
   if (!(await exists(p.rootFile))) {
     await tooling.createTrust(p.keys, p.rootFile);
@@ -137,17 +153,20 @@ export async function prepareReleases(
     const dir = join(p.releases, r.version);
     if (!(await exists(image))) {
       await mkdir(dir, { recursive: true });
-      const rootfs = join(dir, "rootfs");
-      await writeRootfs(rootfs, r);
-      await tooling.buildImage(rootfs, image);
-      await rm(rootfs, { recursive: true, force: true });
+      if (images) await images.build(r, p.rootFile, image);
+      else {
+        const rootfs = join(dir, "rootfs");
+        await writeRootfs(rootfs, r);
+        await tooling.buildImage(rootfs, image);
+        await rm(rootfs, { recursive: true, force: true });
+      }
       log(`built ${image}${r.brokenKubelet ? " (its kubelet never becomes healthy)" : ""}`);
     }
     if (r.version !== DEMO_RELEASES[0]?.version && !(await exists(manifestPath(p, r.version)))) {
       await tooling.signRelease(image, {
         version: r.version,
         counter: r.counter,
-        compatible: [SIM_HARDWARE],
+        compatible: [SIM_HARDWARE, ...(images?.compatible ?? [])],
         key: p.releaseKey,
         out: manifestPath(p, r.version),
       });
@@ -178,6 +197,8 @@ export interface DevEnvironmentOptions {
   maxUnavailable?: number;
   /** Make the fleet a Kubernetes cluster (docs/kubernetes.md). @default true */
   kubernetes?: boolean;
+  /** Real release images (`keel dev --vm`); default: the small demo trees. */
+  images?: ReleaseImages;
 }
 
 /** A third of the cluster may be down for updates at once: small enough to matter, quick enough to demo. */
@@ -224,7 +245,7 @@ async function fileLogger(path: string): Promise<{ logger: Logger; close(): Prom
 
 export async function startDevEnvironment(o: DevEnvironmentOptions): Promise<DevEnvironment> {
   const log = o.log ?? (() => {});
-  const paths = devPaths(o.dir);
+  const paths = devPaths(o.dir, o.images?.dirName);
   const stack: Array<() => Promise<unknown>> = [];
   const stopAll = async () => {
     for (const stop of stack.splice(0).reverse()) await stop().catch(() => {});
@@ -255,7 +276,7 @@ export async function startDevEnvironment(o: DevEnvironmentOptions): Promise<Dev
       }
     }
     const tooling = o.tooling(info);
-    await prepareReleases(paths, tooling, log);
+    await prepareReleases(paths, tooling, log, o.images);
 
     const logs = await fileLogger(paths.agentLog);
     stack.push(() => logs.close());
@@ -272,6 +293,7 @@ export async function startDevEnvironment(o: DevEnvironmentOptions): Promise<Dev
       factoryImage: imagePath(paths, factory.version),
       factory: { version: factory.version, releaseCounter: factory.counter },
       hardware: SIM_HARDWARE,
+      ...(o.images ? { slotSize: o.images.slotSize } : {}),
       register: (thing) => tooling.registerThing(o.fleet, thing, factory.version),
       registrationsSettled: async () => cloud.broker.settled?.(),
       reuse: o.reuse ?? false,
