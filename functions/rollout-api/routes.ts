@@ -7,12 +7,14 @@ import {
   AuditQuerySchema,
   DEFAULT_PAGE_LIMIT,
   FleetPathSchema,
+  FleetThingPathSchema,
   NoQuerySchema,
   PageQuerySchema,
   RolloutActionPathSchema,
   RolloutPathSchema,
 } from "./contract.ts";
 import { decodeCursor, nextCursorOf } from "./cursor.ts";
+import { enrol, getEnrolmentPolicy, putEnrolmentPolicy, removeThing } from "./enrolment.ts";
 import { fleetStatus, registerThing } from "./fleets.ts";
 import { changeRollout, createRollout, getRollout, limitOf, listRollouts } from "./rollouts.ts";
 import { dispatch, type Request, type Result, route } from "./router.ts";
@@ -86,6 +88,35 @@ export const ROUTES = [
       };
       return { status: 200, value };
     },
+  }),
+  // Enrolment (issue 12): the fleet's allow-list, nodes enrolling themselves, removing a device.
+  route({
+    method: "PUT",
+    path: "/fleets/:fleet/enrolment",
+    params: FleetPathSchema,
+    query: NoQuerySchema,
+    handle: (deps, r) => putEnrolmentPolicy(deps, r.params.fleet, r.body(), r.caller),
+  }),
+  route({
+    method: "GET",
+    path: "/fleets/:fleet/enrolment",
+    params: FleetPathSchema,
+    query: NoQuerySchema,
+    handle: (deps, r) => getEnrolmentPolicy(deps, r.params.fleet),
+  }),
+  route({
+    method: "POST",
+    path: "/fleets/:fleet/enrolments",
+    params: FleetPathSchema,
+    query: NoQuerySchema,
+    handle: (deps, r) => enrol(deps, r.params.fleet, r.body(), r.identity),
+  }),
+  route({
+    method: "DELETE",
+    path: "/fleets/:fleet/things/:thing",
+    params: FleetThingPathSchema,
+    query: NoQuerySchema,
+    handle: (deps, r) => removeThing(deps, r.params.fleet, r.params.thing, r.caller),
   }),
 ] as const;
 

@@ -10,6 +10,7 @@ import {
   type ControlPlaneDeps,
   input,
   optionalQuery,
+  paginate,
   QueryBool,
   type Req,
   type Route,
@@ -71,6 +72,15 @@ export function certificateRoutes(d: ControlPlaneDeps): Route[] {
     route("PUT", "/things/{thingName}/principals", "AttachThingPrincipal", (q) => {
       registry.attachPrincipal(thingParam(q), principal(q));
       return {};
+    }),
+    route("GET", "/things/{thingName}/principals", "ListThingPrincipals", (q) => {
+      const thing = registry.thing(thingParam(q)).thingName;
+      const ids = [...registry.certificates.values()]
+        .filter((c) => c.things.includes(thing))
+        .map((c) => c.certificateId)
+        .sort();
+      const { page, nextToken } = paginate(ids, q.query);
+      return { principals: page.map((id) => certificateArn(ctx, id)), nextToken };
     }),
     route("DELETE", "/things/{thingName}/principals", "DetachThingPrincipal", (q) => {
       registry.detachPrincipal(thingParam(q), principal(q));
