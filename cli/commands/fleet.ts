@@ -22,6 +22,7 @@ import {
 } from "../api-client.ts";
 import { CliFileError } from "../errors.ts";
 import { exists, writeNewFile } from "../inputs.ts";
+import { registerEnrolmentCommands } from "./enrolment.ts";
 
 const DEVICE_FILES = ["cert.pem", "key.pem", "ca.pem", "agent.snippet.json"] as const;
 
@@ -162,4 +163,6 @@ export function register(program: Command): void {
     const api = new ApiClient(await resolveTarget(flags));
     process.stdout.write(renderFleet(await getFleetStatus(api, name)));
   });
+
+  registerEnrolmentCommands(fleet);
 }
