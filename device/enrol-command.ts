@@ -1,6 +1,5 @@
 /** `keel-agent enroll`: the command-line face of device/enrol.ts. */
 import type { Command } from "commander";
-import { enrol } from "./enrol.ts";
 import { CommandFailedError } from "./errors.ts";
 
 interface EnrolFlags {
@@ -29,14 +28,15 @@ export function registerEnrolCommand(program: Command): void {
     .action(async (o: EnrolFlags) => {
       const region = o.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION;
       if (!region) throw new CommandFailedError("enroll needs --region or AWS_REGION");
-      // Loaded only here: the daemon never pays for the credential chain's modules.
-      const { fromNodeProviderChain } = await import("@aws-sdk/credential-providers");
+      // Loaded only here: the daemon never pays for the signer's and the credential providers' modules.
+      const { nodeCredentials } = await import("./node-credentials.ts");
+      const { enrol } = await import("./enrol.ts");
       const r = await enrol({
         config: o.config,
         fleet: o.fleet,
         api: o.api,
         region,
-        credentials: fromNodeProviderChain(),
+        credentials: nodeCredentials(),
         thing: o.thing,
         ca: o.ca,
         mqttEndpoint: o.mqttEndpoint,
