@@ -288,7 +288,7 @@ describe.each(["aedes", "mosquitto"] as const)("enrolment on %s", (broker) => {
   );
 
   it.runIf(broker === "aedes")(
-    "keel-agent enroll as a command: env credentials (the default chain), next steps printed",
+    "keel-agent enroll as a command: signed with the environment's credentials, next steps printed",
     async () => {
       const node = await newNode("cli");
       const { stdout } = await run(
