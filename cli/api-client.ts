@@ -3,17 +3,15 @@
  * auth expects). Against AWS it uses the default credential chain and the stack's outputs; with `--local`
  * it reads `.keel/local.json` and signs with LOCAL_CREDENTIALS.
  */
-import { request as httpRequest } from "node:http";
-import { request as httpsRequest } from "node:https";
 import { join } from "node:path";
-import { Sha256 } from "@aws-crypto/sha256-js";
 import { CloudFormationClient, DescribeStacksCommand } from "@aws-sdk/client-cloudformation";
 import { fromNodeProviderChain } from "@aws-sdk/credential-providers";
-import { SignatureV4 } from "@smithy/signature-v4";
+import type { SignatureV4 } from "@smithy/signature-v4";
 import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from "@smithy/types";
 import { z } from "zod";
 import { describeError, KeelError } from "../core/errors.ts";
 import { parseWith } from "../core/parse.ts";
+import { functionUrlSigner, sendSigned, urlUnder } from "../core/signed-request.ts";
 import {
   type AuditEntry,
   AuditListSchema,
@@ -129,31 +127,13 @@ export class ApiClient {
 
   constructor(readonly target: Pick<CloudTarget, "apiUrl" | "region" | "credentials">) {
     this.base = new URL(target.apiUrl);
-    this.signer = new SignatureV4({
-      credentials: target.credentials,
-      region: target.region,
-      service: "lambda",
-      sha256: Sha256,
-    });
+    this.signer = functionUrlSigner(target.credentials, target.region);
   }
 
-  async request(method: "GET" | "POST" | "PUT", path: string, body?: unknown): Promise<unknown> {
-    const url = new URL(
-      path.replace(/^\//, ""),
-      this.base.href.endsWith("/") ? this.base : `${this.base.href}/`,
-    );
+  async request(method: "GET" | "POST" | "PUT" | "DELETE", path: string, body?: unknown): Promise<unknown> {
+    const url = urlUnder(this.base, path);
     const text = body === undefined ? "" : JSON.stringify(body);
-    const signed = await this.signer.sign({
-      method,
-      protocol: url.protocol,
-      hostname: url.hostname,
-      ...(url.port ? { port: Number(url.port) } : {}),
-      path: url.pathname,
-      query: Object.fromEntries(url.searchParams),
-      headers: { host: url.host, ...(text ? { "content-type": "application/json" } : {}) },
-      ...(text ? { body: text } : {}),
-    });
-    const { status, payload } = await send(url, method, signed.headers, text);
+    const { status, payload } = await sendSigned(this.signer, url, method, text);
     let parsed: unknown = null;
     try {
       parsed = payload ? JSON.parse(payload) : null;
@@ -203,6 +183,14 @@ export class ApiClient {
   post(path: string, body?: unknown): Promise<unknown> {
     return this.request("POST", path, body);
   }
+
+  put(path: string, body: unknown): Promise<unknown> {
+    return this.request("PUT", path, body);
+  }
+
+  delete(path: string): Promise<unknown> {
+    return this.request("DELETE", path);
+  }
 }
 
 /** GET /rollouts, every page: all rollouts, newest first. */
@@ -239,37 +227,6 @@ export async function listAudit(api: ApiClient, filter: AuditFilterFlags = {}): 
     Object.entries(filter).filter((e): e is [string, string] => typeof e[1] === "string"),
   );
   return (await api.pages("/audit", AuditListSchema, query)).flatMap((p) => p.entries);
-}
-
-/** node:http rather than fetch: the signed `host` header must go out exactly as signed. */
-function send(
-  url: URL,
-  method: string,
-  headers: Record<string, string>,
-  body: string,
-): Promise<{ status: number; payload: string }> {
-  const fn = url.protocol === "https:" ? httpsRequest : httpRequest;
-  return new Promise((resolve, reject) => {
-    const req = fn(
-      url,
-      {
-        method,
-        headers: { ...headers, ...(body ? { "content-length": String(Buffer.byteLength(body)) } : {}) },
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on("data", (c: Buffer) => chunks.push(c));
-        res.on("end", () =>
-          resolve({ status: res.statusCode ?? 0, payload: Buffer.concat(chunks).toString("utf8") }),
-        );
-        res.on("error", reject);
-      },
-    );
-    req.on("error", (err) =>
-      reject(new KeelError(`cannot reach the rollout API at ${url.origin}: ${err.message}`, { cause: err })),
-    );
-    req.end(body || undefined);
-  });
 }
 
 /** Common target options for every cloud command. */

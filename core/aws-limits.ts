@@ -597,6 +597,17 @@ export const IOT_LIMITS = {
       { path: "thingPrincipalType", type: "string", enum: ["EXCLUSIVE_THING", "NON_EXCLUSIVE_THING"] },
     ],
   },
+  // ListThingPrincipals (iot 2015-05-28: ListThingPrincipalsRequest): `keel fleet remove` finds the
+  // certificates to detach and deactivate.
+  "iot:ListThingPrincipals": {
+    method: "GET",
+    path: "/things/{thingName}/principals",
+    fields: [
+      { path: "nextToken", type: "string" },
+      { path: "maxResults", ...MAX_RESULTS },
+      { path: "thingName", ...THING_NAME },
+    ],
+  },
   "iot:DetachThingPrincipal": {
     method: "DELETE",
     path: "/things/{thingName}/principals",

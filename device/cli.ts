@@ -7,6 +7,7 @@
  *   status [--json]                    booted slot, both slots' versions, pending state, last result
  *   mark-good                          commit the running slot
  *   rollback                           go back to the committed good slot (cancels a pending trial)
+ *   enroll --fleet F --api URL         join a fleet with a key made here and only a CSR sent (device/enrol.ts)
  * Logs are JSON lines on stderr; command output (status) goes to stdout.
  */
 import { basename, dirname, join } from "node:path";
@@ -18,6 +19,7 @@ import { parseReleaseEnvelope } from "../core/verify.ts";
 import { Agent, readBootedSlot } from "./agent.ts";
 import { createBootControl } from "./boot/factory.ts";
 import { type AgentConfig, type ConfigFlags, loadAgentConfig } from "./config.ts";
+import { registerEnrolCommand } from "./enrol-command.ts";
 import { CommandFailedError } from "./errors.ts";
 import { createLogger } from "./logger.ts";
 
@@ -242,6 +244,8 @@ withConfigOptions(
   if (r.cancelled) console.log(`pending update to ${r.cancelled} cancelled`);
   console.log(`slot ${r.slot} will boot next${r.reboot ? "; reboot to switch" : ""}`);
 });
+
+registerEnrolCommand(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   console.error(`keel-agent: ${describeError(err)}`);

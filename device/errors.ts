@@ -154,3 +154,15 @@ export class MissingJobError extends KeelError {
 export class SameSlotError extends KeelError {
   override name = "SameSlotError";
 }
+
+/** `keel-agent enroll` could not finish: the API refused (status and reason), or a file could not be written. */
+export class EnrolmentError extends KeelError {
+  override name = "EnrolmentError";
+  constructor(
+    message: string,
+    readonly status?: number,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}

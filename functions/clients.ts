@@ -42,7 +42,15 @@ export function createClients(env: Env): Clients {
 export interface HandlerOptions {
   now?: () => number;
   clients?: Clients;
+  /** The tags of an IAM role, for enrolment allow-lists with tag rules (locally: the local IAM table). */
+  roleTags?: RoleTagsLookup;
 }
+
+/** Tags of the role `roleName` in `account`; undefined when they cannot be known (the rule does not match). */
+export type RoleTagsLookup = (
+  account: string,
+  roleName: string,
+) => Promise<Record<string, string> | undefined>;
 
 export function destroyClients(c: Clients): void {
   c.s3.destroy();

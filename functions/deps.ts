@@ -3,7 +3,7 @@
  * the store, the clock and a logger. One module for all three functions, so the local wiring and the
  * Lambda entry points build them the same way.
  */
-import { createClients, type HandlerOptions } from "./clients.ts";
+import { createClients, type HandlerOptions, type RoleTagsLookup } from "./clients.ts";
 import { type Env, required } from "./env.ts";
 import { createLogger, type Logger } from "./log.ts";
 import type { JobsConfig } from "./rollout/iot.ts";
@@ -22,6 +22,8 @@ export interface ApiDeps extends RolloutDeps {
   /** Fleets the API accepts; empty = any. */
   fleets: string[];
   thingPolicyName: string | undefined;
+  /** Role tags for enrolment tag rules; absent, tag rules match nobody (docs/fleets.md#enrolment). */
+  roleTags: RoleTagsLookup | undefined;
 }
 
 export function createRolloutDeps(env: Env, service: string, options: HandlerOptions = {}): RolloutDeps {
@@ -45,5 +47,6 @@ export function createApiDeps(env: Env, options: HandlerOptions = {}): ApiDeps {
     ...createRolloutDeps(env, "rollout-api", options),
     fleets: env.FLEETS,
     thingPolicyName: env.THING_POLICY_NAME,
+    roleTags: options.roleTags,
   };
 }

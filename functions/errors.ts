@@ -52,3 +52,8 @@ export class MethodNotAllowedError extends KeelError {
 export class PayloadTooLargeError extends KeelError {
   override name = "PayloadTooLargeError";
 }
+
+/** A signed caller the rule in force does not let do this (403): not on a fleet's enrolment allow-list. */
+export class ForbiddenError extends KeelError {
+  override name = "ForbiddenError";
+}

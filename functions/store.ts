@@ -8,10 +8,12 @@
  *   FLEET#<fleet>     / LOCK             the one rollout allowed to run on the fleet
  *   FLEET#<fleet>     / META             highest version/counter the fleet has reached (downgrade check)
  *   FLEET#<fleet>     / WINDOWS          the fleet's maintenance windows (functions/rollout/windows.ts)
+ *   FLEET#<fleet>     / ENROLMENT        who may enrol nodes into the fleet (accounts, roles, role tags)
  *   AUDIT             / <time>#<random>  who changed what
  */
 import { randomBytes } from "node:crypto";
 import {
+  DeleteCommand,
   type DynamoDBDocumentClient,
   GetCommand,
   PutCommand,
@@ -28,6 +30,8 @@ import { type DeviceOutcome, DeviceOutcomeSchema, type Rollout, RolloutSchema } 
 import {
   type AuditEntry,
   AuditEntrySchema,
+  type EnrolmentPolicy,
+  EnrolmentPolicySchema,
   type Release,
   ReleaseSchema,
   ReleaseStatus,
@@ -46,6 +50,8 @@ export const ThingRecordSchema = z.object({
   version: z.string().optional(),
   lastStatus: z.string().optional(),
   lastRollout: z.string().optional(),
+  /** The AWS principal that enrolled the node itself (POST /fleets/{fleet}/enrolments); absent when registered. */
+  enrolledBy: z.string().optional(),
   registeredAt: z.string(),
   updatedAt: z.string(),
 });
@@ -564,6 +570,32 @@ export class Store {
       new PutCommand({
         TableName: this.table,
         Item: { [K.partitionKey]: `FLEET#${fleet}`, [K.sortKey]: "WINDOWS", ...w },
+      }),
+    );
+  }
+
+  // ---- Enrolment (issue 12): FLEET#<fleet> / ENROLMENT, the allow-list; removing a thing's record ----
+
+  async getEnrolmentPolicy(fleet: string): Promise<EnrolmentPolicy | undefined> {
+    const item = await this.get(`FLEET#${fleet}`, "ENROLMENT");
+    return item ? parseWith(EnrolmentPolicySchema, stripKeys(item), `fleet ${fleet} enrolment`) : undefined;
+  }
+
+  async putEnrolmentPolicy(fleet: string, policy: EnrolmentPolicy): Promise<void> {
+    await this.ddb.send(
+      new PutCommand({
+        TableName: this.table,
+        Item: { [K.partitionKey]: `FLEET#${fleet}`, [K.sortKey]: "ENROLMENT", ...policy },
+      }),
+    );
+  }
+
+  /** Forgets a device (`keel fleet remove`); absent already is fine (removal is idempotent). */
+  async deleteThing(name: string): Promise<void> {
+    await this.ddb.send(
+      new DeleteCommand({
+        TableName: this.table,
+        Key: { [K.partitionKey]: `THING#${name}`, [K.sortKey]: "THING" },
       }),
     );
   }

@@ -44,6 +44,16 @@ export const IOT_ACTIONS = {
     AttachPolicy: ["cert"],
     AttachThingPrincipal: ["thing"],
     DescribeEndpoint: ["none"],
+    // Enrolment (register --csr, POST /fleets/{fleet}/enrolments): a certificate for the node's own key.
+    CreateCertificateFromCsr: ["none"],
+    // Removal (DELETE /fleets/{fleet}/things/{thing}) and re-enrolment: retire the thing's certificates,
+    // leave its groups, delete it.
+    ListThingPrincipals: ["thing"],
+    DetachThingPrincipal: ["thing"],
+    UpdateCertificate: ["cert"],
+    ListThingGroupsForThing: ["thing"],
+    RemoveThingFromThingGroup: ["thing", "thinggroup"],
+    DeleteThing: ["thing"],
   },
   advanceRollout: {
     CreateJob: ["job", "thing", "thinggroup"],

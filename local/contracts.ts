@@ -3,6 +3,7 @@
  * s3rver, dynalite: local/*.ts) can be built and tested apart.
  */
 
+import type { KeyObject } from "node:crypto";
 import type { KubeStandIn } from "./k8s/standin.ts";
 
 /** A device certificate issued by the local CA, as CreateKeysAndCertificate returns it. */
@@ -19,6 +20,8 @@ export interface CertificateAuthority {
   /** Path of the CA certificate on disk (written to `.keel/local.json` as `caFile`). */
   readonly caFile: string;
   issueDeviceCertificate(): Promise<IssuedCertificate>;
+  /** CreateCertificateFromCsr: a device certificate for a key that stays where it was made (core/csr.ts). */
+  issueCertificateForKey(publicKey: KeyObject): Promise<{ certificateId: string; certificatePem: string }>;
 }
 
 /**

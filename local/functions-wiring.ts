@@ -4,7 +4,9 @@
  *   - s3rver ObjectCreated on `releases/<v>/release.json` → register-release, with a real S3 event;
  *   - a fast schedule on the cloud's (scaled) clock, and the stand-in's job events → advance-rollout;
  *   - the rollout API served on 127.0.0.1 as a Function URL with AWS_IAM auth: the SigV4 signature is
- *     verified against LOCAL_CREDENTIALS (403 otherwise) and the event is payload format 2.0.
+ *     verified with the secret of the access key it names, from the local IAM table (local/iam.ts; an
+ *     unknown key or a bad signature is a 403), and the event is payload format 2.0 carrying that
+ *     principal in requestContext.authorizer.iam.
  */
 import { createHash, randomUUID, timingSafeEqual } from "node:crypto";
 import { readFile, rename, writeFile } from "node:fs/promises";
@@ -22,7 +24,8 @@ import { createRegisterReleaseHandler } from "../functions/register-release/app.
 import { MANIFEST_KEY } from "../functions/register-release/register.ts";
 import { createRolloutApiHandler } from "../functions/rollout-api/app.ts";
 import { LocalCloudInfoSchema } from "./cloud.ts";
-import { LOCAL_ACCOUNT, LOCAL_CREDENTIALS, type LocalCloud } from "./contracts.ts";
+import { LOCAL_CREDENTIALS, type LocalCloud } from "./contracts.ts";
+import { LOCAL_OPERATOR, LocalIam, type LocalPrincipal } from "./iam.ts";
 
 export interface FunctionsWiringOptions {
   /** Schedule period in scaled seconds (AWS: every minute). */
@@ -37,6 +40,8 @@ export interface FunctionsWiringOptions {
    * cloud removes the file when it stops.
    */
   infoFile?: string;
+  /** Access keys and role tags the API's IAM auth knows; default the operator and the local node role. */
+  iam?: LocalIam;
 }
 
 export interface FunctionsWiring {
@@ -78,6 +83,8 @@ function amzDate(text: string | undefined): Date {
 /** What the Authorization header claims, checked before the body is read. */
 export interface SigV4Claim {
   accessKey: string;
+  /** Whom the access key belongs to; its secret is what the signature must be made with. */
+  principal: LocalPrincipal;
   signedHeaders: string[];
   signature: string;
   date: Date;
@@ -92,12 +99,13 @@ export function checkSigV4Headers(
   headers: Readonly<Record<string, string>>,
   region: string,
   realNow = Date.now(),
+  iam: Pick<LocalIam, "principal"> = DEFAULT_IAM,
 ): SigV4Claim {
   const m = AUTH.exec(headers.authorization ?? "");
   if (!m) throw new SignatureError("missing or malformed SigV4 Authorization header");
   const [, accessKey, , scopeRegion, service, signedList, signature] = m as unknown as string[];
-  if (accessKey !== LOCAL_CREDENTIALS.accessKeyId)
-    throw new SignatureError(`unknown access key ${accessKey}`);
+  const principal = iam.principal(accessKey ?? "");
+  if (!principal) throw new SignatureError(`unknown access key ${accessKey}`);
   if (scopeRegion !== region || service !== FUNCTION_URL_SERVICE) {
     throw new SignatureError(
       `credential scope ${scopeRegion}/${service} is not ${region}/${FUNCTION_URL_SERVICE}`,
@@ -112,12 +120,14 @@ export function checkSigV4Headers(
   const date = amzDate(headers["x-amz-date"]);
   if (Math.abs(realNow - date.getTime()) > MAX_SKEW_MS)
     throw new SignatureError("request time is more than 15 minutes off");
-  return { accessKey: accessKey ?? "", signedHeaders, signature: signature ?? "", date };
+  return { accessKey: accessKey ?? "", principal, signedHeaders, signature: signature ?? "", date };
 }
 
+const DEFAULT_IAM = new LocalIam([LOCAL_OPERATOR]);
+
 /**
- * Verifies a SigV4 signature by signing the same canonical request again with the local secret.
- * Returns the access key that signed.
+ * Verifies a SigV4 signature by signing the same canonical request again with the secret of the access
+ * key it names. Returns the access key that signed.
  */
 export async function verifySigV4(
   req: IncomingSigned,
@@ -133,7 +143,10 @@ export async function verifySigV4(
   const query: Record<string, string> = {};
   for (const [k, v] of new URLSearchParams(req.query)) query[k] = v;
   const signer = new SignatureV4({
-    credentials: LOCAL_CREDENTIALS,
+    credentials: {
+      accessKeyId: claim.principal.accessKeyId,
+      secretAccessKey: claim.principal.secretAccessKey,
+    },
     region,
     service: FUNCTION_URL_SERVICE,
     sha256: Sha256,
@@ -159,7 +172,12 @@ export async function verifySigV4(
 }
 
 /** A Lambda Function URL event, payload format 2.0, for an IAM-authenticated caller. */
-export function functionUrlEvent(req: IncomingSigned, accessKey: string, sourceIp: string, nowMs: number) {
+export function functionUrlEvent(
+  req: IncomingSigned,
+  principal: Pick<LocalPrincipal, "accessKeyId" | "arn" | "account" | "userId">,
+  sourceIp: string,
+  nowMs: number,
+) {
   const text = req.body.toString("utf8");
   const isText = Buffer.from(text, "utf8").equals(req.body);
   const host = req.headers.host ?? "127.0.0.1";
@@ -175,13 +193,13 @@ export function functionUrlEvent(req: IncomingSigned, accessKey: string, sourceI
       apiId: "keel-local",
       authorizer: {
         iam: {
-          accessKey,
-          accountId: LOCAL_ACCOUNT,
-          callerId: `AIDA${accessKey}`,
+          accessKey: principal.accessKeyId,
+          accountId: principal.account,
+          callerId: principal.userId,
           cognitoIdentity: null,
           principalOrgId: null,
-          userArn: `arn:aws:iam::${LOCAL_ACCOUNT}:user/keel-local`,
-          userId: `AIDA${accessKey}`,
+          userArn: principal.arn,
+          userId: principal.userId,
         },
       },
       domainName: host,
@@ -266,7 +284,12 @@ export async function startFunctionsWiring(
     LOG_LEVEL: options.logLevel ?? "warn",
   });
   const clients = createClients(env);
-  const handlerOptions = { now: () => cloud.clock.now(), clients };
+  const iam = options.iam ?? new LocalIam();
+  const handlerOptions = {
+    now: () => cloud.clock.now(),
+    clients,
+    roleTags: (account: string, role: string) => iam.roleTags(account, role),
+  };
   const register = createRegisterReleaseHandler(env, handlerOptions);
   const advance = createAdvanceRolloutHandler(env, handlerOptions);
   const api = createRolloutApiHandler(env, handlerOptions);
@@ -353,7 +376,7 @@ export async function startFunctionsWiring(
           if (v !== undefined) headers[k] = Array.isArray(v) ? v.join(",") : v;
         let claim: SigV4Claim;
         try {
-          claim = checkSigV4Headers(headers, info.region);
+          claim = checkSigV4Headers(headers, info.region, Date.now(), iam);
         } catch (err) {
           return refuse(res, req, 403, `Forbidden: ${describeError(err)}`);
         }
@@ -372,14 +395,13 @@ export async function startFunctionsWiring(
           headers,
           body,
         };
-        let accessKey: string;
         try {
-          ({ accessKey } = await verifySigV4(incoming, info.region, claim));
+          await verifySigV4(incoming, info.region, claim);
         } catch (err) {
           return refuse(res, req, 403, `Forbidden: ${describeError(err)}`);
         }
         const out = await api(
-          functionUrlEvent(incoming, accessKey, req.socket.remoteAddress ?? "127.0.0.1", Date.now()),
+          functionUrlEvent(incoming, claim.principal, req.socket.remoteAddress ?? "127.0.0.1", Date.now()),
         );
         send(res, out.statusCode, out.headers, out.body);
       } catch (err) {

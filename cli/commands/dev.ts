@@ -14,7 +14,7 @@ import { join } from "node:path";
 import type { Command } from "commander";
 import { z } from "zod";
 import { parseWith } from "../../core/parse.ts";
-import { RegisteredThingSchema } from "../../functions/rollout-api/contract.ts";
+import { RegisteredThingWithKeySchema } from "../../functions/rollout-api/contract.ts";
 import { type BrokerKind, LOCAL_INFO_FILE, startLocalCloud } from "../../local/cloud.ts";
 import { LOCAL_CREDENTIALS, type LocalCloud, type LocalCloudInfo } from "../../local/contracts.ts";
 import { type DemoOptions, runDemo } from "../../local/demo.ts";
@@ -154,7 +154,7 @@ export function cliTooling(keelDir: string): (info: LocalCloudInfo) => DevToolin
       },
       async registerThing(fleet, thing, version) {
         const t = parseWith(
-          RegisteredThingSchema,
+          RegisteredThingWithKeySchema,
           await api.post(`/fleets/${encodeURIComponent(fleet)}/things`, { thingName: thing, version }),
           "API answer",
         );

@@ -7,7 +7,11 @@ import { join } from "node:path";
 import type { Command } from "commander";
 import { describeError } from "../../core/errors.ts";
 import { parseWith } from "../../core/parse.ts";
-import { type FleetStatus, RegisteredThingSchema } from "../../functions/rollout-api/contract.ts";
+import {
+  type FleetStatus,
+  RegisteredThingSchema,
+  RegisteredThingWithKeySchema,
+} from "../../functions/rollout-api/contract.ts";
 import {
   ApiClient,
   addTargetOptions,
@@ -18,6 +22,7 @@ import {
 } from "../api-client.ts";
 import { CliFileError } from "../errors.ts";
 import { exists, writeNewFile } from "../inputs.ts";
+import { registerEnrolmentCommands } from "./enrolment.ts";
 import { register as registerWindows } from "./fleet-windows.ts";
 
 const DEVICE_FILES = ["cert.pem", "key.pem", "ca.pem", "agent.snippet.json"] as const;
@@ -73,6 +78,15 @@ export function renderFleet(s: FleetStatus): string {
   return `${lines.join("\n")}\n`;
 }
 
+/** A CSR file, read as text; the API checks its content (a bad one is a 400 that changes nothing). */
+async function readCsrFile(path: string): Promise<string> {
+  try {
+    return await readFile(path, "utf8");
+  } catch (err) {
+    throw new CliFileError(path, `cannot read the CSR (${describeError(err)})`, { cause: err });
+  }
+}
+
 export function register(program: Command): void {
   const fleet = program.command("fleet").description("register devices and see what each fleet runs");
 
@@ -80,44 +94,66 @@ export function register(program: Command): void {
     fleet
       .command("register")
       .description(
-        "create the thing, its certificate and bucket group; write cert, key, CA and an agent.json snippet",
+        "create the thing, its certificate and bucket group; write cert, key (unless --csr), CA and an agent.json snippet",
       )
       .argument("<thing>", "thing name (also the MQTT client id)")
       .requiredOption("--fleet <name>", "fleet to join")
       .requiredOption("--out <dir>", "folder to write the device's files into")
       .option(
+        "--csr <file>",
+        "a CSR made on the node (keel-agent enroll --csr-only, or openssl): no private key is made in the cloud",
+      )
+      .option(
         "--version <semver>",
         "version the node was installed with (shown by fleet status until it reports)",
       ),
-  ).action(async (thing: string, flags: TargetFlags & { fleet: string; out: string; version?: string }) => {
-    const target = await resolveTarget(flags);
-    const api = new ApiClient(target);
-    const ca = await caPem(target);
-    await mkdir(flags.out, { recursive: true });
-    // Check before registering: the private key exists only in the API's answer, so it must be writable.
-    for (const f of DEVICE_FILES) {
-      const path = join(flags.out, f);
-      if (await exists(path))
-        throw new CliFileError(path, "already exists; refusing to overwrite it (use another --out)");
-    }
-    const body = { thingName: thing, ...(flags.version ? { version: flags.version } : {}) };
-    const t = parseWith(
-      RegisteredThingSchema,
-      await api.post(`/fleets/${encodeURIComponent(flags.fleet)}/things`, body),
-      "API answer",
-    );
-    const snippet = {
-      thingName: t.thingName,
-      mqtt: { endpoint: mqttEndpoint(target, t.endpoint), cert: "cert.pem", key: "key.pem", ca: "ca.pem" },
-    };
-    await writeNewFile(join(flags.out, "cert.pem"), t.certificatePem, 0o644);
-    await writeNewFile(join(flags.out, "key.pem"), t.privateKey, 0o600);
-    await writeNewFile(join(flags.out, "ca.pem"), ca, 0o644);
-    await writeNewFile(join(flags.out, "agent.snippet.json"), `${JSON.stringify(snippet, null, 2)}\n`, 0o644);
-    process.stdout.write(
-      `registered ${t.thingName} in fleet ${t.fleet} (bucket group ${t.group}); wrote cert.pem, key.pem, ca.pem and agent.snippet.json to ${flags.out}\n`,
-    );
-  });
+  ).action(
+    async (
+      thing: string,
+      flags: TargetFlags & { fleet: string; out: string; version?: string; csr?: string },
+    ) => {
+      const target = await resolveTarget(flags);
+      const api = new ApiClient(target);
+      const ca = await caPem(target);
+      const csr = flags.csr === undefined ? undefined : await readCsrFile(flags.csr);
+      await mkdir(flags.out, { recursive: true });
+      // Check before registering: the certificate (and a cloud-made key) exist only in the API's answer.
+      const files = DEVICE_FILES.filter((f) => csr === undefined || f !== "key.pem");
+      for (const f of files) {
+        const path = join(flags.out, f);
+        if (await exists(path))
+          throw new CliFileError(path, "already exists; refusing to overwrite it (use another --out)");
+      }
+      const body = {
+        thingName: thing,
+        ...(flags.version ? { version: flags.version } : {}),
+        ...(csr !== undefined ? { csr } : {}),
+      };
+      const answer = await api.post(`/fleets/${encodeURIComponent(flags.fleet)}/things`, body);
+      const t = parseWith(
+        csr === undefined ? RegisteredThingWithKeySchema : RegisteredThingSchema,
+        answer,
+        "API answer",
+      );
+      const snippet = {
+        thingName: t.thingName,
+        // With --csr, key.pem is the key the node made with its CSR; it is already on the node.
+        mqtt: { endpoint: mqttEndpoint(target, t.endpoint), cert: "cert.pem", key: "key.pem", ca: "ca.pem" },
+      };
+      await writeNewFile(join(flags.out, "cert.pem"), t.certificatePem, 0o644);
+      if (csr === undefined) await writeNewFile(join(flags.out, "key.pem"), t.privateKey ?? "", 0o600);
+      await writeNewFile(join(flags.out, "ca.pem"), ca, 0o644);
+      await writeNewFile(
+        join(flags.out, "agent.snippet.json"),
+        `${JSON.stringify(snippet, null, 2)}\n`,
+        0o644,
+      );
+      process.stdout.write(
+        `registered ${t.thingName} in fleet ${t.fleet} (bucket group ${t.group}); wrote ${files.join(", ")} to ${flags.out}` +
+          `${csr === undefined ? "" : " (no private key: the node keeps the one its CSR was made with, as key.pem)"}\n`,
+      );
+    },
+  );
 
   addTargetOptions(
     fleet
@@ -130,4 +166,5 @@ export function register(program: Command): void {
   });
 
   registerWindows(fleet);
+  registerEnrolmentCommands(fleet);
 }

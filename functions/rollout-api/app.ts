@@ -4,7 +4,15 @@ import type { HandlerOptions } from "../clients.ts";
 import { createApiDeps } from "../deps.ts";
 import type { Env } from "../env.ts";
 import { errorFields } from "../log.ts";
-import { bodyOf, callerOf, errorResponse, FunctionUrlEventSchema, type HttpResponse, json } from "./http.ts";
+import {
+  bodyOf,
+  callerOf,
+  errorResponse,
+  FunctionUrlEventSchema,
+  type HttpResponse,
+  identityOf,
+  json,
+} from "./http.ts";
 import { handleRequest } from "./routes.ts";
 
 export function createRolloutApiHandler(env: Env, options: HandlerOptions = {}) {
@@ -20,6 +28,7 @@ export function createRolloutApiHandler(env: Env, options: HandlerOptions = {}) 
         rawQueryString: e.rawQueryString ?? "",
         body: () => bodyOf(e),
         caller,
+        identity: identityOf(e),
       });
       deps.log.info("request", { method, path: e.rawPath, status, caller });
       return json(status, value);

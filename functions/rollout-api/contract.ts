@@ -5,6 +5,7 @@
  * cannot drift. Documented route by route in docs/api.md.
  */
 import { z } from "zod";
+import { MAX_CSR_PEM_CHARS } from "../../core/csr.ts";
 import { RolloutIdSchema } from "../../core/job-document.ts";
 import { MaintenanceWindowSchema, MaintenanceWindowsSchema } from "../../core/maintenance-window.ts";
 import { SemverSchema } from "../../core/version.ts";
@@ -121,6 +122,11 @@ export const RegisterThingBodySchema = z.strictObject({
   thingName: ThingNameSchema,
   /** The version the device was installed with at the factory, for `fleet status` until it reports. */
   version: SemverSchema.optional(),
+  /**
+   * A PKCS#10 CSR (PEM) made on the node: the certificate is issued for its key (CreateCertificateFromCsr)
+   * and no private key is made in the cloud. Without it, CreateKeysAndCertificate as before.
+   */
+  csr: z.string().min(1).max(MAX_CSR_PEM_CHARS).optional(),
 });
 export type RegisterThingBody = z.infer<typeof RegisterThingBodySchema>;
 
@@ -227,7 +233,10 @@ export const FleetStatusSchema = z.object({
 });
 export type FleetStatus = z.infer<typeof FleetStatusSchema>;
 
-/** POST /fleets/{fleet}/things: the new device's identity; the private key exists only in this answer. */
+/**
+ * POST /fleets/{fleet}/things: the new device's identity. Registered without a CSR, the private key exists
+ * only in this answer; with one (and on enrolment), there is none: the key never left the node.
+ */
 export const RegisteredThingSchema = z.object({
   thingName: z.string(),
   fleet: z.string(),
@@ -235,7 +244,7 @@ export const RegisteredThingSchema = z.object({
   certificateArn: z.string().optional(),
   certificateId: z.string().optional(),
   certificatePem: z.string(),
-  privateKey: z.string(),
+  privateKey: z.string().optional(),
   endpoint: z.string().optional(),
 });
 export type RegisteredThing = z.infer<typeof RegisteredThingSchema>;
@@ -323,3 +332,54 @@ export const RetryBodySchema = z.strictObject({
   force: z.boolean().default(false),
 });
 export type RetryBody = z.infer<typeof RetryBodySchema>;
+// Enrolment (issue 12: CSR registration, self-enrolment, removal) ---------------------------------
+
+/** POST /fleets/{fleet}/things without a CSR: the answer carries the key the cloud made. */
+export const RegisteredThingWithKeySchema = RegisteredThingSchema.extend({ privateKey: z.string() });
+
+const AccountIdSchema = z.string().regex(/^\d{12}$/, "must be a 12-digit AWS account id");
+/** An IAM role ARN, with or without a path: arn:aws:iam::<account>:role/[path/]name. */
+export const RoleArnSchema = z
+  .string()
+  .max(2048)
+  .regex(
+    /^arn:aws[a-z-]*:iam::\d{12}:role\/([\x21-\x7e]+\/)?[\w+=,.@-]{1,64}$/,
+    "must be an IAM role ARN (arn:aws:iam::<account>:role/<name>)",
+  );
+const TagRuleSchema = z.strictObject({
+  key: z.string().min(1).max(128),
+  value: z.string().max(256),
+});
+
+/**
+ * PUT /fleets/{fleet}/enrolment, and what GET answers: who may enrol nodes into the fleet with their own AWS
+ * identity. A caller is allowed when ANY rule matches: its account, its role, or a tag its role carries.
+ * All three empty: nobody (the default for a fleet never configured).
+ */
+export const EnrolmentPolicySchema = z.strictObject({
+  accounts: z.array(AccountIdSchema).max(100).default([]),
+  roles: z.array(RoleArnSchema).max(100).default([]),
+  tags: z.array(TagRuleSchema).max(50).default([]),
+});
+export type EnrolmentPolicy = z.output<typeof EnrolmentPolicySchema>;
+
+/** POST /fleets/{fleet}/enrolments: a node enrols itself; only its CSR leaves it. */
+export const EnrolBodySchema = z.strictObject({
+  thingName: ThingNameSchema,
+  csr: z.string().min(1).max(MAX_CSR_PEM_CHARS),
+  version: SemverSchema.optional(),
+});
+
+/** DELETE /fleets/{fleet}/things/{thing}. */
+export const FleetThingPathSchema = z.strictObject({ fleet: FleetNameSchema, thing: ThingNameSchema });
+
+/** DELETE /fleets/{fleet}/things/{thing}: what was undone (an empty list when it was already gone). */
+export const RemovedThingSchema = z.object({
+  thingName: z.string(),
+  fleet: z.string(),
+  /** False when neither AWS IoT nor the table knew the thing: a repeat, nothing to do. */
+  removed: z.boolean(),
+  certificates: z.array(z.string()),
+  groups: z.array(z.string()),
+});
+export type RemovedThing = z.infer<typeof RemovedThingSchema>;

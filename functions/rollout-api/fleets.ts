@@ -1,5 +1,6 @@
 /** The fleet operations of the API: a fleet's summary and devices, and registering a new device. */
 
+import { parseCsr } from "../../core/csr.ts";
 import { describeError } from "../../core/errors.ts";
 import { parseWith } from "../../core/parse.ts";
 import { bucketGroupName, bucketOf } from "../../core/waves.ts";
@@ -13,6 +14,7 @@ import {
   type FleetStatus,
   type PageQuery,
   type RegisteredThing,
+  type RegisterThingBody,
   RegisterThingBodySchema,
 } from "./contract.ts";
 import { decodeCursor, nextCursorOf } from "./cursor.ts";
@@ -65,7 +67,21 @@ export async function registerThing(
 ): Promise<Result> {
   checkFleet(deps, fleet);
   const body = parseWith(RegisterThingBodySchema, rawBody, "thing registration");
+  return addThing(deps, fleet, body, { who: caller, action: "thing.register" });
+}
+
+/**
+ * Registers a checked request: the thing, its certificate (for the CSR's key when there is one), its bucket
+ * group, the store record and the audit entry. A bad CSR or a name AWS would refuse is a 400 before any of it.
+ */
+export async function addThing(
+  deps: ApiDeps,
+  fleet: string,
+  body: RegisterThingBody,
+  audit: { who: string; action: string; detail?: Record<string, unknown>; enrolledBy?: string },
+): Promise<Result> {
   checkThingForAws(body.thingName, fleet);
+  if (body.csr !== undefined) parseCsr(body.csr);
   const existing = await deps.store.getThing(body.thingName);
   if (existing)
     throw new ConflictError(`thing ${body.thingName} is already registered (fleet ${existing.fleet})`);
@@ -77,6 +93,7 @@ export async function registerThing(
       fleet,
       group,
       policyName: deps.thingPolicyName,
+      ...(body.csr !== undefined ? { csr: body.csr } : {}),
     });
     const now = new Date(deps.now()).toISOString();
     await deps.store.putThing({
@@ -85,6 +102,7 @@ export async function registerThing(
       bucket,
       group,
       ...(body.version ? { version: body.version } : {}),
+      ...(audit.enrolledBy ? { enrolledBy: audit.enrolledBy } : {}),
       registeredAt: now,
       updatedAt: now,
     });
@@ -94,11 +112,17 @@ export async function registerThing(
     }
     await deps.store.audit({
       at: now,
-      who: caller,
-      action: "thing.register",
+      who: audit.who,
+      action: audit.action,
       target: body.thingName,
       fleets: [fleet],
-      detail: { fleet, group, certificateId: identity.certificateId },
+      detail: {
+        fleet,
+        group,
+        certificateId: identity.certificateId,
+        keyMadeOn: body.csr === undefined ? "cloud" : "node",
+        ...audit.detail,
+      },
     });
     const value: RegisteredThing = { thingName: body.thingName, fleet, group, ...identity };
     return { status: 201, value };

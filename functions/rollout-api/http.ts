@@ -1,11 +1,17 @@
 /**
  * Lambda Function URL events (payload format 2.0) in and out: the parts we read, and JSON responses with
- * the status our named errors map to (400 schema issues, 404, 405, 409, 413, 500).
+ * the status our named errors map to (400 schema issues, 403, 404, 405, 409, 413, 500).
  */
 import { z } from "zod";
 import { SchemaError } from "../../core/errors.ts";
 import { parseJsonText } from "../../core/parse.ts";
-import { ConflictError, MethodNotAllowedError, NotFoundError, PayloadTooLargeError } from "../errors.ts";
+import {
+  ConflictError,
+  ForbiddenError,
+  MethodNotAllowedError,
+  NotFoundError,
+  PayloadTooLargeError,
+} from "../errors.ts";
 
 export const FunctionUrlEventSchema = z.object({
   rawPath: z.string(),
@@ -49,6 +55,19 @@ export function callerOf(e: FunctionUrlEvent): string {
   return iam?.userArn ?? iam?.callerId ?? iam?.accessKey ?? "unknown";
 }
 
+/** Who signed the request, as IAM auth established it; undefined when the event carries no IAM identity. */
+export interface CallerIdentity {
+  /** The principal: `arn:aws:sts::<account>:assumed-role/<role>/<session>` for a node's instance role. */
+  arn: string;
+  account: string | undefined;
+}
+
+export function identityOf(e: FunctionUrlEvent): CallerIdentity | undefined {
+  const iam = e.requestContext.authorizer?.iam;
+  if (!iam?.userArn) return undefined;
+  return { arn: iam.userArn, account: iam.accountId };
+}
+
 /** The request body as JSON; an absent body is `{}` so optional bodies (pause, abort) need none. */
 export function bodyOf(e: FunctionUrlEvent): unknown {
   if (e.body === undefined || e.body === "") return {};
@@ -58,6 +77,7 @@ export function bodyOf(e: FunctionUrlEvent): unknown {
 
 export function errorResponse(err: unknown): HttpResponse | null {
   if (err instanceof SchemaError) return json(400, { error: err.message, issues: err.issues });
+  if (err instanceof ForbiddenError) return json(403, { error: err.message });
   if (err instanceof NotFoundError) return json(404, { error: err.message });
   if (err instanceof MethodNotAllowedError) return json(405, { error: err.message });
   if (err instanceof ConflictError) return json(409, { error: err.message });

@@ -9,6 +9,7 @@ import { SchemaError } from "../../core/errors.ts";
 import { parseWith } from "../../core/parse.ts";
 import type { ApiDeps } from "../deps.ts";
 import { MethodNotAllowedError, NotFoundError } from "../errors.ts";
+import type { CallerIdentity } from "./http.ts";
 
 export interface Request {
   method: string;
@@ -17,6 +18,8 @@ export interface Request {
   rawQueryString: string;
   body: () => unknown;
   caller: string;
+  /** The signer as IAM auth identified it (enrolment checks it against a fleet's allow-list). */
+  identity?: CallerIdentity | undefined;
 }
 
 export interface Result {
@@ -29,10 +32,11 @@ export interface RouteInput<P, Q> {
   query: Q;
   body: () => unknown;
   caller: string;
+  identity: CallerIdentity | undefined;
 }
 
 export interface Route {
-  method: "GET" | "POST" | "PUT";
+  method: "GET" | "POST" | "PUT" | "DELETE";
   path: string;
   run(deps: ApiDeps, params: Record<string, string>, req: Request): Promise<Result>;
 }
@@ -53,6 +57,7 @@ export function route<P extends z.ZodType, Q extends z.ZodType>(def: {
         query: parseWith(def.query, queryRecord(req.rawQueryString), "query string"),
         body: req.body,
         caller: req.caller,
+        identity: req.identity,
       }),
   };
 }

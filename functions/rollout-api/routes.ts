@@ -7,12 +7,14 @@ import {
   AuditQuerySchema,
   DEFAULT_PAGE_LIMIT,
   FleetPathSchema,
+  FleetThingPathSchema,
   NoQuerySchema,
   PageQuerySchema,
   RolloutActionPathSchema,
   RolloutPathSchema,
 } from "./contract.ts";
 import { decodeCursor, nextCursorOf } from "./cursor.ts";
+import { enrol, getEnrolmentPolicy, putEnrolmentPolicy, removeThing } from "./enrolment.ts";
 import { getFleetWindows, putFleetWindows } from "./fleet-windows.ts";
 import { fleetStatus, registerThing } from "./fleets.ts";
 import { retryRollout } from "./retry.ts";
@@ -111,6 +113,35 @@ export const ROUTES = [
     params: FleetPathSchema,
     query: NoQuerySchema,
     handle: (deps, r) => putFleetWindows(deps, r.params.fleet, r.body(), r.caller),
+  }),
+  // Enrolment (issue 12): the fleet's allow-list, nodes enrolling themselves, removing a device.
+  route({
+    method: "PUT",
+    path: "/fleets/:fleet/enrolment",
+    params: FleetPathSchema,
+    query: NoQuerySchema,
+    handle: (deps, r) => putEnrolmentPolicy(deps, r.params.fleet, r.body(), r.caller),
+  }),
+  route({
+    method: "GET",
+    path: "/fleets/:fleet/enrolment",
+    params: FleetPathSchema,
+    query: NoQuerySchema,
+    handle: (deps, r) => getEnrolmentPolicy(deps, r.params.fleet),
+  }),
+  route({
+    method: "POST",
+    path: "/fleets/:fleet/enrolments",
+    params: FleetPathSchema,
+    query: NoQuerySchema,
+    handle: (deps, r) => enrol(deps, r.params.fleet, r.body(), r.identity),
+  }),
+  route({
+    method: "DELETE",
+    path: "/fleets/:fleet/things/:thing",
+    params: FleetThingPathSchema,
+    query: NoQuerySchema,
+    handle: (deps, r) => removeThing(deps, r.params.fleet, r.params.thing, r.caller),
   }),
 ] as const;
 

@@ -24,10 +24,10 @@ export interface TestCloud extends LocalCloud {
   readonly store: Store;
 }
 
-export async function startTestCloud(): Promise<TestCloud> {
+export async function startTestCloud(broker: "aedes" | "mosquitto" = "aedes"): Promise<TestCloud> {
   const dir = await mkdtemp(join(tmpdir(), "keel-fn-"));
   const clock = createManualClock(Date.now());
-  const cloud = await startLocalCloud({ dir, clock });
+  const cloud = await startLocalCloud({ dir, clock, broker });
   const { info } = cloud;
   const s3 = new S3Client({
     region: info.region,

@@ -338,7 +338,12 @@ describe("404 and 409", () => {
         action: "thing.register",
         target: "lab-1",
         fleets: ["lab"],
-        detail: { fleet: "lab", group: t.group, certificateId: expect.stringMatching(/^[0-9a-f]{64}$/) },
+        detail: {
+          fleet: "lab",
+          group: t.group,
+          certificateId: expect.stringMatching(/^[0-9a-f]{64}$/),
+          keyMadeOn: "cloud",
+        },
       },
     ]);
     const fleet = (await api.get("/fleets/lab")) as { devices: number; versions: Record<string, number> };

@@ -152,6 +152,7 @@ describe("function roles", () => {
 
   it("never allows a service-wide action, and `*` resources only for IoT actions that have no resource type", () => {
     const noResourceType = new Set([
+      "iot:CreateCertificateFromCsr",
       "iot:CreateKeysAndCertificate",
       "iot:DescribeEndpoint",
       "iot:ListThingGroups",
