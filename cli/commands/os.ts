@@ -11,7 +11,7 @@ import type { Command } from "commander";
 import { buildOs } from "../../os/build.ts";
 import { OsInputError } from "../../os/errors.ts";
 import { makeOverlay, qemuArgs } from "../../os/qemu.ts";
-import type { Fault } from "../../os/rootfs.ts";
+import { FAULTS, type Fault } from "../../os/rootfs.ts";
 import { collectList, intOption } from "../inputs.ts";
 import { buildImage } from "./release.ts";
 
@@ -27,8 +27,6 @@ interface BuildFlags {
   agent?: string;
   cache?: string;
 }
-
-const FAULTS: readonly Fault[] = ["none", "unhealthy", "panic"];
 
 export function register(program: Command): void {
   const os = program.command("os").description("build and boot KeelOS disk images");
@@ -46,7 +44,7 @@ export function register(program: Command): void {
     )
     .option(
       "--fault <kind>",
-      "build a deliberately broken release: none, unhealthy (kubelet fails /healthz), panic",
+      "build a deliberately broken release: none, unhealthy (kubelet fails /healthz), panic, hang (watchdog never fed)",
       "none",
     )
     .option("--slot-size <MiB>", "size of each root slot", intOption(16), 384)
