@@ -109,7 +109,9 @@ async function round(o: CutOptions, index: number, rng: () => number, want: numb
   const node = await o.cloud.node(fleet, thing);
   const m = await machine(node.disk, "bios", "writeback");
   const budget = { ...(o.perRound ?? { download: 2, activation: 1, trial: 1 }) };
+  let keepLog = false;
   const fail = (kind: "bricked" | "wrong", why: string) => {
+    keepLog = true;
     t[kind] += 1;
     t.failures.push(`${kind}: round ${tag} (seed ${o.seed}): ${why}; serial log ${m.serialLog}`);
   };
@@ -176,7 +178,8 @@ async function round(o: CutOptions, index: number, rng: () => number, want: numb
   } finally {
     b.kill();
     await b.exited;
-    await m.dispose();
+    // A failed round keeps its serial log (and overlay) for a look; others free their disk space.
+    if (!keepLog) await m.dispose();
   }
 }
 
@@ -234,7 +237,13 @@ export async function powerCuts(o: CutOptions): Promise<CutTotals> {
   );
   while (t.cuts < o.cuts) {
     const before = t.cuts;
-    await round(o, t.rounds, rng, Math.min(most, o.cuts - t.cuts), t);
+    try {
+      await round(o, t.rounds, rng, Math.min(most, o.cuts - t.cuts), t);
+    } catch (err) {
+      // A round that could not even be checked (a boot or a shell that never answered) is a failure too.
+      t.wrong += 1;
+      t.failures.push(`wrong: round ${o.seed}-${t.rounds} (seed ${o.seed}) stopped: ${(err as Error).message}`);
+    }
     t.rounds += 1;
     // A round that could not cut at all (every boot ended first) would loop forever.
     if (t.cuts === before && t.rounds > o.cuts) break;
