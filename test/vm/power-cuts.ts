@@ -242,7 +242,9 @@ export async function powerCuts(o: CutOptions): Promise<CutTotals> {
     } catch (err) {
       // A round that could not even be checked (a boot or a shell that never answered) is a failure too.
       t.wrong += 1;
-      t.failures.push(`wrong: round ${o.seed}-${t.rounds} (seed ${o.seed}) stopped: ${(err as Error).message}`);
+      t.failures.push(
+        `wrong: round ${o.seed}-${t.rounds} (seed ${o.seed}) stopped: ${(err as Error).message}`,
+      );
     }
     t.rounds += 1;
     // A round that could not cut at all (every boot ended first) would loop forever.
