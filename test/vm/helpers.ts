@@ -53,8 +53,6 @@ export interface Machine {
   dispose(): Promise<void>;
 }
 
-let bootCount = 0;
-
 /** A machine with its own overlay on `disk`; each powerOn is a fresh QEMU process (a cold boot). */
 export async function machine(
   disk: string,
@@ -76,8 +74,7 @@ export async function machine(
 /** Waits for `re` on the serial console and prints how long the boot took to get there. */
 export async function reach(b: Boot, re: RegExp, what: string): Promise<string> {
   const line = await b.waitFor(re, BOOT_TIMEOUT_MS);
-  bootCount += 1;
-  console.log(`boot ${bootCount}: ${what} after ${((Date.now() - b.startedAt) / 1000).toFixed(1)} s`);
+  console.log(`vm: ${what}, ${((Date.now() - b.startedAt) / 1000).toFixed(1)} s after power-on`);
   return line;
 }
 
