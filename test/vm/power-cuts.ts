@@ -56,6 +56,7 @@ export interface CutTotals {
 
 type Seen =
   | { kind: "phase"; phase: Phase }
+  | { kind: "rescue" }
   | { kind: "exit" }
   | { kind: "terminal"; job: { status: string; details: Record<string, string> } }
   | { kind: "timeout" };
@@ -93,8 +94,13 @@ async function watch(
     return done ? never : { kind: "timeout" };
   })();
   const exit = b.exited.then((): Seen => ({ kind: "exit" }));
+  // GRUB found no good slot and booted the rescue entry: the promise "always a good slot" is broken.
+  const rescue = b.waitFor(/KEEL-MARK booted .*keel\.rescue=1/, 2 * BOOT_TIMEOUT_MS).then(
+    (): Seen => ({ kind: "rescue" }),
+    () => never,
+  );
   try {
-    return await Promise.race([...marks, exit, poll]);
+    return await Promise.race([rescue, ...marks, exit, poll]);
   } finally {
     done = true;
   }
@@ -132,6 +138,10 @@ async function round(o: CutOptions, index: number, rng: () => number, want: numb
         const restarted = /"to":"Downloading"/.test(text) && !/"msg":"resuming download"/.test(text);
         if (restarted) t.redone += 1;
         else t.resumed += 1;
+      }
+      if (seen.kind === "rescue") {
+        fail("bricked", "GRUB found no good slot and booted the rescue slot");
+        return;
       }
       if (seen.kind === "terminal") {
         await checkTruth(o, b, seen.job, rolloutId, trialCut, fail);
