@@ -61,7 +61,9 @@ try {
     await cloud.stop();
   }
 } finally {
-  await rm(tmp, { recursive: true, force: true });
+  // A failed run keeps the node disks its kept overlays are based on, for fsck.vfat / debugfs.
+  if (failed) console.log(`disks kept in ${tmp}`);
+  else await rm(tmp, { recursive: true, force: true });
 }
 // Pending serial watchers hold timers; the verdict is in.
 process.exit(failed ? 1 : 0);
