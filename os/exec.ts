@@ -36,6 +36,9 @@ export function run(tool: string, args: ReadonlyArray<string>, opts: RunOptions 
         reject(new OsToolError(tool, hint, tail));
       }
     });
+    // A tool that exits without reading its stdin closes the pipe (EPIPE): its exit status, handled on
+    // "close", says whether that was a failure; unhandled, the pipe error would crash the whole process.
+    child.stdin.on("error", () => undefined);
     child.stdin.end(opts.input ?? Buffer.alloc(0));
   });
 }

@@ -26,8 +26,12 @@ export const BASE_PACKAGES = [
   "libstdc++6",
 ] as const;
 
-/** Deliberately broken releases, for proving rollbacks on a real node. */
-export type Fault = "none" | "unhealthy" | "panic";
+/**
+ * Deliberately broken releases, for proving rollbacks on a real node: a kubelet that never gets healthy,
+ * a kernel panic at boot, or a boot that hangs with the hardware watchdog armed and never fed.
+ */
+export const FAULTS = ["none", "unhealthy", "panic", "hang"] as const;
+export type Fault = (typeof FAULTS)[number];
 
 export async function buildBase(cacheRoot: string): Promise<string> {
   const step = await cachedStep(
@@ -149,6 +153,18 @@ const ENABLED_UNITS = [
 const PANIC_INIT =
   "#!/bin/sh\necho 'KEEL-MARK this release panics at boot' > /dev/console\necho c > /proc/sysrq-trigger\n";
 
+/**
+ * A /sbin/init that hangs: it arms the i6300esb (opening /dev/watchdog starts it; the initramfs loaded
+ * the driver) and keeps it open without ever writing to it, while PID 1 sleeps forever. Nothing feeds
+ * the watchdog, so the machine is reset when its heartbeat (the driver's default, 30 s) runs out, as a
+ * node whose PID 1 froze after systemd armed the watchdog would be.
+ */
+const HANG_INIT =
+  "#!/bin/sh\necho 'KEEL-MARK this release hangs at boot' > /dev/console\nexec 3>/dev/watchdog\nwhile :; do sleep 3600; done\n";
+
+/** The /sbin/init that replaces systemd for the faults that never get to userspace proper. */
+const FAULT_INIT: Partial<Record<Fault, string>> = { panic: PANIC_INIT, hang: HANG_INIT };
+
 export interface NodeInputs {
   base: string;
   node: string;
@@ -206,8 +222,9 @@ export async function assembleRootfs(tree: string, inp: NodeInputs): Promise<voi
   await rm(join(tree, "var/log/journal"), { recursive: true, force: true });
   // systemctl creates the .wants directories: under a fixed umask, for the same reason as mkdirTree.
   await run("sh", ["-c", 'umask 022 && exec systemctl --root "$0" enable "$@"', tree, ...ENABLED_UNITS]);
-  if (inp.fault === "panic") {
+  const init = FAULT_INIT[inp.fault];
+  if (init) {
     await rm(join(tree, "sbin/init"), { force: true });
-    await put("sbin/init", PANIC_INIT, 0o755);
+    await put("sbin/init", init, 0o755);
   }
 }

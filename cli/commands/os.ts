@@ -12,7 +12,7 @@ import { buildOs } from "../../os/build.ts";
 import { OsInputError } from "../../os/errors.ts";
 import { flashDisk } from "../../os/flash.ts";
 import { makeOverlay, qemuArgs } from "../../os/qemu.ts";
-import type { Fault } from "../../os/rootfs.ts";
+import { FAULTS, type Fault } from "../../os/rootfs.ts";
 import { collectList, intOption } from "../inputs.ts";
 import { keygen } from "./keys.ts";
 import { buildImage } from "./release.ts";
@@ -30,8 +30,6 @@ interface BuildFlags {
   agent?: string;
   cache?: string;
 }
-
-const FAULTS: readonly Fault[] = ["none", "unhealthy", "panic"];
 
 const progress = (started: number) => (m: string) =>
   process.stderr.write(`keel os build: ${m} (${((Date.now() - started) / 1000).toFixed(0)} s)\n`);
@@ -76,7 +74,7 @@ export function register(program: Command): void {
     )
     .option(
       "--fault <kind>",
-      "build a deliberately broken release: none, unhealthy (kubelet fails /healthz), panic",
+      "build a deliberately broken release: none, unhealthy (kubelet fails /healthz), panic, hang (watchdog never fed)",
       "none",
     )
     .option("--slot-size <MiB>", "size of each root slot", intOption(16), 384)
