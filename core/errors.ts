@@ -117,3 +117,14 @@ export function describeError(err: unknown): string {
 export class ChunkIndexError extends KeelError {
   override name = "ChunkIndexError";
 }
+
+/**
+ * A PKCS#10 certificate signing request that is refused: not PEM, not DER, not a CSR, a key other than EC
+ * P-256, a signature that does not verify. A SchemaError, so the rollout API answers 400 with the reason.
+ */
+export class CsrError extends SchemaError {
+  override name = "CsrError";
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("certificate signing request", [{ path: "csr", message }], options);
+  }
+}

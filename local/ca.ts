@@ -142,29 +142,38 @@ export async function openCertificateAuthority(dir: string): Promise<LocalCertif
       return derToPem("X509 CRL", der);
     },
     async issueDeviceCertificate(): Promise<IssuedCertificate> {
-      // Unique and unguessable, so it can name the client in a broker's config without colliding.
-      const commonName = `keel-device-${randomBytes(12).toString("hex")}`;
-      const leaf = await issueLeaf(root, commonName, "client");
-      const certificateId = certificateIdOf(leaf.der);
-      const entry: IssuedLine = {
-        certificateId,
-        commonName,
-        serial: Buffer.from(leaf.serial).toString("hex"),
-      };
-      try {
-        await appendFile(join(dir, FILES.issued), `${JSON.stringify(entry)}\n`);
-      } catch (err) {
-        throw new LocalCaError(dir, `cannot record issued certificate ${certificateId}`, { cause: err });
-      }
-      issued.set(certificateId, entry);
+      const { privateKey, publicKey } = await generateEcKeyPair("ec", { namedCurve: "P-256" });
+      const cert = await issueDevice(publicKey);
       return {
-        certificateId,
-        certificatePem: leaf.cert,
-        privateKeyPem: leaf.key,
-        publicKeyPem: leaf.publicKey,
+        ...cert,
+        privateKeyPem: exportKeyPem(privateKey),
+        publicKeyPem: publicKey.export({ format: "pem", type: "spki" }).toString(),
       };
     },
+    issueCertificateForKey: (publicKey) => issueDevice(publicKey),
   };
+
+  /** A device certificate for `publicKey`, recorded in issued.jsonl (so CRLs and brokers know its CN). */
+  async function issueDevice(
+    publicKey: KeyObject,
+  ): Promise<{ certificateId: string; certificatePem: string }> {
+    // Unique and unguessable, so it can name the client in a broker's config without colliding.
+    const commonName = `keel-device-${randomBytes(12).toString("hex")}`;
+    const leaf = issueLeafFor(root, publicKey, commonName, "client");
+    const certificateId = certificateIdOf(leaf.der);
+    const entry: IssuedLine = {
+      certificateId,
+      commonName,
+      serial: Buffer.from(leaf.serial).toString("hex"),
+    };
+    try {
+      await appendFile(join(dir, FILES.issued), `${JSON.stringify(entry)}\n`);
+    } catch (err) {
+      throw new LocalCaError(dir, `cannot record issued certificate ${certificateId}`, { cause: err });
+    }
+    issued.set(certificateId, entry);
+    return { certificateId, certificatePem: leaf.cert };
+  }
 }
 
 interface Root {
@@ -221,8 +230,18 @@ async function issueLeaf(
   root: Root,
   commonName: string,
   role: "server" | "client",
-): Promise<{ cert: string; key: string; publicKey: string; der: Uint8Array; serial: Uint8Array }> {
+): Promise<{ cert: string; key: string }> {
   const { privateKey, publicKey } = await generateEcKeyPair("ec", { namedCurve: "P-256" });
+  return { ...issueLeafFor(root, publicKey, commonName, role), key: exportKeyPem(privateKey) };
+}
+
+/** A leaf for a key made elsewhere: here, or on a node that sent only its CSR (CreateCertificateFromCsr). */
+function issueLeafFor(
+  root: Root,
+  publicKey: KeyObject,
+  commonName: string,
+  role: "server" | "client",
+): { cert: string; der: Uint8Array; serial: Uint8Array } {
   const { notBefore, notAfter } = validity();
   const serialNumber = serial();
   const der = buildCertificate({
@@ -237,13 +256,7 @@ async function issueLeaf(
     role,
     ...(role === "server" ? { altNames: { dns: ["localhost"], ip: ["127.0.0.1"] } } : {}),
   });
-  return {
-    cert: derToPem("CERTIFICATE", der),
-    key: exportKeyPem(privateKey),
-    publicKey: publicKey.export({ format: "pem", type: "spki" }).toString(),
-    der,
-    serial: serialNumber,
-  };
+  return { cert: derToPem("CERTIFICATE", der), der, serial: serialNumber };
 }
 
 async function readPair(dir: string, keyFile: string, certFile: string): Promise<TlsIdentity | undefined> {

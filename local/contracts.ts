@@ -3,6 +3,7 @@
  * s3rver, dynalite: local/*.ts) can be built and tested apart.
  */
 
+import type { KeyObject } from "node:crypto";
 import type { HookInput } from "./iot/fleet-provisioning.ts";
 import type { KubeStandIn } from "./k8s/standin.ts";
 import type { ClaimAccess } from "./provisioning-topics.ts";
@@ -21,6 +22,8 @@ export interface CertificateAuthority {
   /** Path of the CA certificate on disk (written to `.keel/local.json` as `caFile`). */
   readonly caFile: string;
   issueDeviceCertificate(): Promise<IssuedCertificate>;
+  /** CreateCertificateFromCsr: a device certificate for a key that stays where it was made (core/csr.ts). */
+  issueCertificateForKey(publicKey: KeyObject): Promise<{ certificateId: string; certificatePem: string }>;
 }
 
 /**

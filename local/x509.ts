@@ -1,68 +1,31 @@
 /**
  * Just enough DER to build the X.509 v3 certificates the local CA issues (RFC 5280): EC P-256 keys,
  * ecdsa-with-SHA256 signatures, and the handful of extensions TLS stacks (Node, OpenSSL in mosquitto) check.
- * Keys, signing and parsing are node:crypto's; only the encoding is ours, because the x509 libraries on npm
- * need a global reflect polyfill and forge has no EC support.
+ * Keys, signing and parsing are node:crypto's; only the encoding is ours (core/der.ts, shared with the CSRs
+ * of core/csr.ts), because the x509 libraries on npm need a global reflect polyfill and forge has no EC support.
  */
 import { createHash, createPublicKey, type KeyObject, sign } from "node:crypto";
+import {
+  bits,
+  bool,
+  type DistinguishedName,
+  derToPem,
+  explicit,
+  distinguishedName as name,
+  octets,
+  oid,
+  seq,
+  time,
+  tlv,
+  uint,
+} from "../core/der.ts";
 
-// --- DER primitives (X.690) ---
-
-function length(n: number): Buffer {
-  if (n < 0x80) return Buffer.from([n]);
-  const bytes: number[] = [];
-  for (let v = n; v > 0; v >>= 8) bytes.unshift(v & 0xff);
-  return Buffer.from([0x80 | bytes.length, ...bytes]);
-}
-
-function tlv(tag: number, content: Uint8Array): Buffer {
-  return Buffer.concat([Buffer.from([tag]), length(content.length), content]);
-}
-
-const seq = (...items: Uint8Array[]) => tlv(0x30, Buffer.concat(items));
-const set = (...items: Uint8Array[]) => tlv(0x31, Buffer.concat(items));
-const octets = (b: Uint8Array) => tlv(0x04, b);
-const utf8 = (s: string) => tlv(0x0c, Buffer.from(s, "utf8"));
-const bool = (v: boolean) => tlv(0x01, Buffer.from([v ? 0xff : 0x00]));
-/** [n] EXPLICIT */
-const explicit = (n: number, inner: Uint8Array) => tlv(0xa0 | n, inner);
-/** BIT STRING with the given number of unused trailing bits in the last byte. */
-const bits = (b: Uint8Array, unused = 0) => tlv(0x03, Buffer.concat([Buffer.from([unused]), b]));
-
-/** A non-negative INTEGER from big-endian bytes (a leading 0x00 keeps it positive). */
-function uint(bytes: Uint8Array): Buffer {
-  let b = Buffer.from(bytes);
-  while (b.length > 1 && b[0] === 0) b = b.subarray(1);
-  if ((b[0] ?? 0) & 0x80) b = Buffer.concat([Buffer.from([0]), b]);
-  return tlv(0x02, b);
-}
-
-function oid(dotted: string): Buffer {
-  const parts = dotted.split(".").map(Number);
-  const [a = 0, b = 0, ...rest] = parts;
-  const out = [40 * a + b];
-  for (const p of rest) {
-    const chunk: number[] = [p & 0x7f];
-    for (let v = p >>> 7; v > 0; v >>>= 7) chunk.unshift((v & 0x7f) | 0x80);
-    out.push(...chunk);
-  }
-  return tlv(0x06, Buffer.from(out));
-}
-
-/** RFC 5280 §4.1.2.5: UTCTime through 2049, GeneralizedTime from 2050. */
-function time(d: Date): Buffer {
-  const iso = d.toISOString().replace(/[-:T]/g, "").slice(0, 14); // YYYYMMDDHHMMSS
-  return d.getUTCFullYear() < 2050
-    ? tlv(0x17, Buffer.from(`${iso.slice(2)}Z`, "ascii"))
-    : tlv(0x18, Buffer.from(`${iso}Z`, "ascii"));
-}
+export { type DistinguishedName, derToPem };
 
 // --- X.509 ---
 
 const OID = {
   ecdsaWithSha256: "1.2.840.10045.4.3.2",
-  commonName: "2.5.4.3",
-  organization: "2.5.4.10",
   subjectKeyIdentifier: "2.5.29.14",
   keyUsage: "2.5.29.15",
   subjectAltName: "2.5.29.17",
@@ -72,18 +35,6 @@ const OID = {
   serverAuth: "1.3.6.1.5.5.7.3.1",
   clientAuth: "1.3.6.1.5.5.7.3.2",
 } as const;
-
-export interface DistinguishedName {
-  commonName: string;
-  organization?: string;
-}
-
-function name(dn: DistinguishedName): Buffer {
-  const rdns = [];
-  if (dn.organization) rdns.push(set(seq(oid(OID.organization), utf8(dn.organization))));
-  rdns.push(set(seq(oid(OID.commonName), utf8(dn.commonName))));
-  return seq(...rdns);
-}
 
 function extension(id: string, critical: boolean, value: Uint8Array): Buffer {
   return critical ? seq(oid(id), bool(true), octets(value)) : seq(oid(id), octets(value));
@@ -180,11 +131,6 @@ export function buildCrl(spec: CrlSpec): Buffer {
     ...(entries.length > 0 ? [seq(...entries)] : []),
   );
   return seq(tbs, algorithm, bits(sign("sha256", tbs, spec.signingKey)));
-}
-
-export function derToPem(label: string, der: Uint8Array): string {
-  const b64 = Buffer.from(der).toString("base64").replace(/.{64}/g, "$&\n");
-  return `-----BEGIN ${label}-----\n${b64.trimEnd()}\n-----END ${label}-----\n`;
 }
 
 /** The public key of a private key, for signing certificates about it. */

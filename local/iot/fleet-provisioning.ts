@@ -9,7 +9,8 @@
 import { randomBytes } from "node:crypto";
 import { z } from "zod";
 import { checkIotInput } from "../../core/aws-limits.ts";
-import { describeError } from "../../core/errors.ts";
+import { parseCsr } from "../../core/csr.ts";
+import { CsrError, describeError } from "../../core/errors.ts";
 import { issuesOf, parseJsonText } from "../../core/parse.ts";
 import type { CertificateAuthority, Clock } from "../contracts.ts";
 import {
@@ -21,7 +22,6 @@ import {
 } from "../provisioning-topics.ts";
 import type { ArnContext } from "./arns.ts";
 import { certificateArn, parseCertificateArn } from "./arns.ts";
-import { publicKeyOfCsr } from "./csr.ts";
 import { IotServiceError, ProvisioningRejection } from "./errors.ts";
 import { type PolicyDocument, parsePolicyDocument, policiesAllow } from "./iot-policy.ts";
 import {
@@ -286,12 +286,17 @@ export class FleetProvisioning {
     if (violations.length > 0) {
       throw new ProvisioningRejection(400, "InvalidPayload", violations.map((v) => v.message).join("; "));
     }
-    const key = publicKeyOfCsr(req.certificateSigningRequest);
-    if (!this.ca.issueCertificateForKey) {
-      throw new ProvisioningRejection(500, "InternalError", "This certificate authority cannot sign CSRs");
+    let key: ReturnType<typeof parseCsr>["publicKey"];
+    try {
+      ({ publicKey: key } = parseCsr(req.certificateSigningRequest));
+    } catch (err) {
+      if (!(err instanceof CsrError)) throw err;
+      const why = err.issues[0]?.message ?? "is not valid";
+      throw new ProvisioningRejection(400, "InvalidCertificateSigningRequest", `The CSR ${why}`, { cause: err });
     }
+    // The certificate is for the CSR's key: only whoever holds that private key can use it.
     const cert = await this.ca.issueCertificateForKey(key);
-    this.registry.addCertificate({ ...cert, privateKeyPem: "", publicKeyPem: "" }, false);
+    this.registry.addCertificate(cert, false);
     return {
       certificateId: cert.certificateId,
       certificatePem: cert.certificatePem,

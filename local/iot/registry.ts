@@ -261,7 +261,10 @@ export class Registry {
 
   // ---- certificates and principals ----
 
-  addCertificate(issued: IssuedCertificate, active: boolean): Certificate {
+  addCertificate(
+    issued: Pick<IssuedCertificate, "certificateId" | "certificatePem">,
+    active: boolean,
+  ): Certificate {
     const c: Certificate = {
       certificateId: issued.certificateId,
       status: active ? "ACTIVE" : "INACTIVE",

@@ -2,6 +2,8 @@
  * Control-plane routes for certificates and the principals attached to things.
  */
 import { z } from "zod";
+import { parseCsr } from "../../../core/csr.ts";
+import { CsrError } from "../../../core/errors.ts";
 import { certificateArn, parseCertificateArn } from "../arns.ts";
 import { IotServiceError } from "../errors.ts";
 import {
@@ -40,6 +42,30 @@ export function certificateRoutes(d: ControlPlaneDeps): Route[] {
         certificateId: c.certificateId,
         certificatePem: issued.certificatePem,
         keyPair: { PublicKey: issued.publicKeyPem, PrivateKey: issued.privateKeyPem },
+      };
+    }),
+    route("POST", "/certificates", "CreateCertificateFromCsr", async (q) => {
+      // The length limit (4096) is core/aws-limits.ts's, checked before this runs; the content is ours.
+      const b = input(z.object({ certificateSigningRequest: z.string() }), q.body, "request body");
+      let publicKey: ReturnType<typeof parseCsr>["publicKey"];
+      try {
+        ({ publicKey } = parseCsr(b.certificateSigningRequest));
+      } catch (err) {
+        if (!(err instanceof CsrError)) throw err;
+        throw new IotServiceError(
+          "InvalidRequestException",
+          `The certificate signing request is not valid: ${err.issues[0]?.message}`,
+          { cause: err },
+        );
+      }
+      const active = optionalQuery(q.query, "setAsActive", QueryBool) ?? false;
+      // The certificate is for the CSR's key: only whoever holds that private key can use it.
+      const issued = await d.ca.issueCertificateForKey(publicKey);
+      const c = registry.addCertificate(issued, active);
+      return {
+        certificateArn: certificateArn(ctx, c.certificateId),
+        certificateId: c.certificateId,
+        certificatePem: issued.certificatePem,
       };
     }),
     route("PUT", "/things/{thingName}/principals", "AttachThingPrincipal", (q) => {

@@ -149,18 +149,22 @@ const S3RVER_CREDENTIALS = { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" };
 /** A CA stub for the plain broker: certificate records only (TLS is part B's transport). */
 function fakeCa(dir: string): CertificateAuthority {
   let n = 0;
+  const record = () => {
+    n++;
+    const id = (n.toString(16).padStart(8, "0") + "ab".repeat(28)).slice(0, 64);
+    return {
+      certificateId: id,
+      certificatePem: `-----BEGIN CERTIFICATE-----\n${id}\n-----END CERTIFICATE-----\n`,
+    };
+  };
   return {
     caCertPem: "",
     caFile: join(dir, "ca.pem"),
     async issueDeviceCertificate() {
-      n++;
-      const id = (n.toString(16).padStart(8, "0") + "ab".repeat(28)).slice(0, 64);
-      return {
-        certificateId: id,
-        certificatePem: `-----BEGIN CERTIFICATE-----\n${id}\n-----END CERTIFICATE-----\n`,
-        privateKeyPem: "private",
-        publicKeyPem: "public",
-      };
+      return { ...record(), privateKeyPem: "private", publicKeyPem: "public" };
+    },
+    async issueCertificateForKey() {
+      return record();
     },
   };
 }

@@ -25,6 +25,7 @@ const options = () => ({
     caCertPem: "",
     caFile: join(dir, "ca.pem"),
     issueDeviceCertificate: () => Promise.reject(new Error("not used")),
+    issueCertificateForKey: () => Promise.reject(new Error("not used")),
   },
   s3: { endpoint: "http://127.0.0.1:1", region: LOCAL_REGION, credentials: LOCAL_CREDENTIALS },
 });
