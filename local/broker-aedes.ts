@@ -80,7 +80,9 @@ export async function startAedesBroker(options: BrokerOptions): Promise<RunningB
       const claim = services.has(client) ? undefined : claimOf(client);
       if (
         services.has(client) ||
-        (claim ? claim.subscribe.includes(subscription.topic) : deviceMayUseTopic(client.id, subscription.topic))
+        (claim
+          ? claim.subscribe.includes(subscription.topic)
+          : deviceMayUseTopic(client.id, subscription.topic))
       ) {
         return done(null, subscription);
       }

@@ -24,6 +24,7 @@ import type { ArnContext } from "./arns.ts";
 import { certificateArn, parseCertificateArn } from "./arns.ts";
 import { IotServiceError, ProvisioningRejection } from "./errors.ts";
 import { type PolicyDocument, parsePolicyDocument, policiesAllow } from "./iot-policy.ts";
+import type { IotPolicy, ProvisioningState, ProvisioningTemplate } from "./provisioning-model.ts";
 import {
   CERTIFICATE_ID_PARAMETER,
   parseTemplateBody,
@@ -31,7 +32,6 @@ import {
   renderTemplate,
   TemplateError,
 } from "./provisioning-template.ts";
-import type { IotPolicy, ProvisioningState, ProvisioningTemplate } from "./provisioning-model.ts";
 import type { Registry } from "./registry.ts";
 
 /** AWS: a certificate ownership token is valid for one hour (clock time of the stand-in, scalable). */
@@ -154,7 +154,10 @@ export class FleetProvisioning {
       );
     }
     if (input.type === "JITP") {
-      throw new IotServiceError("InvalidRequestException", "The stand-in serves FLEET_PROVISIONING templates only");
+      throw new IotServiceError(
+        "InvalidRequestException",
+        "The stand-in serves FLEET_PROVISIONING templates only",
+      );
     }
     try {
       parseTemplateBody(input.templateBody);
@@ -175,7 +178,11 @@ export class FleetProvisioning {
     };
     this.templates.set(t.templateName, t);
     this.changed();
-    return { templateArn: this.templateArn(t.templateName), templateName: t.templateName, defaultVersionId: 1 };
+    return {
+      templateArn: this.templateArn(t.templateName),
+      templateName: t.templateName,
+      defaultVersionId: 1,
+    };
   }
 
   describeTemplate(name: string): Record<string, unknown> {
@@ -209,7 +216,11 @@ export class FleetProvisioning {
       .filter((d): d is PolicyDocument => d !== undefined);
     if (docs.length === 0) return undefined;
     const prefix = `arn:aws:iot:${this.ctx.region}:${this.ctx.account}`;
-    const requests = [CREATE_KEYS_TOPIC, CREATE_FROM_CSR_TOPIC, ...[...this.templates.keys()].map(provisionTopic)];
+    const requests = [
+      CREATE_KEYS_TOPIC,
+      CREATE_FROM_CSR_TOPIC,
+      ...[...this.templates.keys()].map(provisionTopic),
+    ];
     const publish = requests.filter((t) => policiesAllow(docs, "iot:Publish", `${prefix}:topic/${t}`));
     if (publish.length === 0) return undefined;
     const subscribe = publish
@@ -230,7 +241,11 @@ export class FleetProvisioning {
     try {
       const access = this.claimAccess(claimCertificateId);
       if (!access?.publish.includes(awsTopic) || !CLAIM_CLIENT_ID.test(clientId)) {
-        throw new ProvisioningRejection(403, "AccessDenied", `The claim certificate may not publish to ${awsTopic}`);
+        throw new ProvisioningRejection(
+          403,
+          "AccessDenied",
+          `The claim certificate may not publish to ${awsTopic}`,
+        );
       }
       const body = decode(payload);
       let accepted: Record<string, unknown>;
@@ -241,7 +256,8 @@ export class FleetProvisioning {
         accepted = await this.createFromCsr(claimCertificateId, parse(CsrRequest, body));
       } else {
         const name = /^\$aws\/provisioning-templates\/([^/]+)\/provision\/json$/.exec(awsTopic)?.[1];
-        if (!name) throw new ProvisioningRejection(404, "NotFound", `${awsTopic} is not a provisioning topic`);
+        if (!name)
+          throw new ProvisioningRejection(404, "NotFound", `${awsTopic} is not a provisioning topic`);
         accepted = await this.provision(claimCertificateId, clientId, name, parse(ProvisionRequest, body));
       }
       return { topic: `${awsTopic}/accepted`, payload: accepted };
@@ -292,7 +308,9 @@ export class FleetProvisioning {
     } catch (err) {
       if (!(err instanceof CsrError)) throw err;
       const why = err.issues[0]?.message ?? "is not valid";
-      throw new ProvisioningRejection(400, "InvalidCertificateSigningRequest", `The CSR ${why}`, { cause: err });
+      throw new ProvisioningRejection(400, "InvalidCertificateSigningRequest", `The CSR ${why}`, {
+        cause: err,
+      });
     }
     // The certificate is for the CSR's key: only whoever holds that private key can use it.
     const cert = await this.ca.issueCertificateForKey(key);
@@ -311,8 +329,10 @@ export class FleetProvisioning {
     req: z.infer<typeof ProvisionRequest>,
   ): Promise<Record<string, unknown>> {
     const template = this.templates.get(templateName);
-    if (!template) throw new ProvisioningRejection(404, "NotFound", `Template ${templateName} does not exist`);
-    if (!template.enabled) throw new ProvisioningRejection(403, "AccessDenied", `Template ${templateName} is disabled`);
+    if (!template)
+      throw new ProvisioningRejection(404, "NotFound", `Template ${templateName} does not exist`);
+    if (!template.enabled)
+      throw new ProvisioningRejection(403, "AccessDenied", `Template ${templateName} is disabled`);
     // Spent on first use, whatever the outcome: a token can never be replayed.
     const token = this.tokens.get(req.certificateOwnershipToken);
     this.tokens.delete(req.certificateOwnershipToken);
@@ -324,7 +344,10 @@ export class FleetProvisioning {
       );
     }
     const cert = this.registry.certificate(token.certificateId);
-    let parameters: Record<string, string> = { ...req.parameters, [CERTIFICATE_ID_PARAMETER]: cert.certificateId };
+    let parameters: Record<string, string> = {
+      ...req.parameters,
+      [CERTIFICATE_ID_PARAMETER]: cert.certificateId,
+    };
     if (template.preProvisioningHook) {
       const overrides = await this.callHook(template.preProvisioningHook.targetArn, {
         claimCertificateId,
@@ -354,24 +377,40 @@ export class FleetProvisioning {
     }
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`the hook did not answer in ${HOOK_TIMEOUT_MS} ms`)), HOOK_TIMEOUT_MS);
+      timer = setTimeout(
+        () => reject(new Error(`the hook did not answer in ${HOOK_TIMEOUT_MS} ms`)),
+        HOOK_TIMEOUT_MS,
+      );
     });
     let raw: unknown;
     try {
       raw = await Promise.race([this.invokeHook(targetArn, input), timeout]);
     } catch (err) {
-      throw new ProvisioningRejection(500, "InternalError", `The pre-provisioning hook failed: ${describeError(err)}`, {
-        cause: err,
-      });
+      throw new ProvisioningRejection(
+        500,
+        "InternalError",
+        `The pre-provisioning hook failed: ${describeError(err)}`,
+        {
+          cause: err,
+        },
+      );
     } finally {
       clearTimeout(timer);
     }
     const out = HookOutputSchema.safeParse(raw);
     if (!out.success) {
-      throw new ProvisioningRejection(500, "InternalError", "The pre-provisioning hook returned an invalid answer");
+      throw new ProvisioningRejection(
+        500,
+        "InternalError",
+        "The pre-provisioning hook returned an invalid answer",
+      );
     }
     if (!out.data.allowProvisioning) {
-      throw new ProvisioningRejection(403, "AccessDenied", "The pre-provisioning hook did not allow provisioning");
+      throw new ProvisioningRejection(
+        403,
+        "AccessDenied",
+        "The pre-provisioning hook did not allow provisioning",
+      );
     }
     return out.data.parameterOverrides ?? {};
   }
@@ -386,10 +425,12 @@ export class FleetProvisioning {
       throw new ProvisioningRejection(400, "InvalidParameters", err.message, { cause: err });
     }
     const bad = (m: string) => new ProvisioningRejection(400, "InvalidParameters", m);
-    if (!THING_NAME.test(plan.thingName)) throw bad(`thing name ${JSON.stringify(plan.thingName)} is not valid`);
+    if (!THING_NAME.test(plan.thingName))
+      throw bad(`thing name ${JSON.stringify(plan.thingName)} is not valid`);
     // As in AWS, an existing thing gets the new certificate as well (a re-imaged node enrols again): who
     // may name which thing is the pre-provisioning hook's decision.
-    for (const g of plan.thingGroups) if (!this.registry.groups.has(g)) throw bad(`thing group ${g} does not exist`);
+    for (const g of plan.thingGroups)
+      if (!this.registry.groups.has(g)) throw bad(`thing group ${g} does not exist`);
     for (const p of plan.policyNames) if (!this.policies.has(p)) throw bad(`policy ${p} does not exist`);
     return plan;
   }
@@ -423,7 +464,8 @@ export class FleetProvisioning {
 
   private template(name: string): ProvisioningTemplate {
     const t = this.templates.get(name);
-    if (!t) throw new IotServiceError("ResourceNotFoundException", `Provisioning template ${name} does not exist`);
+    if (!t)
+      throw new IotServiceError("ResourceNotFoundException", `Provisioning template ${name} does not exist`);
     return t;
   }
 }
@@ -432,7 +474,9 @@ function decode(payload: Buffer): unknown {
   try {
     return parseJsonText(payload, "payload");
   } catch (err) {
-    throw new ProvisioningRejection(400, "InvalidPayload", "The payload is not valid UTF-8 JSON", { cause: err });
+    throw new ProvisioningRejection(400, "InvalidPayload", "The payload is not valid UTF-8 JSON", {
+      cause: err,
+    });
   }
 }
 

@@ -29,7 +29,10 @@ export function parsePolicyDocument(text: string, what: string): PolicyDocument 
 const list = (v: string | string[]): string[] => (Array.isArray(v) ? v : [v]);
 
 function glob(pattern: string, caseInsensitive: boolean): RegExp {
-  const body = pattern.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*").replace(/\?/g, ".");
+  const body = pattern
+    .replace(/[.+^${}()|[\]\\]/g, "\\$&")
+    .replace(/\*/g, ".*")
+    .replace(/\?/g, ".");
   return new RegExp(`^${body}$`, caseInsensitive ? "i" : "");
 }
 
@@ -38,7 +41,11 @@ function glob(pattern: string, caseInsensitive: boolean): RegExp {
  * Statements with a Condition are not evaluated locally, so they never allow (and an unevaluated Deny
  * still denies: failing closed either way).
  */
-export function policiesAllow(documents: readonly PolicyDocument[], action: string, resource: string): boolean {
+export function policiesAllow(
+  documents: readonly PolicyDocument[],
+  action: string,
+  resource: string,
+): boolean {
   let allowed = false;
   for (const doc of documents) {
     const statements = Array.isArray(doc.Statement) ? doc.Statement : [doc.Statement];

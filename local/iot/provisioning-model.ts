@@ -28,4 +28,3 @@ export const ProvisioningStateSchema = z.object({
   policies: z.array(IotPolicySchema),
 });
 export type ProvisioningState = z.infer<typeof ProvisioningStateSchema>;
-

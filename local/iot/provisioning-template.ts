@@ -69,7 +69,8 @@ export function parseTemplateBody(text: string): TemplateBody {
   const resources = Object.values(body.Resources);
   for (const type of ["AWS::IoT::Thing", "AWS::IoT::Certificate"] as const) {
     const n = resources.filter((r) => r.Type === type).length;
-    if (n !== 1) throw new TemplateError(`templateBody must declare exactly one ${type} resource (found ${n})`);
+    if (n !== 1)
+      throw new TemplateError(`templateBody must declare exactly one ${type} resource (found ${n})`);
   }
   const declared = new Set(Object.keys(body.Parameters));
   for (const ref of refsIn(body)) {

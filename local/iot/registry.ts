@@ -316,7 +316,9 @@ export class Registry {
       if (c.status !== "ACTIVE") return `certificate ${certificateId.slice(0, 12)}… is ${c.status}`;
       // A claim certificate belongs to no thing: any client id that can name a routing topic level.
       if (c.things.length === 0 && this.claimPolicy(certificateId)) {
-        return CLAIM_CLIENT_ID.test(clientId) ? null : `client id ${clientId} is not allowed for a claim certificate`;
+        return CLAIM_CLIENT_ID.test(clientId)
+          ? null
+          : `client id ${clientId} is not allowed for a claim certificate`;
       }
       if (!this.things.has(clientId)) return `client id ${clientId} is not a registered thing`;
       if (!c.things.includes(clientId)) {
