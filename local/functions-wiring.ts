@@ -18,11 +18,16 @@ import { createAdvanceRolloutHandler } from "../functions/advance-rollout/app.ts
 import { createClients, destroyClients } from "../functions/clients.ts";
 import { type Env, parseEnv } from "../functions/env.ts";
 import { PayloadTooLargeError } from "../functions/errors.ts";
+import { createProvisioningHookHandler } from "../functions/provisioning-hook/app.ts";
 import { createRegisterReleaseHandler } from "../functions/register-release/app.ts";
 import { MANIFEST_KEY } from "../functions/register-release/register.ts";
 import { createRolloutApiHandler } from "../functions/rollout-api/app.ts";
 import { LocalCloudInfoSchema } from "./cloud.ts";
 import { LOCAL_ACCOUNT, LOCAL_CREDENTIALS, type LocalCloud } from "./contracts.ts";
+
+/** The ARN the local cloud serves the pre-provisioning hook under (docs/fleets.md#fleet-provisioning-by-claim). */
+export const localHookArn = (info: { region: string; account: string }): string =>
+  `arn:aws:lambda:${info.region}:${info.account}:function:keel-provisioning-hook`;
 
 export interface FunctionsWiringOptions {
   /** Schedule period in scaled seconds (AWS: every minute). */
@@ -270,6 +275,11 @@ export async function startFunctionsWiring(
   const register = createRegisterReleaseHandler(env, handlerOptions);
   const advance = createAdvanceRolloutHandler(env, handlerOptions);
   const api = createRolloutApiHandler(env, handlerOptions);
+  // Fleet provisioning's pre-provisioning hook, which the stand-in invokes in-process by its ARN.
+  const offHook = cloud.iot.registerLambda?.(
+    localHookArn(info),
+    createProvisioningHookHandler(env, handlerOptions),
+  );
   const inFlight = new Set<Promise<unknown>>();
   const track = (p: Promise<unknown>) => {
     const q = p.catch((err: unknown) => {
@@ -414,6 +424,7 @@ export async function startFunctionsWiring(
       timer?.cancel();
       offObject();
       offEvents();
+      offHook?.();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();

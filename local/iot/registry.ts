@@ -336,7 +336,7 @@ export class Registry {
         .map((c) => ({ certificateId: c.certificateId, things: [...c.things] })),
     claimAccess: (certificateId) => {
       const c = this.certificates.get(certificateId);
-      if (!c || c.status !== "ACTIVE" || c.things.length > 0) return undefined;
+      if (c?.status !== "ACTIVE" || c.things.length > 0) return undefined;
       return this.claimPolicy(certificateId);
     },
   };
