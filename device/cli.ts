@@ -7,6 +7,7 @@
  *   status [--json]                    booted slot, both slots' versions, pending state, last result
  *   mark-good                          commit the running slot
  *   rollback                           go back to the committed good slot (cancels a pending trial)
+ *   enroll-claim --fleet F ...         enrol by fleet provisioning with the fleet's claim certificate
  * Logs are JSON lines on stderr; command output (status) goes to stdout.
  */
 import { basename, dirname, join } from "node:path";
@@ -18,6 +19,7 @@ import { parseReleaseEnvelope } from "../core/verify.ts";
 import { Agent, readBootedSlot } from "./agent.ts";
 import { createBootControl } from "./boot/factory.ts";
 import { type AgentConfig, type ConfigFlags, loadAgentConfig } from "./config.ts";
+import { registerClaimEnrolCommand } from "./enrol/claim-command.ts";
 import { CommandFailedError } from "./errors.ts";
 import { createLogger } from "./logger.ts";
 
@@ -242,6 +244,8 @@ withConfigOptions(
   if (r.cancelled) console.log(`pending update to ${r.cancelled} cancelled`);
   console.log(`slot ${r.slot} will boot next${r.reboot ? "; reboot to switch" : ""}`);
 });
+
+registerClaimEnrolCommand(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   console.error(`keel-agent: ${describeError(err)}`);

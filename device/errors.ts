@@ -154,3 +154,8 @@ export class MissingJobError extends KeelError {
 export class SameSlotError extends KeelError {
   override name = "SameSlotError";
 }
+
+/** Enrolment by claim (fleet provisioning) failed: which step, and AWS's reason when it refused. */
+export class ClaimEnrolmentError extends KeelError {
+  override name = "ClaimEnrolmentError";
+}
