@@ -261,6 +261,8 @@ export async function startFunctionsWiring(
     TABLE_NAME: info.table,
     BUCKET_NAME: info.bucket,
     PRESIGN_ROLE_ARN: `arn:aws:iam::${info.account}:role/keel-local-presign`,
+    PROVISIONING_HOOK_ARN: localHookArn(info),
+    PROVISIONING_ROLE_ARN: `arn:aws:iam::${info.account}:role/keel-local-provisioning`,
     FLEETS: (options.fleets ?? []).join(","),
     AWS_REGION: info.region,
     AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId,

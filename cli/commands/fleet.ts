@@ -18,13 +18,14 @@ import {
 } from "../api-client.ts";
 import { CliFileError } from "../errors.ts";
 import { exists, writeNewFile } from "../inputs.ts";
+import { registerClaimCommands } from "./fleet-claim.ts";
 
 const DEVICE_FILES = ["cert.pem", "key.pem", "ca.pem", "agent.snippet.json"] as const;
 
 /** AWS IoT's server certificates chain to Amazon Root CA 1. */
 const AMAZON_ROOT_CA_URL = "https://www.amazontrust.com/repository/AmazonRootCA1.pem";
 
-async function caPem(target: CloudTarget): Promise<string> {
+export async function caPem(target: CloudTarget): Promise<string> {
   if (target.local) {
     try {
       return await readFile(target.local.caFile, "utf8");
@@ -117,6 +118,8 @@ export function register(program: Command): void {
       `registered ${t.thingName} in fleet ${t.fleet} (bucket group ${t.group}); wrote cert.pem, key.pem, ca.pem and agent.snippet.json to ${flags.out}\n`,
     );
   });
+
+  registerClaimCommands(fleet);
 
   addTargetOptions(
     fleet

@@ -2,6 +2,7 @@
 
 import { z } from "zod";
 import type { ApiDeps } from "../deps.ts";
+import { createClaimCert, setClaimRule } from "./claim.ts";
 import {
   type AuditList,
   AuditQuerySchema,
@@ -86,6 +87,21 @@ export const ROUTES = [
       };
       return { status: 200, value };
     },
+  }),
+  // Fleet provisioning by claim (issue 12) -------------------------------------------------------------
+  route({
+    method: "POST",
+    path: "/fleets/:fleet/claim-rule",
+    params: FleetPathSchema,
+    query: NoQuerySchema,
+    handle: (deps, r) => setClaimRule(deps, r.params.fleet, r.body(), r.caller),
+  }),
+  route({
+    method: "POST",
+    path: "/fleets/:fleet/claim-certificates",
+    params: FleetPathSchema,
+    query: NoQuerySchema,
+    handle: (deps, r) => createClaimCert(deps, r.params.fleet, r.caller),
   }),
 ] as const;
 

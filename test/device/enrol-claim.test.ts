@@ -1,6 +1,8 @@
 /**
- * `keel-agent enroll-claim` (device/enrol/claim.ts) against the local cloud with the real pre-provisioning
- * hook Lambda, on aedes and mosquitto: the node makes its key, sends only a CSR, gets its thing provisioned
+ * Fleet provisioning by claim end to end on the local cloud, on aedes and mosquitto: the operator sets the
+ * fleet's claim rule and makes its claim certificate with the real CLI (`keel fleet claim-rule|claim-cert`
+ * through the rollout API); `keel-agent enroll-claim` (device/enrol/claim.ts) runs with the real
+ * pre-provisioning hook Lambda: the node makes its key, sends only a CSR, gets its thing provisioned
  * into its fleet's bucket group, writes its certificate and agent.json, then connects as its own thing and
  * hears a job. A refused name changes nothing; a second run (or one after a crash) reuses key and certificate.
  */
@@ -13,18 +15,15 @@ import { bucketGroupName, bucketOf } from "../../core/waves.ts";
 import { loadAgentConfig } from "../../device/config.ts";
 import { enrolByClaim } from "../../device/enrol/claim.ts";
 import { silentLogger } from "../../device/logger.ts";
-import { createClients, destroyClients } from "../../functions/clients.ts";
-import { parseEnv } from "../../functions/env.ts";
 import {
   createClaimCertificate,
   ensureFleetProvisioning,
 } from "../../functions/provisioning-hook/template.ts";
-import { ClaimStore } from "../../functions/store-claim.ts";
 import { createManualClock } from "../../local/clock.ts";
 import { startLocalCloud } from "../../local/cloud.ts";
 import { LOCAL_CREDENTIALS, type LocalCloud } from "../../local/contracts.ts";
-import { type FunctionsWiring, localHookArn, startFunctionsWiring } from "../../local/functions-wiring.ts";
-import { envFor } from "../functions/fixtures.ts";
+import { type FunctionsWiring, startFunctionsWiring } from "../../local/functions-wiring.ts";
+import { keel } from "../cli/helpers.ts";
 import { tempDir } from "../local/helpers.ts";
 
 const FLEET = "plant";
@@ -39,7 +38,6 @@ describe.each(["aedes", "mosquitto"] as const)("keel-agent enroll-claim on %s", 
   let cloud: LocalCloud;
   let wiring: FunctionsWiring;
   let iot: IoTClient;
-  let clients: ReturnType<typeof createClients>;
   const files = { ca: "", claimCert: "", claimKey: "" };
 
   /** A fresh node directory holding the factory agent.json (no thingName, no mqtt). */
@@ -62,40 +60,30 @@ describe.each(["aedes", "mosquitto"] as const)("keel-agent enroll-claim on %s", 
 
   beforeAll(async () => {
     dir = await tempDir(`enrol-claim-${broker}`);
-    cloud = await startLocalCloud({ dir: join(dir.path, "cloud"), broker, clock: createManualClock() });
-    wiring = await startFunctionsWiring(cloud, { logLevel: "silent" });
+    cloud = await startLocalCloud({ dir: join(dir.path, ".keel"), broker, clock: createManualClock() });
+    wiring = await startFunctionsWiring(cloud, {
+      logLevel: "silent",
+      infoFile: join(dir.path, ".keel", "local.json"),
+    });
     iot = new IoTClient({
       region: cloud.info.region,
       endpoint: cloud.info.iot,
       credentials: LOCAL_CREDENTIALS,
     });
-    clients = createClients(parseEnv(envFor(cloud.info)));
-    await new ClaimStore(clients.ddb, cloud.info.table).putClaimRule(FLEET, {
-      thingNamePattern: "plant-[0-9]+",
-      thingNames: [],
-      updatedAt: "2026-01-01T00:00:00Z",
-      updatedBy: "test",
-    });
-    await ensureFleetProvisioning(iot, {
-      fleet: FLEET,
-      region: cloud.info.region,
-      account: cloud.info.account,
-      hookArn: localHookArn(cloud.info),
-      provisioningRoleArn: `arn:aws:iam::${cloud.info.account}:role/keel-provisioning`,
-    });
-    const claim = await createClaimCertificate(iot, FLEET);
-    files.ca = cloud.info.caFile;
-    files.claimCert = join(dir.path, "claim.pem");
-    files.claimKey = join(dir.path, "claim.key");
-    await writeFile(files.claimCert, claim.certificatePem);
-    await writeFile(files.claimKey, claim.privateKey);
+    // The operator's side, through the real CLI and rollout API: the fleet's rule, then its claim certificate.
+    const rule = await keel(dir.path, "fleet", "claim-rule", FLEET, "--pattern", "plant-[0-9]+", "--local");
+    expect(rule.stderr).toBe("");
+    const made = await keel(dir.path, "fleet", "claim-cert", FLEET, "--out", "factory", "--local");
+    expect(made.stdout).toContain("keel-agent enroll-claim");
+    files.ca = join(dir.path, "factory", "ca.pem");
+    files.claimCert = join(dir.path, "factory", "claim.pem");
+    files.claimKey = join(dir.path, "factory", "claim.key");
     // mosquitto reloads its policy after a registry change; a factory image is made long after this.
     await cloud.broker.settled?.();
   }, 60_000);
 
   afterAll(async () => {
     iot?.destroy();
-    if (clients) destroyClients(clients);
     await wiring?.stop();
     await cloud?.stop();
     await dir?.remove();
