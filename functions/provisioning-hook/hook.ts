@@ -10,10 +10,10 @@ import { z } from "zod";
 import { describeError } from "../../core/errors.ts";
 import { bucketGroupName, bucketOf } from "../../core/waves.ts";
 import type { Logger } from "../log.ts";
-import { ensureThingGroup } from "../rollout/iot.ts";
 import type { Store } from "../store.ts";
 import { type ClaimStore, claimRuleAllows } from "../store-claim.ts";
-import { fleetOfTemplateArn } from "./template.ts";
+import { ensureGroup } from "./group.ts";
+import { fleetOfTemplateArn } from "./names.ts";
 
 /** What AWS IoT sends the hook (payloadVersion 2020-04-01). */
 export const HookEventSchema = z.object({
@@ -84,7 +84,7 @@ export async function decide(deps: HookDeps, raw: unknown): Promise<HookAnswer> 
   const group = bucketGroupName(fleet, bucket);
   try {
     // The template adds the thing to this group; AWS requires it to exist.
-    await ensureThingGroup(deps.iot, group);
+    await ensureGroup(deps.iot, group);
     await deps.store.putThing({
       ...(existing ?? {}),
       thingName,

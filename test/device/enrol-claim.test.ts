@@ -15,10 +15,6 @@ import { bucketGroupName, bucketOf } from "../../core/waves.ts";
 import { loadAgentConfig } from "../../device/config.ts";
 import { enrolByClaim } from "../../device/enrol/claim.ts";
 import { silentLogger } from "../../device/logger.ts";
-import {
-  createClaimCertificate,
-  ensureFleetProvisioning,
-} from "../../functions/provisioning-hook/template.ts";
 import { createManualClock } from "../../local/clock.ts";
 import { startLocalCloud } from "../../local/cloud.ts";
 import { LOCAL_CREDENTIALS, type LocalCloud } from "../../local/contracts.ts";
