@@ -17,7 +17,8 @@ const StatementSchema = z.object({
 });
 export const PolicyDocumentSchema = z.object({
   Version: z.string().optional(),
-  Statement: z.union([StatementSchema, z.array(StatementSchema).min(1)]),
+  // One statement or a list: read as a list, so an error names the statement and field (Statement[0].Effect).
+  Statement: z.preprocess((v) => (Array.isArray(v) ? v : [v]), z.array(StatementSchema).min(1)),
 });
 export type PolicyDocument = z.infer<typeof PolicyDocumentSchema>;
 
@@ -48,8 +49,7 @@ export function policiesAllow(
 ): boolean {
   let allowed = false;
   for (const doc of documents) {
-    const statements = Array.isArray(doc.Statement) ? doc.Statement : [doc.Statement];
-    for (const st of statements) {
+    for (const st of doc.Statement) {
       const actionMatches = list(st.Action).some((a) => glob(a, true).test(action));
       const resourceMatches = list(st.Resource).some((r) => glob(r, false).test(resource));
       if (!actionMatches || !resourceMatches) continue;
