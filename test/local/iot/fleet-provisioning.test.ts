@@ -103,6 +103,17 @@ describe.each(["aedes", "mosquitto"] as const)("fleet provisioning by claim on %
       },
     );
 
+  /** A test hook with the Lambda's contract: names under edge- join, into group edge-g. */
+  function serveHook(): void {
+    cloud.iot.registerLambda?.(HOOK, async (input) => {
+      hookCalls.push(input);
+      const name = input.parameters.ThingName ?? "";
+      return name.startsWith("edge-")
+        ? { allowProvisioning: true, parameterOverrides: { BucketGroup: "edge-g" } }
+        : { allowProvisioning: false };
+    });
+  }
+
   beforeAll(async () => {
     dir = await tempDir(`provisioning-${broker}`);
     cloud = await startLocalCloud({ dir: dir.path, broker, clock: createManualClock() });
@@ -111,14 +122,7 @@ describe.each(["aedes", "mosquitto"] as const)("fleet provisioning by claim on %
       endpoint: cloud.info.iot,
       credentials: LOCAL_CREDENTIALS,
     });
-    // A test hook with the Lambda's contract: names under edge- join, into group edge-g.
-    cloud.iot.registerLambda?.(HOOK, async (input) => {
-      hookCalls.push(input);
-      const name = input.parameters.ThingName ?? "";
-      return name.startsWith("edge-")
-        ? { allowProvisioning: true, parameterOverrides: { BucketGroup: "edge-g" } }
-        : { allowProvisioning: false };
-    });
+    serveHook();
     await iot.send(new CreateThingGroupCommand({ thingGroupName: "edge-g" }));
     await iot.send(
       new CreatePolicyCommand({
@@ -289,5 +293,26 @@ describe.each(["aedes", "mosquitto"] as const)("fleet provisioning by claim on %
     expect(String(a.body.errorMessage)).toMatch(message);
     expect(hookCalls.length).toBe(before);
     expect(await thingExists("edge-x")).toBe(false);
+  });
+
+  it("keeps templates, policies and the claim certificate's rights across a restart of the local cloud", async () => {
+    for (const c of open.splice(0)) c.end(true);
+    await cloud.stop();
+    cloud = await startLocalCloud({ dir: dir.path, broker, clock: createManualClock() });
+    serveHook();
+    iot.destroy();
+    iot = new IoTClient({
+      region: cloud.info.region,
+      endpoint: cloud.info.iot,
+      credentials: LOCAL_CREDENTIALS,
+    });
+    const node = await claimClient("factory-after-restart");
+    const { body } = await csr(node);
+    const done = await node.ask(TEMPLATE, {
+      certificateOwnershipToken: body.certificateOwnershipToken,
+      parameters: { ThingName: "edge-after" },
+    });
+    expect(done.topic).toBe(`${TEMPLATE}/accepted`);
+    expect(await thingExists("edge-after")).toBe(true);
   });
 });
