@@ -6,7 +6,9 @@
  */
 import { generateKeyPairSync } from "node:crypto";
 import {
+  AttachPolicyCommand,
   CreateJobCommand,
+  CreateKeysAndCertificateCommand,
   CreatePolicyCommand,
   CreateThingCommand,
   CreateThingGroupCommand,
@@ -25,7 +27,11 @@ import { createManualClock } from "../../../local/clock.ts";
 import { startLocalCloud } from "../../../local/cloud.ts";
 import { LOCAL_CREDENTIALS, type LocalCloud } from "../../../local/contracts.ts";
 import type { HookInput } from "../../../local/iot/fleet-provisioning.ts";
-import { CREATE_FROM_CSR_TOPIC, provisionTopic } from "../../../local/provisioning-topics.ts";
+import {
+  CREATE_FROM_CSR_TOPIC,
+  CREATE_KEYS_TOPIC,
+  provisionTopic,
+} from "../../../local/provisioning-topics.ts";
 import { tempDir } from "../helpers.ts";
 
 const FLEET = "edge";
@@ -293,6 +299,41 @@ describe.each(["aedes", "mosquitto"] as const)("fleet provisioning by claim on %
     expect(String(a.body.errorMessage)).toMatch(message);
     expect(hookCalls.length).toBe(before);
     expect(await thingExists("edge-x")).toBe(false);
+  });
+
+  it("serves CreateKeysAndCertificate to a claim whose policy allows it (Keel's does not), and refuses a payload with fields", async () => {
+    const base = `arn:aws:iot:${cloud.info.region}:${cloud.info.account}`;
+    await iot.send(
+      new CreatePolicyCommand({
+        policyName: "keys-claim",
+        policyDocument: JSON.stringify({
+          Statement: [
+            { Effect: "Allow", Action: "iot:Publish", Resource: `${base}:topic/${CREATE_KEYS_TOPIC}` },
+            {
+              Effect: "Allow",
+              Action: "iot:Subscribe",
+              Resource: `${base}:topicfilter/${CREATE_KEYS_TOPIC}/*`,
+            },
+          ],
+        }),
+      }),
+    );
+    const cert = await iot.send(new CreateKeysAndCertificateCommand({ setAsActive: true }));
+    await iot.send(new AttachPolicyCommand({ policyName: "keys-claim", target: cert.certificateArn }));
+    const c = new ClaimClient(
+      await connect("factory-keys", cert.certificatePem ?? "", cert.keyPair?.PrivateKey ?? ""),
+    );
+    const made = await c.ask(CREATE_KEYS_TOPIC, {});
+    expect(made.topic).toBe(`${CREATE_KEYS_TOPIC}/accepted`);
+    expect(Object.keys(made.body).sort()).toEqual([
+      "certificateId",
+      "certificateOwnershipToken",
+      "certificatePem",
+      "privateKey",
+    ]);
+    const bad = await c.ask(CREATE_KEYS_TOPIC, { setAsActive: true });
+    expect(bad.topic).toBe(`${CREATE_KEYS_TOPIC}/rejected`);
+    expect(bad.body).toMatchObject({ statusCode: 400, errorCode: "InvalidPayload" });
   });
 
   it("keeps templates, policies and the claim certificate's rights across a restart of the local cloud", async () => {
