@@ -13,7 +13,7 @@ export default defineConfig({
     // Tests start real servers (s3rver, dynalite, brokers) and real tools (mksquashfs); give them room
     // but never assert on wall-clock time.
     testTimeout: 60_000,
-    hookTimeout: 60_000,
+    hookTimeout: 180_000,
     pool: "forks",
     reporters: ["default"],
   },

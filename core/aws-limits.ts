@@ -672,6 +672,31 @@ export const IOT_LIMITS = {
       { path: "type", type: "string", enum: ["FLEET_PROVISIONING", "JITP"] },
     ],
   },
+  // ---- Fleet provisioning by claim (docs/fleets.md#fleet-provisioning-by-claim): the template's name as
+  // CreateProvisioningTemplate takes it; the policy as the IoT service model declares CreatePolicy.
+  "iot:DescribeProvisioningTemplate": {
+    method: "GET",
+    path: "/provisioning-templates/{templateName}",
+    fields: [
+      { path: "templateName", type: "string", required: true, min: 1, max: 36, pattern: "^[0-9A-Za-z_-]+$" },
+    ],
+  },
+  "iot:DeleteProvisioningTemplate": {
+    method: "DELETE",
+    path: "/provisioning-templates/{templateName}",
+    fields: [
+      { path: "templateName", type: "string", required: true, min: 1, max: 36, pattern: "^[0-9A-Za-z_-]+$" },
+    ],
+  },
+  "iot:CreatePolicy": {
+    method: "POST",
+    path: "/policies/{policyName}",
+    fields: [
+      { path: "policyName", type: "string", required: true, min: 1, max: 128, pattern: "[\\w+=,.@-]+" },
+      { path: "policyDocument", type: "string", required: true, max: 404600, pattern: "[\\s\\S]*" },
+      ...TAGS,
+    ],
+  },
   // ---- Jobs data plane (iot-jobs-data); the MQTT jobs API takes the same fields as JSON, plus clientToken.
   "iot-jobs-data:GetPendingJobExecutions": {
     method: "GET",

@@ -166,3 +166,8 @@ export class EnrolmentError extends KeelError {
     super(message, options);
   }
 }
+
+/** Enrolment by claim (fleet provisioning) failed: which step, and AWS's reason when it refused. */
+export class ClaimEnrolmentError extends KeelError {
+  override name = "ClaimEnrolmentError";
+}

@@ -15,6 +15,12 @@ export const EnvSchema = z.object({
   PRESIGN_ROLE_ARN: z.string().min(20).max(2048).optional(),
   /** When set, new device certificates get this IoT policy; the local stand-in authorizes by itself. */
   THING_POLICY_NAME: z.string().min(1).optional(),
+  /**
+   * Fleet provisioning by claim (docs/fleets.md#fleet-provisioning-by-claim): the pre-provisioning hook
+   * Lambda every fleet template names, and the role AWS IoT provisions with. Unset: no claim certificates.
+   */
+  PROVISIONING_HOOK_ARN: z.string().min(20).max(2048).optional(),
+  PROVISIONING_ROLE_ARN: z.string().min(20).max(2048).optional(),
   /** Comma list of fleets the API accepts; empty = any fleet name. */
   FLEETS: z
     .string()

@@ -11,7 +11,7 @@ import { acknowledge } from "./nag.ts";
 /** Rollout job ids are derived as `keel-<rollout>-w<n>` (docs/architecture.md). */
 export const JOB_ID_PATTERN = "keel-*";
 
-type IotResource = "job" | "thing" | "thinggroup" | "cert" | "none";
+type IotResource = "job" | "thing" | "thinggroup" | "cert" | "policy" | "provisioningtemplate" | "none";
 
 /** The resource name each kind is scoped to, and why a wildcard there is the narrowest choice. */
 const RESOURCES: Record<IotResource, { resourceName: string; why: string }> = {
@@ -22,6 +22,11 @@ const RESOURCES: Record<IotResource, { resourceName: string; why: string }> = {
     why: "fleet bucket groups (<fleet>-bNN) and operator-named groups are chosen at run time",
   },
   cert: { resourceName: "*", why: "a new device certificate's id is known only after it is created" },
+  policy: { resourceName: "keel-claim-*", why: "only fleets' claim policies, named keel-claim-<fleet>" },
+  provisioningtemplate: {
+    resourceName: "keel-*",
+    why: "only fleets' provisioning templates, named keel-<fleet> (docs/fleets.md#fleet-provisioning-by-claim)",
+  },
   none: { resourceName: "*", why: "the action has no resource-level permissions" },
 };
 
@@ -54,6 +59,9 @@ export const IOT_ACTIONS = {
     ListThingGroupsForThing: ["thing"],
     RemoveThingFromThingGroup: ["thing", "thinggroup"],
     DeleteThing: ["thing"],
+    // Fleet provisioning by claim (POST /fleets/{fleet}/claim-certificates): the fleet's policy and template, once.
+    CreatePolicy: ["policy"],
+    CreateProvisioningTemplate: ["provisioningtemplate"],
   },
   advanceRollout: {
     CreateJob: ["job", "thing", "thinggroup"],
@@ -63,6 +71,10 @@ export const IOT_ACTIONS = {
     ListThingGroups: ["none"],
     DescribeThingGroup: ["thinggroup"],
     DescribeThing: ["thing"],
+  },
+  // The pre-provisioning hook makes sure the bucket group its answer names exists.
+  provisioningHook: {
+    CreateThingGroup: ["thinggroup"],
   },
 } as const satisfies Record<string, Record<string, readonly IotResource[]>>;
 

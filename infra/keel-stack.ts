@@ -16,6 +16,7 @@ import * as subscriptions from "aws-cdk-lib/aws-sns-subscriptions";
 import type { Construct } from "constructs";
 import { KeelAlarms } from "./constructs/alarms.ts";
 import { DeviceAccess } from "./constructs/device-access.ts";
+import { FleetProvisioning } from "./constructs/fleet-provisioning.ts";
 import { JobEvents } from "./constructs/job-events.ts";
 import { KeelFunction } from "./constructs/keel-function.ts";
 import {
@@ -34,6 +35,7 @@ export const FUNCTION_ENTRIES = {
   registerRelease: fileURLToPath(new URL("../functions/register-release/handler.ts", import.meta.url)),
   rolloutApi: fileURLToPath(new URL("../functions/rollout-api/handler.ts", import.meta.url)),
   advanceRollout: fileURLToPath(new URL("../functions/advance-rollout/handler.ts", import.meta.url)),
+  provisioningHook: fileURLToPath(new URL("../functions/provisioning-hook/handler.ts", import.meta.url)),
 } as const;
 
 /** Names of the stack outputs; cli/ looks them up by these keys. */
@@ -63,6 +65,8 @@ export class KeelStack extends Stack {
   readonly advanceRollout: KeelFunction;
   readonly apiUrl: lambda.FunctionUrl;
   readonly deviceAccess: DeviceAccess;
+  /** Fleet provisioning by claim: the pre-provisioning hook and the role AWS IoT provisions with. */
+  readonly fleetProvisioning: FleetProvisioning;
   /** Every alarm notifies this topic; `alarmEmail` subscribes an address. */
   readonly alarmTopic: sns.Topic;
 
@@ -119,6 +123,15 @@ export class KeelStack extends Stack {
     );
     this.acknowledgeNotificationsHandler();
 
+    // Fleet provisioning by claim: the hook reads claim rules and records enrolled things.
+    this.fleetProvisioning = new FleetProvisioning(this, "FleetProvisioning", {
+      hook: { ...common, entry: FUNCTION_ENTRIES.provisioningHook },
+      devicePolicy,
+    });
+    const { hook, provisioningRole } = this.fleetProvisioning;
+    this.grantTable(hook.role);
+    grantIot(hook.role, "provisioningHook");
+
     // rollout API: Function URL with IAM auth; the CLI signs every request with SigV4.
     this.rolloutApi = new KeelFunction(this, "RolloutApi", {
       ...common,
@@ -126,6 +139,8 @@ export class KeelStack extends Stack {
         ...common.environment,
         PRESIGN_ROLE_ARN: presignRole.roleArn,
         THING_POLICY_NAME: devicePolicy.ref,
+        PROVISIONING_HOOK_ARN: hook.function.functionArn,
+        PROVISIONING_ROLE_ARN: provisioningRole.roleArn,
       },
       entry: FUNCTION_ENTRIES.rolloutApi,
       description: "Keel: rollout API (releases, rollouts, fleets)",
@@ -133,6 +148,8 @@ export class KeelStack extends Stack {
     this.grantTable(this.rolloutApi.role);
     this.grantTrustRootListing(this.rolloutApi.role);
     presignRole.grantPassRole(this.rolloutApi.role);
+    // CreateProvisioningTemplate names the role AWS IoT provisions with.
+    provisioningRole.grantPassRole(this.rolloutApi.role);
     grantIot(this.rolloutApi.role, "rolloutApi");
     this.apiUrl = this.rolloutApi.function.addFunctionUrl({ authType: lambda.FunctionUrlAuthType.AWS_IAM });
 
@@ -169,6 +186,7 @@ export class KeelStack extends Stack {
         RegisterRelease: this.registerRelease.function,
         RolloutApi: this.rolloutApi.function,
         AdvanceRollout: this.advanceRollout.function,
+        ProvisioningHook: hook.function,
       },
     });
 

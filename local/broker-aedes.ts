@@ -5,6 +5,8 @@
  * - CONNECT is refused unless the certificate is ACTIVE and attached to the thing named by the client id
  *   (DeviceAuthority.checkConnect, owned by the IoT registry);
  * - a device may publish and subscribe only under `$aws/things/<its thing>/jobs/` (deviceMayUseTopic);
+ * - a claim certificate may use only the provisioning topics its policy allows; its requests are routed to
+ *   the stand-in with its identity and the answers reach its connection only (local/provisioning-topics.ts);
  * - the service client (the IoT stand-in's own certificate) may use any topic.
  */
 import { createServer, type Server, type TLSSocket } from "node:tls";
@@ -14,6 +16,7 @@ import type { DeviceAuthority, RunningBroker } from "./contracts.ts";
 import { deviceMayUseTopic } from "./contracts.ts";
 import { LocalServiceError } from "./errors.ts";
 import { LOOPBACK } from "./ports.ts";
+import { inboundTopic, parseOutboundTopic } from "./provisioning-topics.ts";
 
 export interface BrokerOptions {
   ca: Pick<LocalCertificateAuthority, "caCertPem" | "server" | "serviceClient">;
@@ -31,6 +34,12 @@ export async function startAedesBroker(options: BrokerOptions): Promise<RunningB
   /** Connected device clients by client id (the service excluded), to re-check them when the registry changes. */
   const devices = new Map<string, { client: Client; certificateId: string }>();
   const services = new WeakSet<Client>();
+  /** Provisioning answers (by payload buffer, which aedes passes along unchanged) → the one client to get them. */
+  const answerFor = new WeakMap<Buffer, string>();
+  const claimOf = (client: Client) => {
+    const id = devices.get(client.id)?.certificateId;
+    return id === undefined ? undefined : authority.claimAccess?.(id);
+  };
 
   const broker = await Aedes.createBroker({
     authenticate(client, _username, _password, done) {
@@ -48,16 +57,41 @@ export async function startAedesBroker(options: BrokerOptions): Promise<RunningB
     },
     authorizePublish(client, packet, done) {
       // client is null for messages the broker itself publishes.
-      if (!client || services.has(client) || deviceMayUseTopic(client.id, packet.topic)) return done(null);
+      if (!client) return done(null);
+      if (services.has(client)) {
+        const answer = parseOutboundTopic(packet.topic);
+        if (answer) {
+          packet.topic = answer.awsTopic;
+          answerFor.set(packet.payload as Buffer, answer.clientId);
+        }
+        return done(null);
+      }
+      const claim = claimOf(client);
+      if (claim?.publish.includes(packet.topic)) {
+        packet.topic = inboundTopic(devices.get(client.id)?.certificateId ?? "", client.id, packet.topic);
+        return done(null);
+      }
+      // A claim certificate gets the provisioning topics only, never a thing's, whatever its client id.
+      if (!claim && deviceMayUseTopic(client.id, packet.topic)) return done(null);
       // As AWS IoT does for a policy violation, the publish is refused and aedes closes the connection.
       done(new Error(`client ${client.id} may not publish to ${packet.topic}`));
     },
     authorizeSubscribe(client, subscription, done) {
-      if (services.has(client) || deviceMayUseTopic(client.id, subscription.topic)) {
+      const claim = services.has(client) ? undefined : claimOf(client);
+      if (
+        services.has(client) ||
+        (claim
+          ? claim.subscribe.includes(subscription.topic)
+          : deviceMayUseTopic(client.id, subscription.topic))
+      ) {
         return done(null, subscription);
       }
       // A null subscription makes SUBACK carry the failure code (0x80) for that filter.
       done(null, null);
+    },
+    authorizeForward(client, packet) {
+      const only = answerFor.get(packet.payload as Buffer);
+      return only === undefined || only === client.id ? packet : null;
     },
   });
   broker.on("clientDisconnect", (client) => {

@@ -13,6 +13,9 @@
  *   plugin sets the username to the certificate's CN itself.)
  * - An ACL file giving each certificate CN read/write on `$aws/things/<thing>/jobs/#` of the things it is
  *   attached to only; the service certificate gets everything.
+ * - A claim certificate (fleet provisioning) gets `<CN> @claim` in the policy file, write on the request topics
+ *   and read on the answers its policy allows in the ACL file; the plugin routes its requests and the
+ *   answers (local/provisioning-topics.ts), so an answer reaches the asking connection only.
  * Registry changes rewrite the policy file, the ACL file and the CRL and send SIGHUP, which makes mosquitto
  * and the plugin reload all three; connections that no longer pass are then closed.
  */
@@ -28,6 +31,7 @@ import { type LocalCertificateAuthority, serviceClientOf } from "./ca.ts";
 import type { DeviceAuthority, RunningBroker } from "./contracts.ts";
 import { LocalServiceError } from "./errors.ts";
 import { freePort, LOOPBACK } from "./ports.ts";
+import type { ClaimAccess } from "./provisioning-topics.ts";
 
 export interface MosquittoOptions {
   ca: LocalCertificateAuthority;
@@ -200,9 +204,21 @@ export async function startMosquittoBroker(options: MosquittoOptions): Promise<R
       `user ${ca.serviceClient.commonName}`,
       "topic readwrite #",
       "topic readwrite $aws/#",
+      "topic readwrite $keel/#",
     ];
+    const claims = new Map<string, ClaimAccess>();
     for (const { certificateId, things } of active) {
       const name = ca.commonNameOf(certificateId);
+      const claim = things.length === 0 ? authority.claimAccess?.(certificateId) : undefined;
+      if (name && claim) {
+        claims.set(name, claim);
+        lines.push(
+          "",
+          `user ${name}`,
+          ...claim.publish.map((t) => `topic write ${t}`),
+          ...claim.subscribe.map((t) => `topic read ${t}`),
+        );
+      }
       if (!name || things.length === 0) continue;
       lines.push("", `user ${name}`, ...things.map((t) => `topic readwrite $aws/things/${t}/jobs/#`));
     }
@@ -213,6 +229,7 @@ export async function startMosquittoBroker(options: MosquittoOptions): Promise<R
       const name = ca.commonNameOf(certificateId);
       if (name) pairs.push(...things.map((t) => `${name} ${t}`));
     }
+    for (const name of claims.keys()) pairs.push(`${name} @claim`);
     await writeAtomic(files.policy, `${pairs.join("\n")}\n`);
     const revoked = ca.issuedCertificateIds().filter((id) => !activeIds.has(id));
     await writeAtomic(files.crl, ca.revocationList(revoked));

@@ -4,7 +4,9 @@
  */
 
 import type { KeyObject } from "node:crypto";
+import type { HookInput } from "./iot/fleet-provisioning.ts";
 import type { KubeStandIn } from "./k8s/standin.ts";
+import type { ClaimAccess } from "./provisioning-topics.ts";
 
 /** A device certificate issued by the local CA, as CreateKeysAndCertificate returns it. */
 export interface IssuedCertificate {
@@ -36,6 +38,11 @@ export interface DeviceAuthority {
   onChange(listener: () => void): () => void;
   /** Snapshot for brokers that need static config: active certificates and the things each is attached to. */
   listActiveCertificates(): Array<{ certificateId: string; things: string[] }>;
+  /**
+   * For an ACTIVE claim certificate (attached to no thing, with a policy allowing fleet provisioning): the
+   * provisioning topics it may use (docs/fleets.md#fleet-provisioning-by-claim). undefined for any other.
+   */
+  claimAccess?(certificateId: string): ClaimAccess | undefined;
 }
 
 /** Topic rule shared by both brokers: a device may publish and subscribe only under its own jobs topics. */
@@ -122,6 +129,11 @@ export interface IotStandIn {
   stats(): IotStandInStats;
   /** Fault injection (local only); rules are consumed in the order they were added. */
   injectFaults?(rule: FaultRule): void;
+  /**
+   * Serves a Lambda ARN in-process (fleet provisioning's pre-provisioning hook, as a template names it);
+   * a hook ARN with no handler refuses provisioning. Returns the unregistration.
+   */
+  registerLambda?(functionArn: string, handler: (input: HookInput) => Promise<unknown>): () => void;
   stop(): Promise<void>;
 }
 

@@ -20,12 +20,17 @@ import { createAdvanceRolloutHandler } from "../functions/advance-rollout/app.ts
 import { createClients, destroyClients } from "../functions/clients.ts";
 import { type Env, parseEnv } from "../functions/env.ts";
 import { PayloadTooLargeError } from "../functions/errors.ts";
+import { createProvisioningHookHandler } from "../functions/provisioning-hook/app.ts";
 import { createRegisterReleaseHandler } from "../functions/register-release/app.ts";
 import { MANIFEST_KEY } from "../functions/register-release/register.ts";
 import { createRolloutApiHandler } from "../functions/rollout-api/app.ts";
 import { LocalCloudInfoSchema } from "./cloud.ts";
 import { LOCAL_CREDENTIALS, type LocalCloud } from "./contracts.ts";
 import { LOCAL_OPERATOR, LocalIam, type LocalPrincipal } from "./iam.ts";
+
+/** The ARN the local cloud serves the pre-provisioning hook under (docs/fleets.md#fleet-provisioning-by-claim). */
+export const localHookArn = (info: { region: string; account: string }): string =>
+  `arn:aws:lambda:${info.region}:${info.account}:function:keel-provisioning-hook`;
 
 export interface FunctionsWiringOptions {
   /** Schedule period in scaled seconds (AWS: every minute). */
@@ -274,6 +279,8 @@ export async function startFunctionsWiring(
     TABLE_NAME: info.table,
     BUCKET_NAME: info.bucket,
     PRESIGN_ROLE_ARN: `arn:aws:iam::${info.account}:role/keel-local-presign`,
+    PROVISIONING_HOOK_ARN: localHookArn(info),
+    PROVISIONING_ROLE_ARN: `arn:aws:iam::${info.account}:role/keel-local-provisioning`,
     FLEETS: (options.fleets ?? []).join(","),
     AWS_REGION: info.region,
     AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId,
@@ -293,6 +300,11 @@ export async function startFunctionsWiring(
   const register = createRegisterReleaseHandler(env, handlerOptions);
   const advance = createAdvanceRolloutHandler(env, handlerOptions);
   const api = createRolloutApiHandler(env, handlerOptions);
+  // Fleet provisioning's pre-provisioning hook, which the stand-in invokes in-process by its ARN.
+  const offHook = cloud.iot.registerLambda?.(
+    localHookArn(info),
+    createProvisioningHookHandler(env, handlerOptions),
+  );
   const inFlight = new Set<Promise<unknown>>();
   const track = (p: Promise<unknown>) => {
     const q = p.catch((err: unknown) => {
@@ -436,6 +448,7 @@ export async function startFunctionsWiring(
       timer?.cancel();
       offObject();
       offEvents();
+      offHook?.();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();

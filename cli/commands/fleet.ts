@@ -23,6 +23,7 @@ import {
 import { CliFileError } from "../errors.ts";
 import { exists, writeNewFile } from "../inputs.ts";
 import { registerEnrolmentCommands } from "./enrolment.ts";
+import { registerClaimCommands } from "./fleet-claim.ts";
 import { register as registerWindows } from "./fleet-windows.ts";
 
 const DEVICE_FILES = ["cert.pem", "key.pem", "ca.pem", "agent.snippet.json"] as const;
@@ -30,7 +31,7 @@ const DEVICE_FILES = ["cert.pem", "key.pem", "ca.pem", "agent.snippet.json"] as 
 /** AWS IoT's server certificates chain to Amazon Root CA 1. */
 const AMAZON_ROOT_CA_URL = "https://www.amazontrust.com/repository/AmazonRootCA1.pem";
 
-async function caPem(target: CloudTarget): Promise<string> {
+export async function caPem(target: CloudTarget): Promise<string> {
   if (target.local) {
     try {
       return await readFile(target.local.caFile, "utf8");
@@ -154,6 +155,8 @@ export function register(program: Command): void {
       );
     },
   );
+
+  registerClaimCommands(fleet);
 
   addTargetOptions(
     fleet

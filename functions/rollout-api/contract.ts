@@ -383,3 +383,23 @@ export const RemovedThingSchema = z.object({
   groups: z.array(z.string()),
 });
 export type RemovedThing = z.infer<typeof RemovedThingSchema>;
+// Fleet provisioning by claim (issue 12; docs/fleets.md#fleet-provisioning-by-claim) ----------------
+
+/** POST /fleets/{fleet}/claim-rule: which thing names may enrol with the fleet's claim certificate. */
+export const ClaimRuleBodySchema = z.strictObject({
+  /** A regular expression the whole thing name must match, e.g. `edge-[0-9]{6}`. */
+  thingNamePattern: z.string().min(1).max(256).optional(),
+  thingNames: z.array(ThingNameSchema).max(10_000).default([]),
+});
+
+/** POST /fleets/{fleet}/claim-certificates: the claim certificate to bake into factory images (key only here). */
+export const ClaimCertificateSchema = z.object({
+  fleet: z.string(),
+  templateName: z.string(),
+  certificateId: z.string(),
+  certificateArn: z.string(),
+  certificatePem: z.string(),
+  privateKey: z.string(),
+  endpoint: z.string().optional(),
+});
+export type ClaimCertificate = z.infer<typeof ClaimCertificateSchema>;

@@ -2,6 +2,7 @@
 
 import { z } from "zod";
 import type { ApiDeps } from "../deps.ts";
+import { createClaimCert, setClaimRule } from "./claim.ts";
 import {
   type AuditList,
   AuditQuerySchema,
@@ -142,6 +143,21 @@ export const ROUTES = [
     params: FleetThingPathSchema,
     query: NoQuerySchema,
     handle: (deps, r) => removeThing(deps, r.params.fleet, r.params.thing, r.caller),
+  }),
+  // Fleet provisioning by claim (issue 12) -------------------------------------------------------------
+  route({
+    method: "POST",
+    path: "/fleets/:fleet/claim-rule",
+    params: FleetPathSchema,
+    query: NoQuerySchema,
+    handle: (deps, r) => setClaimRule(deps, r.params.fleet, r.body(), r.caller),
+  }),
+  route({
+    method: "POST",
+    path: "/fleets/:fleet/claim-certificates",
+    params: FleetPathSchema,
+    query: NoQuerySchema,
+    handle: (deps, r) => createClaimCert(deps, r.params.fleet, r.caller),
   }),
 ] as const;
 

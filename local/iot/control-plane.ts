@@ -16,6 +16,7 @@ import { certificateRoutes } from "./routes/certificates.ts";
 import type { ControlPlaneDeps, Route } from "./routes/common.ts";
 import { executionRoutes } from "./routes/executions.ts";
 import { jobRoutes } from "./routes/jobs.ts";
+import { provisioningRoutes } from "./routes/provisioning.ts";
 import { thingRoutes } from "./routes/things.ts";
 
 export type { ControlPlaneDeps } from "./routes/common.ts";
@@ -27,6 +28,7 @@ function buildRoutes(d: ControlPlaneDeps): Route[] {
     ...jobRoutes(d),
     ...executionRoutes(d),
     ...accountRoutes(d),
+    ...(d.provisioning ? provisioningRoutes(d.provisioning) : []),
   ];
 }
 

@@ -80,3 +80,19 @@ export class IotStoreError extends KeelError {
     super(`${path}: ${message}`, options);
   }
 }
+
+/**
+ * A fleet provisioning request the service refuses: published on `.../rejected` as AWS's ErrorResponse
+ * `{statusCode, errorCode, errorMessage}` (docs/fleets.md#fleet-provisioning-by-claim); nothing changes.
+ */
+export class ProvisioningRejection extends KeelError {
+  override name = "ProvisioningRejection";
+  constructor(
+    readonly statusCode: 400 | 403 | 404 | 429 | 500,
+    readonly errorCode: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}

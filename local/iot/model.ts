@@ -5,6 +5,7 @@
 import { z } from "zod";
 import { EXECUTION_STATUS_VALUES } from "../../core/aws-limits.ts";
 import { SchedulingConfigSchema } from "./maintenance-windows.ts";
+import { ProvisioningStateSchema } from "./provisioning-model.ts";
 
 /** AWS's JobExecutionStatus enum, as the limits table holds it (one list for the stand-in and the edge). */
 export const EXECUTION_STATUSES = EXECUTION_STATUS_VALUES;
@@ -194,6 +195,8 @@ export const PersistedStateSchema = z.object({
   jobs: z.array(JobSchema),
   executions: z.array(ExecutionSchema),
   eventConfig: EventConfigSchema,
+  /** Fleet provisioning's templates and policies (absent in state saved before it existed). */
+  provisioning: ProvisioningStateSchema.optional(),
 });
 export type PersistedState = z.infer<typeof PersistedStateSchema>;
 

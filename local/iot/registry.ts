@@ -5,6 +5,7 @@
  */
 import { randomUUID } from "node:crypto";
 import type { DeviceAuthority, IssuedCertificate } from "../contracts.ts";
+import { CLAIM_CLIENT_ID, type ClaimAccess } from "../provisioning-topics.ts";
 import { IotServiceError } from "./errors.ts";
 import {
   type Certificate,
@@ -36,6 +37,8 @@ export class Registry {
   private readonly children = new Map<string, Set<string>>();
   private readonly listeners = new Set<() => void>();
   hooks: RegistryHooks = { membershipChanged() {}, thingDeleted() {}, dirty() {} };
+  /** What a certificate's policies allow on the provisioning topics (fleet provisioning sets it). */
+  claimPolicy: (certificateId: string) => ClaimAccess | undefined = () => undefined;
 
   constructor(
     private readonly now: () => number,
@@ -311,6 +314,12 @@ export class Registry {
       const c = this.certificates.get(certificateId);
       if (!c) return `certificate ${certificateId.slice(0, 12)}… is not registered`;
       if (c.status !== "ACTIVE") return `certificate ${certificateId.slice(0, 12)}… is ${c.status}`;
+      // A claim certificate belongs to no thing: any client id that can name a routing topic level.
+      if (c.things.length === 0 && this.claimPolicy(certificateId)) {
+        return CLAIM_CLIENT_ID.test(clientId)
+          ? null
+          : `client id ${clientId} is not allowed for a claim certificate`;
+      }
       if (!this.things.has(clientId)) return `client id ${clientId} is not a registered thing`;
       if (!c.things.includes(clientId)) {
         return `certificate ${certificateId.slice(0, 12)}… is not attached to thing ${clientId}`;
@@ -325,7 +334,17 @@ export class Registry {
       [...this.certificates.values()]
         .filter((c) => c.status === "ACTIVE")
         .map((c) => ({ certificateId: c.certificateId, things: [...c.things] })),
+    claimAccess: (certificateId) => {
+      const c = this.certificates.get(certificateId);
+      if (c?.status !== "ACTIVE" || c.things.length > 0) return undefined;
+      return this.claimPolicy(certificateId);
+    },
   };
+
+  /** Policies or templates changed: brokers must re-read what claim certificates may do. */
+  claimPoliciesChanged(): void {
+    this.changed();
+  }
 
   private changed(): void {
     this.hooks.dirty();

@@ -6,9 +6,11 @@
 import type { IotEvent, IotStandIn, IotStandInOptions, RunningBroker } from "../contracts.ts";
 import { startControlPlane } from "./control-plane.ts";
 import { DataPlane } from "./data-plane.ts";
+import { FleetProvisioning, type HookInput } from "./fleet-provisioning.ts";
 import { JobsEngine } from "./jobs-engine.ts";
 import type { PersistedState } from "./model.ts";
 import { createPresigner } from "./presign.ts";
+import { ProvisioningPlane } from "./provisioning-plane.ts";
 import { Registry } from "./registry.ts";
 import { createStateStore } from "./store.ts";
 
@@ -34,12 +36,33 @@ export async function createIotStandIn(opts: IotStandInOptions): Promise<IotStan
       jobs: e.jobs,
       executions: e.executions,
       eventConfig: engine?.eventConfig ?? { JOB: false, JOB_EXECUTION: false },
+      provisioning: provisioning.snapshot(),
     };
   };
   const store = createStateStore(opts.dataDir, snapshot);
   const saved = store.load();
   const registry = new Registry(() => opts.clock.now(), saved);
   registry.hooks.dirty = () => store.markDirty();
+  const lambdas = new Map<string, (input: HookInput) => Promise<unknown>>();
+  const provisioning = new FleetProvisioning(
+    ctx,
+    opts.clock,
+    registry,
+    opts.ca,
+    async (arn, input) => {
+      const handler = lambdas.get(arn);
+      if (!handler) throw new Error(`no local Lambda serves ${arn}`);
+      return handler(input);
+    },
+    () => {
+      store.markDirty();
+      registry.claimPoliciesChanged();
+    },
+    log,
+    saved?.provisioning,
+  );
+  registry.claimPolicy = (id) => provisioning.claimAccess(id);
+  const provisioningPlane = new ProvisioningPlane(provisioning, log);
 
   const dataPlane = new DataPlane(() => {
     if (!engine) throw new Error("jobs engine used before it exists");
@@ -80,6 +103,7 @@ export async function createIotStandIn(opts: IotStandInOptions): Promise<IotStan
       if (controlPlane) throw new Error("the IoT stand-in is already started");
       broker = b;
       await dataPlane.connect(b);
+      await provisioningPlane.connect(b);
       controlPlane = await startControlPlane(
         {
           ctx,
@@ -104,6 +128,7 @@ export async function createIotStandIn(opts: IotStandInOptions): Promise<IotStan
             }
           },
           log,
+          provisioning,
         },
         options?.port ?? 0,
       );
@@ -126,12 +151,19 @@ export async function createIotStandIn(opts: IotStandInOptions): Promise<IotStan
     injectFaults(rule) {
       dataPlane.injectFaults(rule);
     },
+    registerLambda(arn, handler) {
+      lambdas.set(arn, handler);
+      return () => {
+        if (lambdas.get(arn) === handler) lambdas.delete(arn);
+      };
+    },
     async stop() {
       if (stopped) return;
       stopped = true;
       jobs.stopTimers();
       await controlPlane?.close();
       await dataPlane.close();
+      await provisioningPlane.close();
       await store.flush();
     },
   };

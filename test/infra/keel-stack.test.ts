@@ -327,8 +327,9 @@ describe("alarms", () => {
     keel.template.resourceCountIs("AWS::Logs::MetricFilter", 4);
   });
 
-  it("alarms on errors of each of the three functions", () => {
-    for (const f of [keel.stack.registerRelease, keel.stack.rolloutApi, keel.stack.advanceRollout]) {
+  it("alarms on errors of each of the four functions", () => {
+    const { registerRelease, rolloutApi, advanceRollout, fleetProvisioning } = keel.stack;
+    for (const f of [registerRelease, rolloutApi, advanceRollout, fleetProvisioning.hook]) {
       keel.template.hasResourceProperties("AWS::CloudWatch::Alarm", {
         Namespace: "AWS/Lambda",
         MetricName: "Errors",
@@ -341,7 +342,8 @@ describe("alarms", () => {
   it("every alarm notifies the SNS topic, on alarm and on recovery; the topic takes TLS only", () => {
     const topic = ref(logicalId(keel.stack.alarmTopic));
     const alarms = resourcesOfType(keel.json, "AWS::CloudWatch::Alarm");
-    expect(alarms).toHaveLength(5);
+    // Two rollout alarms and one per function.
+    expect(alarms).toHaveLength(6);
     for (const [, p] of alarms) {
       expect(p.AlarmActions).toEqual([topic]);
       expect(p.OKActions).toEqual([topic]);

@@ -30,6 +30,7 @@ beforeAll(async () => {
     registerRelease: await sdkCallsOf(FUNCTION_ENTRIES.registerRelease),
     rolloutApi: await sdkCallsOf(FUNCTION_ENTRIES.rolloutApi),
     advanceRollout: await sdkCallsOf(FUNCTION_ENTRIES.advanceRollout),
+    provisioningHook: await sdkCallsOf(FUNCTION_ENTRIES.provisioningHook),
   };
 });
 
@@ -120,6 +121,7 @@ describe("function roles", () => {
       registerRelease: keel.stack.registerRelease,
       rolloutApi: keel.stack.rolloutApi,
       advanceRollout: keel.stack.advanceRollout,
+      provisioningHook: keel.stack.fleetProvisioning.hook,
     }) as const;
   const granted = (name: keyof ReturnType<typeof fns>) =>
     roleStatements(keel.json, logicalId(fns()[name].role)).filter((s) => s.Effect === "Allow");
@@ -179,7 +181,7 @@ describe("function roles", () => {
     }
   });
 
-  it("lets only the functions that create jobs pass the presign role to IoT", () => {
+  it("lets only the functions that create jobs pass the presign role to IoT (and the API the provisioning role)", () => {
     const passers = Object.entries(fns())
       .filter(([, f]) =>
         roleStatements(keel.json, logicalId(f.role)).some((s) => actionsOf(s).includes("iam:PassRole")),
@@ -187,11 +189,16 @@ describe("function roles", () => {
       .map(([name]) => name)
       .sort();
     expect(passers).toEqual(["advanceRollout", "rolloutApi"]);
-    for (const name of passers) {
-      const pass = granted(name as "rolloutApi").filter((s) => actionsOf(s).includes("iam:PassRole"));
-      expect(pass.flatMap(resourcesOf)).toEqual([
-        flatten({ "Fn::GetAtt": [logicalId(keel.stack.deviceAccess.presignRole), "Arn"] }),
-      ]);
-    }
+    const presign = flatten({ "Fn::GetAtt": [logicalId(keel.stack.deviceAccess.presignRole), "Arn"] });
+    const provisioning = flatten({
+      "Fn::GetAtt": [logicalId(keel.stack.fleetProvisioning.provisioningRole), "Arn"],
+    });
+    const passed = (name: "rolloutApi" | "advanceRollout") =>
+      granted(name)
+        .filter((s) => actionsOf(s).includes("iam:PassRole"))
+        .flatMap(resourcesOf)
+        .sort();
+    expect(passed("advanceRollout")).toEqual([presign]);
+    expect(passed("rolloutApi")).toEqual([presign, provisioning].sort());
   });
 });

@@ -9,6 +9,7 @@ import { issuesOf } from "../../../core/parse.ts";
 import type { CertificateAuthority } from "../../contracts.ts";
 import type { ArnContext } from "../arns.ts";
 import { IotServiceError } from "../errors.ts";
+import type { FleetProvisioning } from "../fleet-provisioning.ts";
 import type { JobsEngine } from "../jobs-engine.ts";
 import type { ControlPlaneOperation } from "../limits.ts";
 import type { Registry } from "../registry.ts";
@@ -38,6 +39,8 @@ export interface ControlPlaneDeps {
   /** Counts a control-plane call; `jobId` when the path names a job (benchmarks and tests attribute calls). */
   countCall: (op: string, jobId?: string) => void;
   log: (msg: string, fields?: Record<string, unknown>) => void;
+  /** Fleet provisioning by claim (templates, policies); docs/fleets.md#fleet-provisioning-by-claim. */
+  provisioning?: FleetProvisioning;
 }
 
 /** One route: `path` uses `{label}` segments, as the service model writes them. */
