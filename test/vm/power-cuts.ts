@@ -207,6 +207,9 @@ async function checkTruth(
   fail: (kind: "wrong", why: string) => void,
 ): Promise<void> {
   const booted = bootedFrom(await b.waitFor(/KEEL-MARK booted .*\n/, BOOT_TIMEOUT_MS));
+  // The job may have ended in an earlier boot: on this one GRUB has spent the slot's try again, and the
+  // agent re-marks it good (or commits, or finishes the rollback) only once it runs. Judge after that.
+  await b.waitFor(/booted slot is healthy; marked good|"to":"Idle"/, BOOT_TIMEOUT_MS);
   const { env, status } = await guestView(b);
   const rollout = await o.cloud.rolloutEnd(rolloutId);
   const ok = job.status === "SUCCEEDED";
