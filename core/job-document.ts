@@ -38,6 +38,16 @@ export const JobDocumentSchema = z.strictObject({
   /** Newer trust roots (root.N+1.json, …) in order, for devices to walk forward before verifying. */
   rootUrls: z.array(HttpUrlSchema).max(16).default([]),
   policy: InstallPolicySchema.default({ healthDeadlineSeconds: 300, readBack: true }),
+  /**
+   * A fleet's convergence job (docs/fleets.md#target-release-and-convergence): it moves nodes that are
+   * not on the fleet's target. Such a job never installs a release that rolled back on the node.
+   */
+  convergence: z.literal(true).optional(),
+  /**
+   * An operator's retry that explicitly includes nodes where this release rolled back: only such a job
+   * may install a release the node remembers as rolled back. Never set on convergence jobs.
+   */
+  includeRolledBack: z.literal(true).optional(),
 });
 export type JobDocument = z.infer<typeof JobDocumentSchema>;
 export type JobDocumentInput = z.input<typeof JobDocumentSchema>;
@@ -57,6 +67,8 @@ export function buildJobDocument(input: {
   imageKey: string;
   rootKeys?: string[];
   policy?: Partial<InstallPolicy>;
+  convergence?: boolean;
+  includeRolledBack?: boolean;
 }): Record<string, unknown> {
   return {
     operation: JOB_OPERATION,
@@ -67,5 +79,7 @@ export function buildJobDocument(input: {
     imageUrl: presignedPlaceholder(input.region, input.bucket, input.imageKey),
     rootUrls: (input.rootKeys ?? []).map((k) => presignedPlaceholder(input.region, input.bucket, k)),
     policy: InstallPolicySchema.parse(input.policy ?? {}),
+    ...(input.convergence ? { convergence: true } : {}),
+    ...(input.includeRolledBack ? { includeRolledBack: true } : {}),
   };
 }

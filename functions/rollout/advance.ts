@@ -9,6 +9,7 @@ import { randomUUID } from "node:crypto";
 import type { RolloutDeps } from "../deps.ts";
 import { AwsLimitError, awsErrorName, StaleStateError } from "../errors.ts";
 import { errorFields, type Logger, ROLLOUT_ABORTED_EVENT, ROLLOUT_STALLED_EVENT } from "../log.ts";
+import { convergeNow, setTargetFromRollout } from "./converge.ts";
 import {
   becameAborted,
   becameStalled,
@@ -55,9 +56,13 @@ async function applyEffect(deps: RolloutDeps, r: Rollout, e: Effect): Promise<vo
       for (const name of lockNames(r)) {
         if (r.status === RolloutStatus.Succeeded && r.fleets.includes(name)) {
           await deps.store.raiseFleetMeta(name, r.release, r.releaseCounter);
+          // Before the lock goes: convergence resumes for this (new) target, never for the one before.
+          await setTargetFromRollout(deps.store, name, r, deps.now());
         }
         await deps.store.releaseFleetLock(name, r.id);
       }
+      // The fleets are free: their convergence resumes now rather than at the next tick.
+      await convergeNow(deps, r.fleets);
       return;
   }
 }

@@ -77,7 +77,7 @@ async function must(arn: Promise<string | undefined>, what: string): Promise<str
 }
 
 /** Trust roots newer than root 1, for devices to walk forward before verifying (job document rootUrls). */
-async function newerRootKeys(s3: S3Client, bucket: string): Promise<string[]> {
+export async function newerRootKeys(s3: S3Client, bucket: string): Promise<string[]> {
   const r = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: "trust/root." }));
   return (r.Contents ?? [])
     .map((o) => ({ key: o.Key ?? "", n: Number(/^trust\/root\.(\d+)\.json$/.exec(o.Key ?? "")?.[1] ?? 0) }))
@@ -98,7 +98,7 @@ const GROUP_PAGE = 250;
  * ListThingGroups per fleet finds them, and only groups no device has joined yet are created (a job's
  * targets must exist). Calls grow with fleets and missing buckets, never with devices.
  */
-async function bucketGroupArns(
+export async function bucketGroupArns(
   iot: IoTClient,
   fleets: readonly string[],
   names: string[],
@@ -157,9 +157,13 @@ export function createJobInput(
   };
 }
 
-/** The CancelJob input for an abort; `reason` becomes the job's comment. */
-export function cancelJobInput(jobId: string, reason: string): CancelJobCommandInput {
-  return { jobId, reasonCode: "KEEL_ROLLOUT_ABORTED", comment: reason };
+/** The CancelJob input for an abort (or a replaced convergence job); `reason` becomes the job's comment. */
+export function cancelJobInput(
+  jobId: string,
+  reason: string,
+  reasonCode = "KEEL_ROLLOUT_ABORTED",
+): CancelJobCommandInput {
+  return { jobId, reasonCode, comment: reason };
 }
 
 /**
@@ -211,8 +215,13 @@ export async function createWaveJob(cfg: JobsConfig, r: Rollout, waveIndex: numb
   }
 }
 
-export async function cancelWaveJob(iot: IoTClient, jobId: string, reason: string): Promise<void> {
-  const input = cancelJobInput(jobId, reason);
+export async function cancelWaveJob(
+  iot: IoTClient,
+  jobId: string,
+  reason: string,
+  reasonCode?: string,
+): Promise<void> {
+  const input = cancelJobInput(jobId, reason, reasonCode);
   checkIotCall("iot:CancelJob", input);
   try {
     await iot.send(new CancelJobCommand(input));
