@@ -137,7 +137,7 @@ export class ApiClient {
     });
   }
 
-  async request(method: "GET" | "POST", path: string, body?: unknown): Promise<unknown> {
+  async request(method: "GET" | "POST" | "PUT", path: string, body?: unknown): Promise<unknown> {
     const url = new URL(
       path.replace(/^\//, ""),
       this.base.href.endsWith("/") ? this.base : `${this.base.href}/`,
@@ -202,6 +202,10 @@ export class ApiClient {
 
   post(path: string, body?: unknown): Promise<unknown> {
     return this.request("POST", path, body);
+  }
+
+  put(path: string, body?: unknown): Promise<unknown> {
+    return this.request("PUT", path, body);
   }
 }
 

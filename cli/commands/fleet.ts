@@ -18,6 +18,7 @@ import {
 } from "../api-client.ts";
 import { CliFileError } from "../errors.ts";
 import { exists, writeNewFile } from "../inputs.ts";
+import { registerSetTarget, renderTarget } from "./fleet-target.ts";
 
 const DEVICE_FILES = ["cert.pem", "key.pem", "ca.pem", "agent.snippet.json"] as const;
 
@@ -54,6 +55,7 @@ export function renderFleet(s: FleetStatus): string {
   const lines = [
     `fleet ${s.fleet}: ${s.devices ?? s.things.length} device(s)${s.highestVersion ? `, reached ${s.highestVersion}` : ""}`,
   ];
+  lines.push(...renderTarget(s.target));
   if (s.activeRollout)
     lines.push(
       `active rollout ${s.activeRollout.id} (${s.activeRollout.status}, release ${s.activeRollout.release})`,
@@ -117,6 +119,8 @@ export function register(program: Command): void {
       `registered ${t.thingName} in fleet ${t.fleet} (bucket group ${t.group}); wrote cert.pem, key.pem, ca.pem and agent.snippet.json to ${flags.out}\n`,
     );
   });
+
+  registerSetTarget(fleet);
 
   addTargetOptions(
     fleet

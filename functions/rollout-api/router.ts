@@ -32,7 +32,7 @@ export interface RouteInput<P, Q> {
 }
 
 export interface Route {
-  method: "GET" | "POST";
+  method: "GET" | "POST" | "PUT";
   path: string;
   run(deps: ApiDeps, params: Record<string, string>, req: Request): Promise<Result>;
 }

@@ -13,6 +13,7 @@ import {
   RolloutPathSchema,
 } from "./contract.ts";
 import { decodeCursor, nextCursorOf } from "./cursor.ts";
+import { setTarget } from "./fleet-target.ts";
 import { fleetStatus, registerThing } from "./fleets.ts";
 import { changeRollout, createRollout, getRollout, limitOf, listRollouts } from "./rollouts.ts";
 import { dispatch, type Request, type Result, route } from "./router.ts";
@@ -86,6 +87,14 @@ export const ROUTES = [
       };
       return { status: 200, value };
     },
+  }),
+  // Fleet target and convergence (issue 12).
+  route({
+    method: "PUT",
+    path: "/fleets/:fleet/target",
+    params: FleetPathSchema,
+    query: NoQuerySchema,
+    handle: (deps, r) => setTarget(deps, r.params.fleet, r.body(), r.caller),
   }),
 ] as const;
 
