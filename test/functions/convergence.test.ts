@@ -107,6 +107,15 @@ describe("target release and convergence", () => {
     }
     expect(calls[0]).toBe(calls[1]);
     expect(calls[0]).toBe(0);
+    // The convergence job's events record each converged node's version for `fleet status`.
+    await vi.waitFor(
+      async () => {
+        const late = (await fleetStatus()).things.filter((t) => t.thingName.startsWith("late"));
+        expect(late).toHaveLength(8);
+        for (const t of late) expect(t).toMatchObject({ version: "1.1.0", lastStatus: "SUCCEEDED" });
+      },
+      { timeout: 10_000, interval: 50 },
+    );
   });
 
   it("set-target refuses an unknown release, a downgrade and a bad body, each changing nothing", async () => {
