@@ -5,11 +5,10 @@
  * A writer that loses the race re-reads and decides again; one that created a job the winner has since
  * given up cancels it. Calls grow with target changes and rollouts, never with the nodes that join.
  */
-import { CreateJobCommand, type CreateJobCommandInput } from "@aws-sdk/client-iot";
-import { describeError } from "../../core/errors.ts";
+import type { CreateJobCommandInput } from "@aws-sdk/client-iot";
 import { buildJobDocument } from "../../core/job-document.ts";
 import type { RolloutDeps } from "../deps.ts";
-import { awsErrorName, CloudCallError, StaleStateError } from "../errors.ts";
+import { StaleStateError } from "../errors.ts";
 import { errorFields } from "../log.ts";
 import type { Store } from "../store.ts";
 import {
@@ -20,7 +19,7 @@ import {
   fleetBucketGroups,
   nextConvergenceStep,
 } from "./convergence.ts";
-import { bucketGroupArns, cancelWaveJob, checkIotCall, type JobsConfig, newerRootKeys } from "./iot.ts";
+import { bucketGroupArns, cancelWaveJob, type JobsConfig, newerRootKeys, sendCreateJob } from "./iot.ts";
 import type { Rollout } from "./model.ts";
 
 /** What a new target is; who set it and why. */
@@ -123,13 +122,7 @@ export async function createConvergenceJob(cfg: JobsConfig, t: FleetTarget): Pro
     document: JSON.stringify(document),
     presignRoleArn: cfg.presignRoleArn,
   });
-  checkIotCall("iot:CreateJob", input);
-  try {
-    await cfg.iot.send(new CreateJobCommand(input));
-  } catch (err) {
-    if (awsErrorName(err) === "ResourceAlreadyExistsException") return; // a retry: the job is there
-    throw new CloudCallError(`CreateJob ${input.jobId} failed: ${describeError(err)}`, { cause: err });
-  }
+  await sendCreateJob(cfg.iot, input);
 }
 
 async function applyStep(deps: RolloutDeps, t: FleetTarget, step: ConvergenceStep, busy: boolean) {

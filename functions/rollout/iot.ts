@@ -206,12 +206,20 @@ export async function createWaveJob(cfg: JobsConfig, r: Rollout, waveIndex: numb
     document: JSON.stringify(document),
     presignRoleArn: cfg.presignRoleArn,
   });
+  await sendCreateJob(cfg.iot, input);
+}
+
+/**
+ * CreateJob with a derived id, checked against AWS's limits first: a repeat (a retry after a crash or a
+ * lost answer) hits ResourceAlreadyExists, which means the job is there.
+ */
+export async function sendCreateJob(iot: IoTClient, input: CreateJobCommandInput): Promise<void> {
   checkIotCall("iot:CreateJob", input);
   try {
-    await cfg.iot.send(new CreateJobCommand(input));
+    await iot.send(new CreateJobCommand(input));
   } catch (err) {
-    if (awsErrorName(err) === "ResourceAlreadyExistsException") return; // a repeat: the job is there
-    throw new CloudCallError(`CreateJob ${wave.jobId} failed: ${describeError(err)}`, { cause: err });
+    if (awsErrorName(err) === "ResourceAlreadyExistsException") return;
+    throw new CloudCallError(`CreateJob ${input.jobId} failed: ${describeError(err)}`, { cause: err });
   }
 }
 
