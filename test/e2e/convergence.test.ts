@@ -5,6 +5,8 @@
  * and the offline node when it comes back. A rollout of the bad 1.2.0 pauses convergence and it resumes
  * after; a node where 1.2.0 rolled back is never moved to it by convergence.
  */
+import { copyFile, mkdir } from "node:fs/promises";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ApiClient } from "../../cli/api-client.ts";
 import { FleetStatusSchema, type FleetTarget, RolloutSchema } from "../../functions/rollout-api/contract.ts";
@@ -12,6 +14,7 @@ import { LOCAL_CREDENTIALS } from "../../local/contracts.ts";
 import { publishDemoReleases } from "../../local/fleet/environment.ts";
 import type { SimulatedFleet } from "../../local/fleet/fleet.ts";
 import { startMoreNodes } from "../../local/fleet/join.ts";
+import { keel } from "../cli/helpers.ts";
 import { discard, type E2E, executionDetails, onDisk, startE2E, until } from "./helpers.ts";
 
 const FLEET = "e2econv";
@@ -64,6 +67,9 @@ describe("a fleet converges on its target release", () => {
     });
     await publishDemoReleases(e.env, () => discard());
     things = e.env.fleet.thingNames();
+    // `keel … --local` reads .keel/local.json under its working directory.
+    await mkdir(join(e.tmp, ".keel"), { recursive: true });
+    await copyFile(join(e.env.paths.dir, "local.json"), join(e.tmp, ".keel", "local.json"));
     // A third node that goes offline before the rollout.
     const off = await startMoreNodes(e.env, { thingPrefix: "off", devices: 1 });
     await off.waitSettled(60_000);
@@ -122,8 +128,27 @@ describe("a fleet converges on its target release", () => {
 
     // Only the canary is up; the operator makes 1.2.0 the target anyway.
     for (const f of [...extra, e.env.fleet]) for (const n of f.nodes) if (n.thing !== canary) await n.stop();
-    await api.put(`/fleets/${FLEET}/target`, { release: "1.2.0", reason: "e2e: a node that rolled back it" });
+    // Through the CLI, as an operator would: a release never published is refused; 1.2.0 is set, audited
+    // and shown.
+    const cli = (...args: string[]) => keel(e.tmp, ...args, "--local");
+    const refused = await cli("fleet", "set-target", FLEET, "1.0.0", "--reason", "back");
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toMatch(/404 release 1\.0\.0 is not registered/);
+    const set = await cli(
+      "fleet",
+      "set-target",
+      FLEET,
+      "1.2.0",
+      "--reason",
+      "e2e: a node that rolled back it",
+    );
+    expect(set.code).toBe(0);
+    expect(set.stdout).toMatch(/target 1\.2\.0, set .* e2e: a node that rolled back it/);
     const bad = await convergingTo("1.2.0", 3);
+    expect((await cli("fleet", "status", FLEET)).stdout).toMatch(
+      /target 1\.2\.0[^]*converging with job keel-conv-/,
+    );
+    expect((await cli("audit", "--fleet", FLEET)).stdout).toMatch(/fleet\.set-target\s+e2econv/);
     const d = await finished(canary, bad.convergence.jobId ?? "");
     expect(d).toMatchObject({
       status: "REJECTED",
@@ -132,5 +157,5 @@ describe("a fleet converges on its target release", () => {
     const disk = await onDisk(e.env, canary);
     expect(disk.versions[disk.booted]).toBe("1.1.0");
     expect(disk.boot.slots[disk.booted].good).toBe(true);
-  });
+  }, 240_000); // four CLI processes beside the agents
 });
