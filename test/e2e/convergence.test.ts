@@ -146,7 +146,7 @@ describe("a fleet converges on its target release", () => {
     expect(set.stdout).toMatch(/target 1\.2\.0, set .* e2e: a node that rolled back it/);
     const bad = await convergingTo("1.2.0", 3);
     expect((await cli("fleet", "status", FLEET)).stdout).toMatch(
-      /target 1\.2\.0[^]*converging with job keel-conv-/,
+      /target 1\.2\.0[\s\S]*converging with job keel-conv-/,
     );
     expect((await cli("audit", "--fleet", FLEET)).stdout).toMatch(/fleet\.set-target\s+e2econv/);
     const d = await finished(canary, bad.convergence.jobId ?? "");
