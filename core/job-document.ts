@@ -44,6 +44,16 @@ export const JobDocumentSchema = z.strictObject({
    * (docs/fleets.md#maintenance-windows). Absent: no restriction.
    */
   maintenanceWindows: MaintenanceWindowsSchema.optional(),
+  /**
+   * A fleet's convergence job (docs/fleets.md#target-release-and-convergence): it moves nodes that are
+   * not on the fleet's target. Such a job never installs a release that rolled back on the node.
+   */
+  convergence: z.literal(true).optional(),
+  /**
+   * An operator's retry that explicitly includes nodes where this release rolled back: only such a job
+   * may install a release the node remembers as rolled back. Never set on convergence jobs.
+   */
+  includeRolledBack: z.literal(true).optional(),
 });
 export type JobDocument = z.infer<typeof JobDocumentSchema>;
 export type JobDocumentInput = z.input<typeof JobDocumentSchema>;
@@ -64,6 +74,8 @@ export function buildJobDocument(input: {
   rootKeys?: string[];
   policy?: Partial<InstallPolicy>;
   maintenanceWindows?: readonly MaintenanceWindow[];
+  convergence?: boolean;
+  includeRolledBack?: boolean;
 }): Record<string, unknown> {
   return {
     operation: JOB_OPERATION,
@@ -75,5 +87,7 @@ export function buildJobDocument(input: {
     rootUrls: (input.rootKeys ?? []).map((k) => presignedPlaceholder(input.region, input.bucket, k)),
     policy: InstallPolicySchema.parse(input.policy ?? {}),
     ...(input.maintenanceWindows?.length ? { maintenanceWindows: input.maintenanceWindows } : {}),
+    ...(input.convergence ? { convergence: true } : {}),
+    ...(input.includeRolledBack ? { includeRolledBack: true } : {}),
   };
 }

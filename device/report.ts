@@ -26,6 +26,8 @@ export function terminalReport(state: State, job: CurrentJob, booted: Slot): Ter
           version: toVersion,
           fromVersion,
           slot: job.target,
+          // The node already ran this release (committed): nothing was downloaded or written.
+          ...(fromVersion === toVersion ? { alreadyRunning: "true", bytesFetched: "0" } : {}),
           ...transferDetails(job.transfer), // delta updates: bytes fetched vs image size (docs/delta.md)
         },
       };

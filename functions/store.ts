@@ -9,6 +9,7 @@
  *   FLEET#<fleet>     / META             highest version/counter the fleet has reached (downgrade check)
  *   FLEET#<fleet>     / WINDOWS          the fleet's maintenance windows (functions/rollout/windows.ts)
  *   FLEET#<fleet>     / ENROLMENT        who may enrol nodes into the fleet (accounts, roles, role tags)
+ *   FLEET#<fleet>     / TARGET           target release + its convergence job (optimistic lock) gsi1: FLEET-TARGETS
  *   AUDIT             / <time>#<random>  who changed what
  */
 import { randomBytes } from "node:crypto";
@@ -25,6 +26,7 @@ import { z } from "zod";
 import { MaintenanceWindowsSchema } from "../core/maintenance-window.ts";
 import { parseWith } from "../core/parse.ts";
 import { awsErrorName, StaleStateError } from "./errors.ts";
+import { type FleetTarget, FleetTargetSchema } from "./rollout/convergence.ts";
 import { isActive } from "./rollout/engine.ts";
 import { type DeviceOutcome, DeviceOutcomeSchema, type Rollout, RolloutSchema } from "./rollout/model.ts";
 import {
@@ -598,6 +600,53 @@ export class Store {
         Key: { [K.partitionKey]: `THING#${name}`, [K.sortKey]: "THING" },
       }),
     );
+  }
+
+  // Fleet target and convergence (issue 12: FLEET#<fleet>/TARGET) -----------------------------------
+
+  async getFleetTarget(fleet: string): Promise<FleetTarget | undefined> {
+    const item = await this.get(`FLEET#${fleet}`, "TARGET");
+    return item ? parseWith(FleetTargetSchema, item.state, `fleet ${fleet} target`) : undefined;
+  }
+
+  /**
+   * Writes the target if nobody else wrote since `t.version` was read (or, for the first target, if the
+   * fleet has none); bumps the version. Throws StaleStateError so the caller re-reads and decides again.
+   */
+  async saveFleetTarget(t: FleetTarget, isNew = false): Promise<FleetTarget> {
+    const next: FleetTarget = isNew ? t : { ...t, version: t.version + 1 };
+    try {
+      await this.ddb.send(
+        new PutCommand({
+          TableName: this.table,
+          Item: {
+            [K.partitionKey]: `FLEET#${t.fleet}`,
+            [K.sortKey]: "TARGET",
+            [K.gsi1.partitionKey]: "FLEET-TARGETS",
+            [K.gsi1.sortKey]: t.fleet,
+            version: next.version,
+            state: next,
+          },
+          ConditionExpression: isNew ? "attribute_not_exists(#pk)" : "#v = :v",
+          ExpressionAttributeNames: isNew ? { "#pk": K.partitionKey } : { "#v": "version" },
+          ...(isNew ? {} : { ExpressionAttributeValues: { ":v": t.version } }),
+        }),
+      );
+    } catch (err) {
+      if (isConditionFailure(err)) {
+        throw new StaleStateError(`fleet ${t.fleet} target changed since version ${t.version} was read`, {
+          cause: err,
+        });
+      }
+      throw err;
+    }
+    return next;
+  }
+
+  /** Every fleet that has a target: one query, however many fleets. */
+  async listFleetTargets(): Promise<FleetTarget[]> {
+    const items = await this.queryGsi("FLEET-TARGETS");
+    return items.map((i) => parseWith(FleetTargetSchema, i.state, "fleet target"));
   }
 }
 

@@ -24,6 +24,7 @@ import { CliFileError } from "../errors.ts";
 import { exists, writeNewFile } from "../inputs.ts";
 import { registerEnrolmentCommands } from "./enrolment.ts";
 import { registerClaimCommands } from "./fleet-claim.ts";
+import { registerSetTarget, renderTarget } from "./fleet-target.ts";
 import { register as registerWindows } from "./fleet-windows.ts";
 
 const DEVICE_FILES = ["cert.pem", "key.pem", "ca.pem", "agent.snippet.json"] as const;
@@ -61,6 +62,7 @@ export function renderFleet(s: FleetStatus): string {
   const lines = [
     `fleet ${s.fleet}: ${s.devices ?? s.things.length} device(s)${s.highestVersion ? `, reached ${s.highestVersion}` : ""}`,
   ];
+  lines.push(...renderTarget(s.target));
   if (s.activeRollout)
     lines.push(
       `active rollout ${s.activeRollout.id} (${s.activeRollout.status}, release ${s.activeRollout.release})`,
@@ -157,6 +159,8 @@ export function register(program: Command): void {
   );
 
   registerClaimCommands(fleet);
+
+  registerSetTarget(fleet);
 
   addTargetOptions(
     fleet

@@ -66,6 +66,13 @@ export function installedOn(record: PersistedState, config: AgentConfig, slot: S
   return record.slots[slot] ?? config.factory ?? null;
 }
 
+/** Whether the booted slot is committed (good) and holds `version`: nothing to install. */
+async function alreadyCommitted(ctx: StateContext, version: string): Promise<boolean> {
+  if (installedOn(ctx.record, ctx.config, ctx.booted)?.version !== version) return false;
+  const boot = await ctx.boot.readState();
+  return boot.slots[ctx.booted].good;
+}
+
 /** Errors that mean "this job can never be accepted" (REJECTED, never retried) as opposed to FAILED. */
 function isRefusal(err: unknown): boolean {
   return (
@@ -139,10 +146,19 @@ export const validate: StateHandler = {
         const doc = parseWith(JobDocumentSchema, job.document, "job document");
         job.parsed = doc;
         jobVersion = doc.version;
-        if (ctx.record.rolledBack.includes(doc.version)) {
+        if (await alreadyCommitted(ctx, doc.version)) {
+          // The booted, committed slot runs this release (a node already on its fleet's target, a lost
+          // SUCCEEDED): report the truth without fetching anything, not even the manifest.
+          job.target = ctx.booted;
+          return { event: "already" };
+        }
+        if (ctx.record.rolledBack.includes(doc.version) && doc.includeRolledBack !== true) {
           // A release that already failed health here and was rolled back is not tried again by a later
-          // job (a canary targeted again by a percent wave); checked before anything is fetched.
-          throw new RefusedError(`release ${doc.version} rolled back on this node`);
+          // job (a canary targeted again by a percent wave, a fleet's convergence job); only an operator's
+          // retry that names rolled-back nodes may. Checked before anything is fetched.
+          throw new RefusedError(
+            `release ${doc.version} rolled back on this node${doc.convergence ? "; convergence never moves a node to it" : ""}`,
+          );
         }
         // Presigned URLs expire (an hour at most): a job that waited longer is fetched with a fresh document.
         const fresh = (pick: (d: typeof doc) => string) =>

@@ -4,6 +4,7 @@ import { createRolloutDeps } from "../deps.ts";
 import type { Env } from "../env.ts";
 import { errorFields } from "../log.ts";
 import { advanceAll } from "../rollout/advance.ts";
+import { convergeAll } from "../rollout/converge.ts";
 import { handleIotEvent, isIotEvent } from "./events.ts";
 
 export function createAdvanceRolloutHandler(env: Env, options: HandlerOptions = {}) {
@@ -16,9 +17,17 @@ export function createAdvanceRolloutHandler(env: Env, options: HandlerOptions = 
       }
       // Anything else is the schedule (EventBridge "Scheduled Event", or the local timer's tick).
       const rollouts = await advanceAll(deps);
+      // After the rollouts, so a fleet whose rollout just ended converges on its new target.
+      const fleets = await convergeAll(deps);
       return {
         kind: "schedule",
         rollouts: rollouts.map((r) => ({ id: r.id, status: r.status, wave: r.current + 1 })),
+        convergence: fleets.map((t) => ({
+          fleet: t.fleet,
+          target: t.release,
+          jobId: t.convergence.jobId,
+          phase: t.convergence.phase,
+        })),
       };
     } catch (err) {
       deps.log.error("advance-rollout failed", errorFields(err));

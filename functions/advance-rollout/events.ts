@@ -6,6 +6,7 @@ import { z } from "zod";
 import { parseWith } from "../../core/parse.ts";
 import type { RolloutDeps } from "../deps.ts";
 import { advanceRollout } from "../rollout/advance.ts";
+import { isConvergenceJobId } from "../rollout/convergence.ts";
 import { FAILURE_STATUSES, failureNeedsGate, parseJobId } from "../rollout/engine.ts";
 
 const StatusDetailsSchema = z.record(z.string(), z.unknown()).transform((m) => {
@@ -38,6 +39,11 @@ const toMs = (t: number) => (t < 1e11 ? t * 1000 : t);
 
 export async function handleIotEvent(deps: RolloutDeps, raw: unknown): Promise<void> {
   const e = parseWith(IotEventSchema, raw, "IoT job event");
+  if (isConvergenceJobId(e.jobId)) {
+    // A node moved (or not) by its fleet's convergence job: only its record changes; no rollout to gate.
+    if (e.eventType === "JOB_EXECUTION") await recordConvergenceOutcome(deps, e);
+    return;
+  }
   const ref = parseJobId(e.jobId);
   if (!ref) {
     deps.log.debug("event for a job that is not ours", { jobId: e.jobId });
@@ -76,4 +82,15 @@ export async function handleIotEvent(deps: RolloutDeps, raw: unknown): Promise<v
     if (!failureNeedsGate(rollout, ref.waveIndex, failures)) return;
   }
   await advanceRollout(deps, ref.rolloutId);
+}
+
+/** The version a converged node reports (statusDetails.version on SUCCEEDED) goes into its thing record. */
+async function recordConvergenceOutcome(
+  deps: RolloutDeps,
+  e: z.infer<typeof JobExecutionEventSchema>,
+): Promise<void> {
+  const thingName = e.thingArn.slice(e.thingArn.lastIndexOf("/") + 1);
+  const version = e.status === "SUCCEEDED" ? e.statusDetails?.version : undefined;
+  const at = new Date(toMs(e.timestamp ?? deps.now())).toISOString();
+  await deps.store.updateThingOutcome(thingName, e.status, e.jobId, version, at);
 }

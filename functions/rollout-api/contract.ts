@@ -9,6 +9,7 @@ import { MAX_CSR_PEM_CHARS } from "../../core/csr.ts";
 import { RolloutIdSchema } from "../../core/job-document.ts";
 import { MaintenanceWindowSchema, MaintenanceWindowsSchema } from "../../core/maintenance-window.ts";
 import { SemverSchema } from "../../core/version.ts";
+import { FleetTargetSchema } from "../rollout/convergence.ts";
 import {
   DeviceOutcomeSchema,
   DeviceTotalsSchema,
@@ -221,6 +222,8 @@ export const FleetStatusSchema = z.object({
   versions: z.record(z.string(), z.number()).optional(),
   highestVersion: z.string().optional(),
   activeRollout: z.object({ id: z.string(), status: z.string(), release: z.string() }).optional(),
+  /** The fleet's target release and its convergence job (docs/fleets.md#target-release-and-convergence). */
+  target: FleetTargetSchema.optional(),
   things: z.array(
     z.object({
       thingName: z.string(),
@@ -403,3 +406,17 @@ export const ClaimCertificateSchema = z.object({
   endpoint: z.string().optional(),
 });
 export type ClaimCertificate = z.infer<typeof ClaimCertificateSchema>;
+// Fleet target and convergence (issue 12) ---------------------------------------------------------
+
+/** PUT /fleets/{fleet}/target: the release the fleet converges to, and why (for the audit log). */
+export const SetTargetBodySchema = z.strictObject({
+  release: SemverSchema,
+  reason: z.string().min(1).max(1000),
+  /** Accept a release that is not VERIFIED or is a downgrade for the fleet. */
+  force: z.boolean().default(false),
+});
+export type SetTargetBody = z.infer<typeof SetTargetBodySchema>;
+
+export type { FleetTarget } from "../rollout/convergence.ts";
+/** PUT /fleets/{fleet}/target's answer: the target as stored, with its convergence job. */
+export { FleetTargetSchema };

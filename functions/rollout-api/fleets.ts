@@ -24,10 +24,11 @@ import type { Result } from "./router.ts";
 export async function fleetStatus(deps: ApiDeps, fleet: string, q: PageQuery): Promise<Result> {
   checkFleet(deps, fleet);
   const after = q.cursor ? decodeCursor(q.cursor, ThingNameSchema, `GET /fleets/${fleet}`) : undefined;
-  const [page, meta, lock] = await Promise.all([
+  const [page, meta, lock, target] = await Promise.all([
     deps.store.listThingsPage(fleet, limitOf(q, DEFAULT_DEVICE_PAGE), after),
     deps.store.getFleetMeta(fleet),
     deps.store.getFleetLock(fleet),
+    deps.store.getFleetTarget(fleet),
   ]);
   const active = lock ? await deps.store.getRollout(lock) : undefined;
   const value: FleetStatus = {
@@ -37,6 +38,7 @@ export async function fleetStatus(deps: ApiDeps, fleet: string, q: PageQuery): P
       active && !isTerminal(active)
         ? { id: active.id, status: active.status, release: active.release }
         : undefined,
+    target,
     things: page.items.map((t) => ({
       thingName: t.thingName,
       version: t.version,

@@ -52,7 +52,15 @@ export async function retryRollout(
   }
   await checkRelease(deps.store, original.release, original.fleets);
   const now = deps.now();
-  const rollout = planRetry({ id: newRolloutId(now), original, things, now, by: caller, forced: body.force });
+  const rollout = planRetry({
+    id: newRolloutId(now),
+    original,
+    things,
+    now,
+    by: caller,
+    forced: body.force,
+    includeRolledBack: body.includeRolledBack,
+  });
   checkRolloutForAws(rollout, deps.jobs.presignRoleArn);
   await takeLocks(deps.store, rollout, body.force);
   await deps.store.saveRollout(rollout, true);

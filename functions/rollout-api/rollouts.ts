@@ -10,6 +10,7 @@ import type { ApiDeps } from "../deps.ts";
 import { NotFoundError, StaleStateError } from "../errors.ts";
 import { errorFields } from "../log.ts";
 import { advanceRollout, logIfAborted } from "../rollout/advance.ts";
+import { convergeNow } from "../rollout/converge.ts";
 import {
   abort,
   deviceTotals,
@@ -140,6 +141,9 @@ export async function createRollout(deps: ApiDeps, rawBody: unknown, caller: str
       forced: rollout.forced,
     },
   });
+  // The rollout holds its fleets now: their convergence jobs are canceled before its first wave's job is
+  // created, so the waves alone move the fleet.
+  await convergeNow(deps, rollout.fleets);
   const started = await kick(deps, rollout.id);
   return { status: 201, value: started ?? rollout };
 }

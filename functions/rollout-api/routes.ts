@@ -16,6 +16,7 @@ import {
 } from "./contract.ts";
 import { decodeCursor, nextCursorOf } from "./cursor.ts";
 import { enrol, getEnrolmentPolicy, putEnrolmentPolicy, removeThing } from "./enrolment.ts";
+import { setTarget } from "./fleet-target.ts";
 import { getFleetWindows, putFleetWindows } from "./fleet-windows.ts";
 import { fleetStatus, registerThing } from "./fleets.ts";
 import { retryRollout } from "./retry.ts";
@@ -158,6 +159,14 @@ export const ROUTES = [
     params: FleetPathSchema,
     query: NoQuerySchema,
     handle: (deps, r) => createClaimCert(deps, r.params.fleet, r.caller),
+  }),
+  // Fleet target and convergence (issue 12).
+  route({
+    method: "PUT",
+    path: "/fleets/:fleet/target",
+    params: FleetPathSchema,
+    query: NoQuerySchema,
+    handle: (deps, r) => setTarget(deps, r.params.fleet, r.body(), r.caller),
   }),
 ] as const;
 

@@ -10,6 +10,7 @@ import type { MaintenanceWindow } from "../../core/maintenance-window.ts";
 import type { RolloutDeps } from "../deps.ts";
 import { AwsLimitError, awsErrorName, StaleStateError } from "../errors.ts";
 import { errorFields, type Logger, ROLLOUT_ABORTED_EVENT, ROLLOUT_STALLED_EVENT } from "../log.ts";
+import { convergeNow, setTargetFromRollout } from "./converge.ts";
 import {
   applyWindow,
   becameAborted,
@@ -63,9 +64,13 @@ async function applyEffect(
       for (const name of lockNames(r)) {
         if (r.status === RolloutStatus.Succeeded && r.fleets.includes(name)) {
           await deps.store.raiseFleetMeta(name, r.release, r.releaseCounter);
+          // Before the lock goes: convergence resumes for this (new) target, never for the one before.
+          await setTargetFromRollout(deps.store, name, r, deps.now());
         }
         await deps.store.releaseFleetLock(name, r.id);
       }
+      // The fleets are free: their convergence resumes now rather than at the next tick.
+      await convergeNow(deps, r.fleets);
       return;
   }
 }

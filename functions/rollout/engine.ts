@@ -543,6 +543,8 @@ export function planRetry(input: {
   now: number;
   by: string;
   forced: boolean;
+  /** The devices include ones where the release rolled back: their jobs must say so (see model.ts). */
+  includeRolledBack?: boolean;
 }): Rollout {
   const { original: o, things, now } = input;
   if (things.length === 0 || things.length > MAX_RETRY_DEVICES) {
@@ -580,6 +582,7 @@ export function planRetry(input: {
     createdBy: input.by,
     updatedAt: iso(now),
     retryOf: o.id,
+    ...(input.includeRolledBack ? { includeRolledBack: true as const } : {}),
     timeline: [
       {
         at: iso(now),

@@ -80,7 +80,7 @@ async function must(arn: Promise<string | undefined>, what: string): Promise<str
 }
 
 /** Trust roots newer than root 1, for devices to walk forward before verifying (job document rootUrls). */
-async function newerRootKeys(s3: S3Client, bucket: string): Promise<string[]> {
+export async function newerRootKeys(s3: S3Client, bucket: string): Promise<string[]> {
   const r = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: "trust/root." }));
   return (r.Contents ?? [])
     .map((o) => ({ key: o.Key ?? "", n: Number(/^trust\/root\.(\d+)\.json$/.exec(o.Key ?? "")?.[1] ?? 0) }))
@@ -101,7 +101,7 @@ const GROUP_PAGE = 250;
  * ListThingGroups per fleet finds them, and only groups no device has joined yet are created (a job's
  * targets must exist). Calls grow with fleets and missing buckets, never with devices.
  */
-async function bucketGroupArns(
+export async function bucketGroupArns(
   iot: IoTClient,
   fleets: readonly string[],
   names: string[],
@@ -168,9 +168,13 @@ export function createJobInput(
   };
 }
 
-/** The CancelJob input for an abort; `reason` becomes the job's comment. */
-export function cancelJobInput(jobId: string, reason: string): CancelJobCommandInput {
-  return { jobId, reasonCode: "KEEL_ROLLOUT_ABORTED", comment: reason };
+/** The CancelJob input for an abort (or a replaced convergence job); `reason` becomes the job's comment. */
+export function cancelJobInput(
+  jobId: string,
+  reason: string,
+  reasonCode = "KEEL_ROLLOUT_ABORTED",
+): CancelJobCommandInput {
+  return { jobId, reasonCode, comment: reason };
 }
 
 /**
@@ -212,6 +216,7 @@ export async function createWaveJob(
     rootKeys: await newerRootKeys(cfg.s3, cfg.bucket),
     policy: { healthDeadlineSeconds: r.healthDeadlineSeconds },
     maintenanceWindows: documentWindows(windows),
+    ...(r.includeRolledBack ? { includeRolledBack: true } : {}),
   });
   // The document's size (≤ 32 KB) is checked here, where it is built, with the rest of the input.
   const input = createJobInput(r, waveIndex, {
@@ -220,17 +225,30 @@ export async function createWaveJob(
     presignRoleArn: cfg.presignRoleArn,
     maintenanceWindows: awsMaintenanceWindows(documentWindows(windows)),
   });
+  await sendCreateJob(cfg.iot, input);
+}
+
+/**
+ * CreateJob with a derived id, checked against AWS's limits first: a repeat (a retry after a crash or a
+ * lost answer) hits ResourceAlreadyExists, which means the job is there.
+ */
+export async function sendCreateJob(iot: IoTClient, input: CreateJobCommandInput): Promise<void> {
   checkIotCall("iot:CreateJob", input);
   try {
-    await cfg.iot.send(new CreateJobCommand(input));
+    await iot.send(new CreateJobCommand(input));
   } catch (err) {
-    if (awsErrorName(err) === "ResourceAlreadyExistsException") return; // a repeat: the job is there
-    throw new CloudCallError(`CreateJob ${wave.jobId} failed: ${describeError(err)}`, { cause: err });
+    if (awsErrorName(err) === "ResourceAlreadyExistsException") return;
+    throw new CloudCallError(`CreateJob ${input.jobId} failed: ${describeError(err)}`, { cause: err });
   }
 }
 
-export async function cancelWaveJob(iot: IoTClient, jobId: string, reason: string): Promise<void> {
-  const input = cancelJobInput(jobId, reason);
+export async function cancelWaveJob(
+  iot: IoTClient,
+  jobId: string,
+  reason: string,
+  reasonCode?: string,
+): Promise<void> {
+  const input = cancelJobInput(jobId, reason, reasonCode);
   checkIotCall("iot:CancelJob", input);
   try {
     await iot.send(new CancelJobCommand(input));

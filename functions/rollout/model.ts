@@ -136,6 +136,11 @@ export const RolloutSchema = z.object({
   waitingForWindow: z.object({ since: z.string(), opensAt: z.string().optional() }).optional(),
   /** A retry (`keel rollout retry`): the rollout whose failed devices this one targets. */
   retryOf: RolloutIdSchema.optional(),
+  /**
+   * A retry that names devices where the release rolled back (`--include-rolled-back`): its job documents
+   * say `includeRolledBack`, the only thing that lets an agent install a release it rolled back from.
+   */
+  includeRolledBack: z.literal(true).optional(),
   /** Optimistic-lock counter: every write is conditional on the version it read. */
   version: z.int().min(1),
 });

@@ -36,10 +36,14 @@ export const discard = () =>
     },
   });
 
-export async function startE2E(fleet: string, devices: number): Promise<E2E> {
+export async function startE2E(
+  fleet: string,
+  devices: number,
+  options: { kubernetes?: boolean } = {},
+): Promise<E2E> {
   const tmp = await mkdtemp(join(tmpdir(), `keel-e2e-${fleet}-`));
   const dir = join(tmp, "keel");
-  const env = await startDevEnvironment({ dir, fleet, devices, tooling: cliTooling(dir) });
+  const env = await startDevEnvironment({ dir, fleet, devices, tooling: cliTooling(dir), ...options });
   const iot = new IoTClient({
     region: env.info.region,
     endpoint: env.info.iot,

@@ -1,0 +1,24 @@
+/**
+ * Which of the stand-in's counted control-plane calls (stats().apiCalls) belong to rollouts and
+ * convergence rather than to registration: job operations and the bucket-group lookup that feeds a job's
+ * targets. Registration's calls (things, certificates, policies, group membership) grow with the devices
+ * registered by nature; these must not (bench/convergence.bench.ts, docs/fleets.md).
+ */
+const JOB_SIDE_OPERATIONS = new Set(["ListThingGroups"]);
+
+export function isJobSideOperation(op: string): boolean {
+  return /Job/.test(op) || JOB_SIDE_OPERATIONS.has(op);
+}
+
+/** The job-side calls made between two stats() readings, by operation. */
+export function jobSideCalls(
+  before: Readonly<Record<string, number>>,
+  after: Readonly<Record<string, number>>,
+): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [op, n] of Object.entries(after)) {
+    const d = n - (before[op] ?? 0);
+    if (d > 0 && isJobSideOperation(op)) out[op] = d;
+  }
+  return out;
+}
