@@ -98,7 +98,8 @@ describe("CDK context", () => {
     // THEN the stack has that name, the functions get the fleets and the log groups the retention
     expect(stack.stackName).toBe("KeelTest");
     const fns = resourcesOfType(json, "AWS::Lambda::Function").filter(([, p]) => p.Runtime === "nodejs22.x");
-    expect(fns).toHaveLength(3);
+    // register-release, advance-rollout, the rollout API and the pre-provisioning hook.
+    expect(fns).toHaveLength(4);
     for (const [, p] of fns) {
       expect((p.Environment as { Variables: Record<string, string> }).Variables.FLEETS).toBe("edge,lab");
     }

@@ -245,8 +245,13 @@ export async function startVmCloud(tmp: string): Promise<VmCloud> {
       return { rolloutId: created.id, jobId: created.waves[0]?.jobId ?? "" };
     },
     async terminalJob(jobId, thing) {
-      const x = await executionDetails(e.iot, jobId, thing);
-      return TERMINAL_JOB.has(x.status) ? x : undefined;
+      // The rollout paces executions (maximumPerMinute): right after the job is created the thing's
+      // execution may not exist yet, which is "not ended", not an error.
+      const x = await executionDetails(e.iot, jobId, thing).catch((err: unknown) => {
+        if ((err as { name?: string }).name === "ResourceNotFoundException") return undefined;
+        throw err;
+      });
+      return x && TERMINAL_JOB.has(x.status) ? x : undefined;
     },
     rolloutEnd: (rolloutId) =>
       until(
