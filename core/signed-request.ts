@@ -1,7 +1,7 @@
 /**
  * One SigV4-signed HTTP request to a Lambda Function URL with AWS_IAM auth (service `lambda`): what the
  * operator CLI sends to the rollout API (cli/api-client.ts) and what a node sends when it enrols itself
- * with its own AWS identity (device/enrol.ts). In core/ so both share the one signer and transport.
+ * with its own AWS identity (device/enrol/api.ts). In core/ so both share the one signer and transport.
  */
 import { request as httpRequest } from "node:http";
 import { request as httpsRequest } from "node:https";

@@ -7,7 +7,7 @@
  *   status [--json]                    booted slot, both slots' versions, pending state, last result
  *   mark-good                          commit the running slot
  *   rollback                           go back to the committed good slot (cancels a pending trial)
- *   enroll --fleet F --api URL         join a fleet with a key made here and only a CSR sent (device/enrol.ts)
+ *   enroll --fleet F --api URL         join a fleet with a key made here and only a CSR sent (device/enrol/api.ts)
  *   enroll-claim --fleet F ...         enrol by fleet provisioning with the fleet's claim certificate
  * Logs are JSON lines on stderr; command output (status) goes to stdout.
  */
@@ -20,8 +20,8 @@ import { parseReleaseEnvelope } from "../core/verify.ts";
 import { Agent, readBootedSlot } from "./agent.ts";
 import { createBootControl } from "./boot/factory.ts";
 import { type AgentConfig, type ConfigFlags, loadAgentConfig } from "./config.ts";
+import { registerEnrolCommand } from "./enrol/api-command.ts";
 import { registerClaimEnrolCommand } from "./enrol/claim-command.ts";
-import { registerEnrolCommand } from "./enrol-command.ts";
 import { CommandFailedError } from "./errors.ts";
 import { createLogger } from "./logger.ts";
 

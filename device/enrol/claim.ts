@@ -10,13 +10,6 @@
  * later attempt; the certificate is written before agent.json, and a certificate on disk that belongs to
  * the key only needs agent.json finished. A crash anywhere leaves either the old config or the new one.
  */
-import {
-  createPrivateKey,
-  createPublicKey,
-  generateKeyPairSync,
-  type KeyObject,
-  X509Certificate,
-} from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import mqtt, { type MqttClient } from "mqtt";
@@ -24,10 +17,17 @@ import { z } from "zod";
 import { buildCsr } from "../../core/csr.ts";
 import { describeError } from "../../core/errors.ts";
 import { parseJsonText } from "../../core/parse.ts";
-import { parseAgentConfig } from "../config.ts";
 import { ClaimEnrolmentError } from "../errors.ts";
 import { writeFileAtomic } from "../fs-atomic.ts";
 import type { Logger } from "../logger.ts";
+import {
+  certificateFits,
+  type EnrolFailure,
+  nodeKey,
+  readConfigObject,
+  readOptional,
+  writeEnrolledConfig,
+} from "./identity.ts";
 
 export const CREATE_FROM_CSR_TOPIC = "$aws/certificates/create-from-csr/json";
 export const provisionTopicOf = (template: string): string =>
@@ -68,14 +68,18 @@ const Rejected = z.object({
   errorMessage: z.string().optional(),
 });
 
+const fail: EnrolFailure = (message, cause) =>
+  new ClaimEnrolmentError(message, cause === undefined ? undefined : { cause });
+
 export async function enrolByClaim(o: ClaimEnrolOptions): Promise<{ thingName: string; already: boolean }> {
   const configPath = resolve(o.config);
   const dir = resolve(o.identityDir ?? join(dirname(configPath), "identity"));
   const paths = { key: join(dir, "key.pem"), cert: join(dir, "cert.pem") };
-  const raw = await readConfig(configPath);
-  const key = await loadOrCreateKey(paths.key, o.log);
+  const raw = await readConfigObject(configPath, fail);
+  const { key, created } = await nodeKey(paths.key, fail);
+  if (created) o.log.info("made the node's key pair", { key: paths.key });
 
-  const existing = await readOptional(paths.cert);
+  const existing = await readOptional(paths.cert, fail);
   if (existing !== undefined && certificateFits(existing, key)) {
     o.log.info("certificate already issued for this key; finishing agent.json", { cert: paths.cert });
     await writeConfig(configPath, raw, o, paths);
@@ -123,17 +127,6 @@ export async function enrolByClaim(o: ClaimEnrolOptions): Promise<{ thingName: s
   }
 }
 
-async function readConfig(path: string): Promise<Record<string, unknown>> {
-  const text = await readFile(path).catch((err: unknown) => {
-    throw new ClaimEnrolmentError(`cannot read ${path}`, { cause: err });
-  });
-  const value = parseJsonText(text, `agent config ${path}`);
-  if (value === null || typeof value !== "object" || Array.isArray(value)) {
-    throw new ClaimEnrolmentError(`${path} is not a JSON object`);
-  }
-  return value as Record<string, unknown>;
-}
-
 /** thingName and mqtt set; the result must be a valid agent config before it replaces the file. */
 async function writeConfig(
   path: string,
@@ -146,35 +139,7 @@ async function writeConfig(
     thingName: o.thingName,
     mqtt: { endpoint: o.endpoint, cert: paths.cert, key: paths.key, ca: resolve(o.ca) },
   };
-  parseAgentConfig(next, dirname(path), `enrolled agent config ${path}`);
-  await writeFileAtomic(path, `${JSON.stringify(next, null, 2)}\n`);
-}
-
-async function loadOrCreateKey(path: string, log: Logger): Promise<KeyObject> {
-  const pem = await readOptional(path);
-  if (pem !== undefined) {
-    try {
-      return createPrivateKey(pem);
-    } catch (err) {
-      throw new ClaimEnrolmentError(`${path} is not a private key; remove it to enrol with a new one`, {
-        cause: err,
-      });
-    }
-  }
-  const { privateKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
-  await writeFileAtomic(path, privateKey.export({ format: "pem", type: "pkcs8" }).toString());
-  log.info("made the node's key pair", { key: path });
-  return privateKey;
-}
-
-function certificateFits(pem: string, key: KeyObject): boolean {
-  try {
-    const ours = createPublicKey(key).export({ format: "der", type: "spki" });
-    const theirs = new X509Certificate(pem).publicKey.export({ format: "der", type: "spki" });
-    return Buffer.compare(ours, theirs) === 0;
-  } catch {
-    return false;
-  }
+  await writeEnrolledConfig(path, dirname(path), next);
 }
 
 async function connectClaim(o: ClaimEnrolOptions): Promise<MqttClient> {
@@ -247,13 +212,4 @@ function parseAnswer<S extends z.ZodType>(schema: S, body: unknown, what: string
   if (!r.success)
     throw new ClaimEnrolmentError(`${what} answered something unexpected: ${describeError(r.error)}`);
   return r.data;
-}
-
-async function readOptional(path: string): Promise<string | undefined> {
-  try {
-    return await readFile(path, "utf8");
-  } catch (err) {
-    if (err instanceof Error && "code" in err && err.code === "ENOENT") return undefined;
-    throw new ClaimEnrolmentError(`cannot read ${path}`, { cause: err });
-  }
 }

@@ -20,7 +20,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ApiClient, ApiError } from "../../cli/api-client.ts";
 import { buildCsr } from "../../core/csr.ts";
 import { derToPem } from "../../core/der.ts";
-import { enrol } from "../../device/enrol.ts";
+import { enrol } from "../../device/enrol/api.ts";
 import { LOCAL_CREDENTIALS } from "../../local/contracts.ts";
 import { type FunctionsWiring, startFunctionsWiring } from "../../local/functions-wiring.ts";
 import { assumedRolePrincipal, LOCAL_OPERATOR, LocalIam, type LocalPrincipal } from "../../local/iam.ts";

@@ -7,29 +7,27 @@
  *   3. the certificate the API answers with is checked to be for this key and written beside it;
  *   4. agent.json gets the thing name and the MQTT identity, so `keel-agent run` connects.
  *
- * Crash-safe at every step: each file is written atomically (device/fs-atomic.ts); a key already on disk
+ * Crash-safe at every step (device/enrol/identity.ts): each file is written atomically; a key already on disk
  * is re-used, never replaced, so a cut before the answer re-sends a CSR for the same key, and the API lets
  * the principal that enrolled a thing enrol it again (the certificate a cut lost is retired, a new one
  * issued). A node already enrolled with this key exits 0 without calling the API.
  */
-import {
-  createPrivateKey,
-  createPublicKey,
-  generateKeyPairSync,
-  type KeyObject,
-  X509Certificate,
-} from "node:crypto";
-import { readFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import { dirname, isAbsolute, join, resolve } from "node:path";
 import { z } from "zod";
-import { buildCsr } from "../core/csr.ts";
-import { describeError } from "../core/errors.ts";
-import { parseJsonText } from "../core/parse.ts";
-import { type Credentials, functionUrlSigner, sendSigned, urlUnder } from "../core/signed-request.ts";
-import { parseAgentConfig } from "./config.ts";
-import { EnrolmentError } from "./errors.ts";
-import { writeFileAtomic } from "./fs-atomic.ts";
+import { buildCsr } from "../../core/csr.ts";
+import { describeError } from "../../core/errors.ts";
+import { type Credentials, functionUrlSigner, sendSigned, urlUnder } from "../../core/signed-request.ts";
+import { EnrolmentError } from "../errors.ts";
+import { writeFileAtomic } from "../fs-atomic.ts";
+import {
+  certificateFits,
+  type EnrolFailure,
+  nodeKey,
+  readConfigObject,
+  readOptional,
+  writeEnrolledConfig,
+} from "./identity.ts";
 
 export interface EnrolOptions {
   /** agent.json: read for stateDir (and mqtt.ca), then updated in place. */
@@ -78,52 +76,11 @@ export function defaultThingName(host = hostname()): string {
   return name;
 }
 
-async function readText(path: string): Promise<string | undefined> {
-  try {
-    return await readFile(path, "utf8");
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-    throw new EnrolmentError(`${path}: cannot read (${describeError(err)})`, undefined, { cause: err });
-  }
-}
-
-/** The node's key: the one an earlier attempt left, or a new one written (0600) before anything is sent. */
-async function nodeKey(keyFile: string): Promise<{ key: KeyObject; created: boolean }> {
-  const existing = await readText(keyFile);
-  if (existing !== undefined) {
-    try {
-      return { key: createPrivateKey(existing), created: false };
-    } catch (err) {
-      throw new EnrolmentError(
-        `${keyFile} exists but is not a private key; remove it to enrol with a new one`,
-        undefined,
-        { cause: err },
-      );
-    }
-  }
-  const { privateKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
-  await writeFileAtomic(keyFile, privateKey.export({ format: "pem", type: "pkcs8" }));
-  return { key: privateKey, created: true };
-}
-
-const spki = (k: KeyObject) => k.export({ format: "der", type: "spki" });
-
-function certMatchesKey(certPem: string, key: KeyObject): boolean {
-  try {
-    return spki(new X509Certificate(certPem).publicKey).equals(spki(createPublicKey(key)));
-  } catch {
-    return false;
-  }
-}
+const fail: EnrolFailure = (message, cause) =>
+  new EnrolmentError(message, undefined, cause === undefined ? undefined : { cause });
 
 export async function enrol(o: EnrolOptions): Promise<EnrolResult> {
-  const configText = await readText(o.config);
-  if (configText === undefined) throw new EnrolmentError(`${o.config}: no such file`);
-  const raw = parseJsonText(configText, `agent config ${o.config}`);
-  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
-    throw new EnrolmentError(`${o.config}: must be a JSON object`);
-  }
-  const config = raw as Record<string, unknown>;
+  const config = await readConfigObject(o.config, fail);
   const base = dirname(resolve(o.config));
   const abs = (p: string) => (isAbsolute(p) ? p : resolve(base, p));
   const stateDir = abs(typeof config.stateDir === "string" ? config.stateDir : "/var/lib/keel");
@@ -140,10 +97,10 @@ export async function enrol(o: EnrolOptions): Promise<EnrolResult> {
     throw new EnrolmentError("no CA for the broker: pass --ca <file> (AWS IoT: Amazon Root CA 1)");
   }
 
-  const { key, created } = await nodeKey(keyFile);
-  const known = await readText(certFile);
+  const { key, created } = await nodeKey(keyFile, fail);
+  const known = await readOptional(certFile, fail);
   const current = config.thingName === thingName && mqtt.cert === certFile && mqtt.key === keyFile;
-  if (current && known !== undefined && certMatchesKey(known, key)) {
+  if (current && known !== undefined && certificateFits(known, key)) {
     return {
       thingName,
       fleet: o.fleet,
@@ -174,7 +131,7 @@ export async function enrol(o: EnrolOptions): Promise<EnrolResult> {
   const got = EnrolAnswerSchema.safeParse(safeJson(answer.payload));
   if (!got.success)
     throw new EnrolmentError(`the rollout API's answer is not an enrolment: ${answer.payload.slice(0, 200)}`);
-  if (!certMatchesKey(got.data.certificatePem, key)) {
+  if (!certificateFits(got.data.certificatePem, key)) {
     throw new EnrolmentError(
       "the certificate the API returned is not for this node's key; nothing was written",
     );
@@ -183,16 +140,17 @@ export async function enrol(o: EnrolOptions): Promise<EnrolResult> {
   await writeFileAtomic(certFile, got.data.certificatePem);
   const next = { ...config, thingName, mqtt: { ...mqtt, endpoint, cert: certFile, key: keyFile, ca } };
   // The result must be a config the agent accepts before it replaces the old one.
-  try {
-    parseAgentConfig(next, base, `agent config ${o.config} after enrolment`);
-  } catch (err) {
-    throw new EnrolmentError(
-      `${describeError(err)} (the certificate is in ${certFile}; agent.json was not changed)`,
-      undefined,
-      { cause: err },
-    );
-  }
-  await writeFileAtomic(o.config, `${JSON.stringify(next, null, 2)}\n`);
+  await writeEnrolledConfig(
+    o.config,
+    base,
+    next,
+    (err) =>
+      new EnrolmentError(
+        `${describeError(err)} (the certificate is in ${certFile}; agent.json was not changed)`,
+        undefined,
+        { cause: err },
+      ),
+  );
   return {
     thingName,
     fleet: o.fleet,
