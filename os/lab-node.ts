@@ -27,6 +27,8 @@ export interface LabNode {
   factory: { version: string; releaseCounter: number };
   /** A root shell on the serial console (lab machines only). */
   serialShell?: boolean;
+  /** Failed /healthz checks (3 s apart) before a trial slot is given up; default 20. */
+  healthRetries?: number;
 }
 
 /** The loopback port of a local endpoint URL; anything but a 127.0.0.1 URL with a port is refused. */
@@ -59,7 +61,7 @@ export function labAgentConfig(node: LabNode): Record<string, unknown> {
       key: "/etc/keel/device.pem.key",
       ca: "/etc/keel/ca.pem",
     },
-    health: [{ type: "http", retries: 20, intervalSeconds: 3 }],
+    health: [{ type: "http", retries: node.healthRetries ?? 20, intervalSeconds: 3 }],
     reboot: { command: "systemctl reboot" },
     factory: node.factory,
   };

@@ -4,12 +4,13 @@
  * per machine, a boot helper that prints each boot's time, one local cloud that every VM node of a run
  * joins, and the guest's own view of its slots. One QEMU at a time: every VM test lives in one file.
  */
-import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { buildImage } from "../../cli/commands/release.ts";
 import { RolloutSchema, RolloutViewSchema } from "../../functions/rollout-api/contract.ts";
 import { buildOs, type OsBuildResult } from "../../os/build.ts";
+import { type LabNode, QEMU_HARDWARE, writeLabNodeConfig } from "../../os/lab-node.ts";
 import { type Boot, boot, type Firmware, makeOverlay } from "../../os/qemu.ts";
 import type { Fault } from "../../os/rootfs.ts";
 import { buildAgent } from "../../scripts/build-agent.ts";
@@ -79,66 +80,25 @@ export async function reach(b: Boot, re: RegExp, what: string): Promise<string> 
 }
 
 /** What a VM node needs to join a local cloud: its thing, credentials, the cloud's CA and trust root. */
-export interface CloudNode {
-  thing: string;
-  certificatePem: string;
-  privateKey: string;
-  /** PEM of the CA that signed the broker's certificate. */
-  caFile: string;
-  /** The cloud's trust root (root.json) the releases are signed under. */
-  rootFile: string;
-  /** mqtts://127.0.0.1:PORT */
-  mqtt: string;
-  /** http://127.0.0.1:PORT (presigned URLs point here) */
-  s3: string;
-}
-
-const portOf = (url: string) => Number(new URL(url.replace(/^mqtts:/, "https:")).port);
+export type CloudNode = Omit<LabNode, "factory" | "serialShell" | "healthRetries">;
 
 /**
- * A disk for a node of the local cloud: the factory image (cached), with agent.json, the device
- * certificate, the cloud's CA and trust root on the persistence partition, the loopback relay for the
- * cloud's ports (the guest reaches the host's 127.0.0.1 as 10.0.2.2) and the serial shell.
+ * A disk for a node of the local cloud: the factory image (cached), with the lab node's files on the
+ * persistence partition (os/lab-node.ts: agent.json, the device certificate, the cloud's CA and trust
+ * root, the loopback relay), and the serial shell the tests drive.
  */
 export async function cloudNodeOs(tmp: string, node: CloudNode): Promise<OsBuildResult> {
-  const dir = join(tmp, `config-${node.thing}`);
-  await mkdir(dir, { recursive: true });
-  const files: Record<string, string> = {
-    "device.pem.crt": node.certificatePem,
-    "device.pem.key": node.privateKey,
-    "ca.pem": await readFile(node.caFile, "utf8"),
-    "root.json": await readFile(node.rootFile, "utf8"),
-    "serial-shell": "test images only\n",
-    "loopback-forward": JSON.stringify({ host: "10.0.2.2", ports: [portOf(node.mqtt), portOf(node.s3)] }),
-  };
-  for (const [name, body] of Object.entries(files)) await writeFile(join(dir, name), body);
-  const config = {
-    thingName: node.thing,
-    hardware: VM_HARDWARE,
-    stateDir: "/var/lib/keel",
-    trustRoot: "/etc/keel/root.json",
-    slots: { A: "/dev/disk/by-partlabel/keel-a", B: "/dev/disk/by-partlabel/keel-b" },
-    bootloader: { type: "grub", envFile: "/boot/efi/EFI/keel/grubenv" },
-    mqtt: {
-      endpoint: node.mqtt,
-      cert: "/etc/keel/device.pem.crt",
-      key: "/etc/keel/device.pem.key",
-      ca: "/etc/keel/ca.pem",
-    },
-    // ~30 s of failed checks before a sick release is rolled back; a healthy stand-in answers in seconds.
-    health: [{ type: "http", retries: 10, intervalSeconds: 3 }],
-    reboot: { command: "systemctl reboot" },
+  const { agentConfig, configFiles } = await writeLabNodeConfig(join(tmp, `config-${node.thing}`), {
+    ...node,
     factory: { version: "1.0.0", releaseCounter: 1 },
-  };
-  await writeFile(join(dir, "agent.json"), JSON.stringify(config, null, 2));
-  return buildTestOs(tmp, {
-    name: `node-${node.thing}`,
-    agentConfig: join(dir, "agent.json"),
-    configFiles: Object.keys(files).map((f) => join(dir, f)),
+    serialShell: true,
+    // ~30 s of failed checks before a sick release is rolled back; a healthy stand-in answers in seconds.
+    healthRetries: 10,
   });
+  return buildTestOs(tmp, { name: `node-${node.thing}`, agentConfig, configFiles });
 }
 
-export const VM_HARDWARE = "qemu-x86_64";
+export const VM_HARDWARE = QEMU_HARDWARE;
 
 /** `grub-editenv list` output as the slot variables it holds. */
 export function envList(out: string): Record<string, string> {
