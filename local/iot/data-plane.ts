@@ -4,7 +4,7 @@
  * validates every payload with zod and answers on `/accepted` or `/rejected`. Publishing is serialized per
  * thing, so a device sees its response before the notifications that response caused.
  */
-import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
+import type { MqttClient } from "mqtt";
 import { z } from "zod";
 import { describeError } from "../../core/errors.ts";
 import { issuesOf } from "../../core/parse.ts";
@@ -13,6 +13,7 @@ import { JobsRejection, RejectCode } from "./errors.ts";
 import type { JobsEngine, Outgoing } from "./jobs-engine.ts";
 import { enforceDataPlaneLimits } from "./limits.ts";
 import { ExecutionStatusSchema } from "./model.ts";
+import { connectServiceClient } from "./service-client.ts";
 
 // Limits (statusDetails sizes and patterns, clientToken, step timeouts) come from core/aws-limits.ts and are
 // enforced before these schemas run (limits.ts); the schemas only give the request its types.
@@ -92,24 +93,17 @@ export class DataPlane {
   ) {}
 
   async connect(broker: RunningBroker): Promise<void> {
-    const sc = broker.serviceClient;
-    const options: IClientOptions = {
-      clientId: sc.clientId,
-      // A persistent session: requests published while the stand-in restarts are delivered afterwards.
-      clean: false,
-      reconnectPeriod: 500,
-      connectTimeout: 10_000,
-    };
-    // Tests of the stand-in alone use a plain in-process broker; the local cloud always uses mutual TLS.
-    if (sc.cert) Object.assign(options, { cert: sc.cert, key: sc.key, ca: sc.ca, rejectUnauthorized: true });
-    const client = await mqtt.connectAsync(broker.url, options);
-    client.on("message", (topic, payload) => this.onMessage(topic, payload));
-    client.on("error", (err) => {
-      // Errors while closing (acks racing the end of the connection) are expected noise.
-      if (this.client === client) this.log("mqtt client error", { error: err.message });
-    });
+    // A persistent session: requests published while the stand-in restarts are delivered afterwards.
     // A leading wildcard never matches `$` topics, so the subscription names `$aws` explicitly (docs/iot-jobs.md).
-    await client.subscribeAsync("$aws/things/+/jobs/#", { qos: 1 });
+    const client = await connectServiceClient(broker, {
+      clean: false,
+      subscribe: "$aws/things/+/jobs/#",
+      onMessage: (topic, payload) => this.onMessage(topic, payload),
+      onError: (c, err) => {
+        // Errors while closing (acks racing the end of the connection) are expected noise.
+        if (this.client === c) this.log("mqtt client error", { error: err.message });
+      },
+    });
     this.client = client;
     for (const m of this.backlog.splice(0)) this.send(m.topic, m.payload);
   }

@@ -4,11 +4,12 @@
  * claim certificate id and client id) and publishes each answer to the asking connection only
  * (`$keel/provisioning/out/<client id>/...`, local/provisioning-topics.ts).
  */
-import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
+import type { MqttClient } from "mqtt";
 import { describeError } from "../../core/errors.ts";
 import type { RunningBroker } from "../contracts.ts";
 import { INBOUND_FILTER, outboundTopic, parseInboundTopic } from "../provisioning-topics.ts";
 import type { FleetProvisioning } from "./fleet-provisioning.ts";
+import { connectServiceClient } from "./service-client.ts";
 
 /** Its own client id: the data plane's session stays untouched. */
 const CLIENT_ID_SUFFIX = "-provisioning";
@@ -24,21 +25,16 @@ export class ProvisioningPlane {
   ) {}
 
   async connect(broker: RunningBroker): Promise<void> {
-    const sc = broker.serviceClient;
-    const options: IClientOptions = {
-      clientId: `${sc.clientId}${CLIENT_ID_SUFFIX}`,
-      // Requests are answered once; after a restart a device simply asks again.
+    // Requests are answered once; after a restart a device simply asks again (a clean session).
+    const client = await connectServiceClient(broker, {
+      clientIdSuffix: CLIENT_ID_SUFFIX,
       clean: true,
-      reconnectPeriod: 500,
-      connectTimeout: 10_000,
-    };
-    if (sc.cert) Object.assign(options, { cert: sc.cert, key: sc.key, ca: sc.ca, rejectUnauthorized: true });
-    const client = await mqtt.connectAsync(broker.url, options);
-    client.on("message", (topic, payload) => this.onMessage(topic, payload));
-    client.on("error", (err) => {
-      if (this.client === client) this.log("provisioning mqtt client error", { error: err.message });
+      subscribe: INBOUND_FILTER,
+      onMessage: (topic, payload) => this.onMessage(topic, payload),
+      onError: (c, err) => {
+        if (this.client === c) this.log("provisioning mqtt client error", { error: err.message });
+      },
     });
-    await client.subscribeAsync(INBOUND_FILTER, { qos: 1 });
     this.client = client;
   }
 
