@@ -11,15 +11,13 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { cliTooling } from "../cli/commands/dev.ts";
 import { FleetStatusSchema, RolloutSchema } from "../functions/rollout-api/contract.ts";
-import { publishDemoReleases, startDevEnvironment } from "../local/fleet/environment.ts";
+import { publishDemoReleases } from "../local/fleet/environment.ts";
 import type { SimulatedFleet } from "../local/fleet/fleet.ts";
 import { startMoreNodes } from "../local/fleet/join.ts";
-import { jobSideCalls } from "../local/iot/call-counts.ts";
+import { jobSideCalls, totalCalls } from "../local/iot/call-counts.ts";
+import { BENCH_TIME_SCALE, startBenchFleet } from "./bench-fleet.ts";
 
-/** The IoT clock runs 10× so the rollout rate (≤ 1000 executions/minute) does not dominate. */
-const TIME_SCALE = 10;
 const BATCHES = [10, 100] as const;
 
 interface Batch {
@@ -29,8 +27,6 @@ interface Batch {
   registration: number;
   mqttIn: number;
 }
-
-const sum = (o: Record<string, number>) => Object.values(o).reduce((a, b) => a + b, 0);
 
 async function poll<T>(what: string, timeoutMs: number, fn: () => Promise<T | undefined>): Promise<T> {
   const deadline = performance.now() + timeoutMs;
@@ -57,18 +53,10 @@ export async function run(): Promise<void> {
   const dir = join(tmp, "keel");
   const joined: SimulatedFleet[] = [];
   console.log(
-    `${devices} real agents take 1.1.0 in one wave; then ${BATCHES.join(" and ")} nodes join; IoT clock ×${TIME_SCALE}`,
+    `${devices} real agents take 1.1.0 in one wave; then ${BATCHES.join(" and ")} nodes join; IoT clock ×${BENCH_TIME_SCALE}`,
   );
   const t0 = performance.now();
-  const env = await startDevEnvironment({
-    dir,
-    fleet: "bench",
-    devices,
-    timeScale: TIME_SCALE,
-    tickSeconds: 10, // one schedule tick per real second
-    kubernetes: false,
-    tooling: cliTooling(dir),
-  });
+  const env = await startBenchFleet(dir, devices);
   try {
     await env.fleet.waitSettled(900_000);
     await publishDemoReleases(env, () => {});
@@ -107,14 +95,14 @@ export async function run(): Promise<void> {
         added,
         seconds: (performance.now() - t) / 1000,
         jobSide,
-        registration: sum(after.apiCalls) - sum(before.apiCalls) - sum(jobSide),
+        registration: totalCalls(after.apiCalls) - totalCalls(before.apiCalls) - totalCalls(jobSide),
         mqttIn: after.mqttMessagesIn - before.mqttMessagesIn,
       });
       console.log(`+${added}: all on 1.1.0 in ${((performance.now() - t) / 1000).toFixed(1)} s`);
     }
     console.log(table(batches));
     const [small, big] = batches;
-    if (!small || !big || sum(big.jobSide) > sum(small.jobSide)) process.exitCode = 1;
+    if (!small || !big || totalCalls(big.jobSide) > totalCalls(small.jobSide)) process.exitCode = 1;
   } finally {
     for (const f of joined) await f.stop();
     await env.stop();
@@ -126,7 +114,7 @@ function table(batches: Batch[]): string {
   const head = ["", ...batches.map((b) => `+${b.added} nodes`)];
   const rows: Array<[string, (b: Batch) => string]> = [
     ["until all on target (s)", (b) => b.seconds.toFixed(1)],
-    ["IoT calls for convergence", (b) => String(sum(b.jobSide))],
+    ["IoT calls for convergence", (b) => String(totalCalls(b.jobSide))],
     ["IoT calls for registration", (b) => String(b.registration)],
     ["MQTT messages in", (b) => String(b.mqttIn)],
   ];

@@ -11,10 +11,11 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { cliTooling } from "../cli/commands/dev.ts";
 import { transferTotals } from "../cli/transfer-summary.ts";
 import { RolloutSchema, RolloutViewSchema } from "../functions/rollout-api/contract.ts";
-import { publishDemoReleases, startDevEnvironment } from "../local/fleet/environment.ts";
+import { publishDemoReleases } from "../local/fleet/environment.ts";
+import { callsBetween, totalCalls } from "../local/iot/call-counts.ts";
+import { BENCH_TIME_SCALE, startBenchFleet } from "./bench-fleet.ts";
 
 interface Figures {
   devices: number;
@@ -32,22 +33,6 @@ interface Figures {
   status: string;
 }
 
-/** The IoT clock runs 10× so the stand-in's rollout rate (≤ 1000 devices/minute) does not dominate. */
-const TIME_SCALE = 10;
-
-function sum(o: Record<string, number>): number {
-  return Object.values(o).reduce((a, b) => a + b, 0);
-}
-
-function diff(after: Record<string, number>, before: Record<string, number>): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const [k, v] of Object.entries(after)) {
-    const d = v - (before[k] ?? 0);
-    if (d > 0) out[k] = d;
-  }
-  return out;
-}
-
 async function measure(devices: number): Promise<Figures> {
   const tmp = await mkdtemp(join(tmpdir(), `keel-bench-fleet-${devices}-`));
   const dir = join(tmp, "keel");
@@ -56,19 +41,11 @@ async function measure(devices: number): Promise<Figures> {
     peak = Math.max(peak, process.memoryUsage().rss);
   }, 100);
   const t0 = performance.now();
-  const env = await startDevEnvironment({
-    dir,
-    fleet: "bench",
-    devices,
-    timeScale: TIME_SCALE,
-    tickSeconds: 10, // one schedule tick per real second
-    kubernetes: false, // the cluster's own cost is bench/k8s.bench.ts; keep these figures comparable
-    tooling: cliTooling(dir),
-  });
+  const env = await startBenchFleet(dir, devices);
   try {
     await env.fleet.waitSettled(600_000);
     const setupSeconds = (performance.now() - t0) / 1000;
-    const registrationCalls = sum(env.cloud.iot.stats().apiCalls);
+    const registrationCalls = totalCalls(env.cloud.iot.stats().apiCalls);
     await publishDemoReleases(env, () => {});
     const before = env.cloud.iot.stats();
     const api = env.tooling.api;
@@ -94,14 +71,14 @@ async function measure(devices: number): Promise<Figures> {
     await env.fleet.waitSettled(300_000);
     const rolloutSeconds = (performance.now() - t1) / 1000;
     const after = env.cloud.iot.stats();
-    const callsByOp = diff(after.apiCalls, before.apiCalls);
+    const callsByOp = callsBetween(before.apiCalls, after.apiCalls);
     const transfer = transferTotals(view.devices);
     return {
       devices,
       setupSeconds,
       registrationCalls,
       rolloutSeconds,
-      rolloutCalls: sum(callsByOp),
+      rolloutCalls: totalCalls(callsByOp),
       callsByOp,
       mqttIn: after.mqttMessagesIn - before.mqttMessagesIn,
       mqttOut: after.mqttMessagesOut - before.mqttMessagesOut,
@@ -151,7 +128,7 @@ function table(base: Figures, big: Figures): string {
 
 export async function run(sizes: [number, number] = [100, 1000]): Promise<void> {
   console.log(
-    `three-wave rollout (1 %, 10 %, 100 %) of a ~135 KB SquashFS image to real agents; IoT clock ×${TIME_SCALE}`,
+    `three-wave rollout (1 %, 10 %, 100 %) of a ~135 KB SquashFS image to real agents; IoT clock ×${BENCH_TIME_SCALE}`,
   );
   const base = await measure(sizes[0]);
   console.log(
