@@ -1,17 +1,10 @@
-/**
- * The agent's side of convergence (docs/fleets.md#target-release-and-convergence), against the local
- * cloud with file-backed slots and the real GRUB environment: a job for the release the node already runs
- * (committed) is SUCCEEDED without fetching anything; a convergence job for a release that rolled back here
- * is REJECTED and never installed, and only an operator's retry that includes rolled-back nodes installs it.
- */
-import { execFileSync } from "node:child_process";
-import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestCloud, type TestCloud } from "./helpers/cloud.ts";
 import { makeNode, type TestNode } from "./helpers/node.ts";
-import { makeSigners, type Signers } from "./helpers/release.ts";
+import { makeSigners, type Signers, squashfsImage } from "./helpers/release.ts";
 import { NodeRunner } from "./helpers/runner.ts";
 
 const TERMINAL = new Set(["SUCCEEDED", "FAILED", "REJECTED", "CANCELED", "TIMED_OUT", "REMOVED"]);
@@ -25,11 +18,7 @@ describe("keel-agent and convergence jobs", () => {
     tmp = await mkdtemp(join(tmpdir(), "keel-conv-agent-"));
     cloud = await startTestCloud(join(tmp, "cloud"));
     signers = makeSigners();
-    await mkdir(join(tmp, "rootfs/etc"), { recursive: true });
-    await writeFile(join(tmp, "rootfs/etc/os-release"), 'NAME="KeelOS"\nVERSION_ID="1.1.0"\n');
-    await writeFile(join(tmp, "rootfs/payload"), Buffer.alloc(64 * 1024, 7));
-    execFileSync("mksquashfs", [join(tmp, "rootfs"), join(tmp, "image.squashfs"), "-noappend", "-quiet"]);
-    const image = await readFile(join(tmp, "image.squashfs"));
+    const image = await squashfsImage(tmp, 64 * 1024);
     await cloud.putRelease(signers, { version: "1.1.0", releaseCounter: 2, image });
   });
   afterAll(async () => {

@@ -1,10 +1,4 @@
-/**
- * Full life cycle against the local cloud (IoT Jobs stand-in + aedes over mutual TLS + s3rver), with
- * file-backed slots, the real GRUB environment and the simulated firmware. Jobs are created through the
- * real IoT SDK with presigned-URL placeholders, exactly as the rollout engine creates them.
- */
-import { execFileSync } from "node:child_process";
-import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { mkdtemp, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { GetObjectCommand } from "@aws-sdk/client-s3";
@@ -15,7 +9,7 @@ import { generateKeyPair } from "../../core/keys.ts";
 import type { Slot } from "../../device/boot/types.ts";
 import { startTestCloud, type TestCloud } from "./helpers/cloud.ts";
 import { expectBackOnA, makeNode, type TestNode } from "./helpers/node.ts";
-import { makeSigners, type Signers, signRelease } from "./helpers/release.ts";
+import { makeSigners, type Signers, signRelease, squashfsImage } from "./helpers/release.ts";
 import { NodeRunner } from "./helpers/runner.ts";
 
 const TERMINAL = new Set(["SUCCEEDED", "FAILED", "REJECTED", "CANCELED", "TIMED_OUT", "REMOVED"]);
@@ -31,18 +25,7 @@ describe("keel-agent against the local cloud", () => {
     tmp = await mkdtemp(join(tmpdir(), "keel-life-"));
     cloud = await startTestCloud(join(tmp, "cloud"));
     signers = makeSigners();
-    // A real SquashFS image, as releases are.
-    await mkdir(join(tmp, "rootfs/etc"), { recursive: true });
-    await writeFile(join(tmp, "rootfs/etc/os-release"), 'NAME="KeelOS"\nVERSION_ID="1.1.0"\n');
-    await writeFile(join(tmp, "rootfs/payload"), Buffer.alloc(200 * 1024, 7));
-    execFileSync("mksquashfs", [
-      join(tmp, "rootfs"),
-      join(tmp, "image.squashfs"),
-      "-noappend",
-      "-quiet",
-      "-no-progress",
-    ]);
-    image = await readFile(join(tmp, "image.squashfs"));
+    image = await squashfsImage(tmp, 200 * 1024);
     await cloud.putRelease(signers, { version: "1.1.0", releaseCounter: 2, image });
   });
   afterAll(async () => {

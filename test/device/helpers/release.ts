@@ -1,5 +1,8 @@
 /** Signing fixtures for device tests: a root with one root key and one release key, and signed releases. */
+import { execFileSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import { generateKeyPair, type KeyPair, publicKeyEntry, signValue } from "../../../core/keys.ts";
 import type { ReleaseSigned, RootSigned } from "../../../core/schemas.ts";
 
@@ -65,4 +68,18 @@ export function signRelease(s: Signers, o: ReleaseOptions) {
 
 export function randomImage(size: number): Uint8Array {
   return new Uint8Array(randomBytes(size));
+}
+
+/**
+ * A real SquashFS image, as releases are: a KeelOS os-release (1.1.0) and `payloadBytes` of payload,
+ * packed by mksquashfs under `dir` (its `rootfs/` is made there).
+ */
+export async function squashfsImage(dir: string, payloadBytes = 0): Promise<Buffer> {
+  const rootfs = join(dir, "rootfs");
+  await mkdir(join(rootfs, "etc"), { recursive: true });
+  await writeFile(join(rootfs, "etc/os-release"), 'NAME="KeelOS"\nVERSION_ID="1.1.0"\n');
+  if (payloadBytes > 0) await writeFile(join(rootfs, "payload"), Buffer.alloc(payloadBytes, 7));
+  const image = join(dir, "image.squashfs");
+  execFileSync("mksquashfs", [rootfs, image, "-noappend", "-quiet", "-no-progress"]);
+  return readFile(image);
 }

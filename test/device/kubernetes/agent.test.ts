@@ -1,17 +1,11 @@
-/**
- * The real agent on a Kubernetes node: the local cloud for the job, the Kubernetes stand-in for the cluster,
- * file-backed slots and the simulated firmware for the reboot. What the cluster saw is read from the
- * stand-in, never from the agent.
- */
-import { execFileSync } from "node:child_process";
-import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestCluster, type TestCluster, until } from "../../local/k8s/helpers.ts";
 import { startTestCloud, type TestCloud } from "../helpers/cloud.ts";
 import { expectBackOnA, makeNode, type TestNode } from "../helpers/node.ts";
-import { makeSigners, type Signers } from "../helpers/release.ts";
+import { makeSigners, type Signers, squashfsImage } from "../helpers/release.ts";
 import { NodeRunner } from "../helpers/runner.ts";
 
 const TERMINAL = new Set(["SUCCEEDED", "FAILED", "REJECTED", "CANCELED", "TIMED_OUT", "REMOVED"]);
@@ -27,19 +21,10 @@ describe("keel-agent on a Kubernetes node", () => {
     tmp = await mkdtemp(join(tmpdir(), "keel-k8s-agent-"));
     [cloud, k8s] = await Promise.all([startTestCloud(join(tmp, "cloud")), startTestCluster()]);
     signers = makeSigners();
-    await mkdir(join(tmp, "rootfs/etc"), { recursive: true });
-    await writeFile(join(tmp, "rootfs/etc/os-release"), 'NAME="KeelOS"\nVERSION_ID="1.1.0"\n');
-    execFileSync("mksquashfs", [
-      join(tmp, "rootfs"),
-      join(tmp, "image.squashfs"),
-      "-noappend",
-      "-quiet",
-      "-no-progress",
-    ]);
     await cloud.putRelease(signers, {
       version: "1.1.0",
       releaseCounter: 2,
-      image: await readFile(join(tmp, "image.squashfs")),
+      image: await squashfsImage(tmp),
     });
   });
   afterAll(async () => {
