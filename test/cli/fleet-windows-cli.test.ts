@@ -4,8 +4,8 @@ import { parseWindowSpec, renderFleetWindows, windowLine } from "../../cli/comma
 import { renderRollout } from "../../cli/commands/rollout.ts";
 import { CliUsageError } from "../../cli/errors.ts";
 import { SchemaError } from "../../core/errors.ts";
-import type { RolloutView } from "../../functions/rollout-api/contract.ts";
 import { demoWindow } from "../../local/demo-windows.ts";
+import { rolloutViewFixture } from "./helpers.ts";
 
 describe("parseWindowSpec", () => {
   it("reads cron, duration and zone", () => {
@@ -56,37 +56,7 @@ describe("window lines", () => {
   });
 
   it("shows a rollout waiting for a window, and the next window of one that is not", () => {
-    const base = {
-      id: "r1",
-      release: "1.1.0",
-      releaseCounter: 2,
-      manifestKey: "m",
-      imageKey: "i",
-      fleets: ["edge"],
-      thingGroups: [],
-      waves: [
-        {
-          kind: "percent",
-          percent: 100,
-          bakeSeconds: 0,
-          failureThresholdPercent: 10,
-          successThresholdPercent: 90,
-          jobId: "keel-r1-w1",
-        },
-      ],
-      current: 0,
-      status: "RUNNING",
-      maximumPerMinute: 1000,
-      inProgressTimeoutMinutes: 60,
-      healthDeadlineSeconds: 300,
-      forced: false,
-      createdAt: "2026-01-01T00:00:00.000Z",
-      createdBy: "ops",
-      updatedAt: "2026-01-01T00:00:00.000Z",
-      timeline: [],
-      version: 1,
-      devices: [],
-    } satisfies RolloutView;
+    const base = rolloutViewFixture();
     const waiting = renderRollout({
       ...base,
       waitingForWindow: { since: "2026-01-01T00:00:00.000Z", opensAt: "2026-01-01T02:00:00.000Z" },

@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll } from "vitest";
 import { type KeyPair, keyPairFromSeed, publicKeyFileText, secretKeyFileText } from "../../core/keys.ts";
+import type { RolloutView } from "../../functions/rollout-api/contract.ts";
 
 const KEEL = resolve(import.meta.dirname, "../../bin/keel.mjs");
 
@@ -61,4 +62,64 @@ export function rootInit(dir: string, f: Flags): Promise<RunResult> {
 /** `keel root rotate --from FROM` in dir with the given flags (see `flags`). */
 export function rootRotate(dir: string, from: string, f: Flags): Promise<RunResult> {
   return keel(dir, "root", "rotate", "--from", from, ...flags(f));
+}
+
+/** A RUNNING rollout of 1.2.0 to fleet edge: a finished canary, then wave 2 at 100 % under way. */
+export function rolloutViewFixture(): RolloutView {
+  const counts = {
+    queued: 1,
+    inProgress: 1,
+    succeeded: 6,
+    failed: 2,
+    rejected: 0,
+    canceled: 0,
+    timedOut: 0,
+    removed: 0,
+  };
+  const view: RolloutView = {
+    id: "r1",
+    release: "1.2.0",
+    releaseCounter: 3,
+    manifestKey: "m",
+    imageKey: "i",
+    fleets: ["edge"],
+    thingGroups: [],
+    waves: [
+      {
+        kind: "canary",
+        things: ["t1"],
+        bakeSeconds: 0,
+        failureThresholdPercent: 10,
+        successThresholdPercent: 90,
+        jobId: "keel-r1-w1",
+        jobCreatedAt: "x",
+        completedAt: "y",
+        counts: { ...counts, queued: 0, inProgress: 0, succeeded: 1, failed: 0 },
+      },
+      {
+        kind: "percent",
+        percent: 100,
+        groups: [],
+        bakeSeconds: 0,
+        failureThresholdPercent: 30,
+        successThresholdPercent: 90,
+        jobId: "keel-r1-w2",
+        jobCreatedAt: "x",
+        counts,
+      },
+    ],
+    current: 1,
+    status: "RUNNING",
+    maximumPerMinute: 1000,
+    inProgressTimeoutMinutes: 60,
+    healthDeadlineSeconds: 300,
+    forced: false,
+    createdAt: "2026-01-01T00:00:00.000Z",
+    createdBy: "op",
+    updatedAt: "2026-01-01T00:00:00.000Z",
+    timeline: [{ at: "2026-01-01T00:00:00.000Z", event: "created" }],
+    version: 3,
+    devices: [{ thingName: "t1", wave: 1, status: "SUCCEEDED", statusDetails: { version: "1.2.0" }, at: 1 }],
+  };
+  return view;
 }

@@ -9,12 +9,11 @@ import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { renderAudit } from "../../cli/commands/audit.ts";
 import { minutesOption, parseWavesSpec, renderRollout } from "../../cli/commands/rollout.ts";
 import { SchemaError } from "../../core/errors.ts";
-import type { RolloutView } from "../../functions/rollout-api/contract.ts";
 import { startLocalCloud } from "../../local/cloud.ts";
 import type { LocalCloud } from "../../local/contracts.ts";
 import { type FunctionsWiring, startFunctionsWiring } from "../../local/functions-wiring.ts";
 import { SimDevice } from "../functions/devices.ts";
-import { type Flags, flags, keel, rootInit, tempDir, writeKey } from "./helpers.ts";
+import { type Flags, flags, keel, rolloutViewFixture, rootInit, tempDir, writeKey } from "./helpers.ts";
 
 describe("parseWavesSpec", () => {
   it("reads canaries, percents and fills defaults; the last wave gets no bake", () => {
@@ -64,69 +63,8 @@ describe("minutesOption (--timeout)", () => {
 });
 
 describe("renderRollout", () => {
-  function view0(): RolloutView {
-    const counts = {
-      queued: 1,
-      inProgress: 1,
-      succeeded: 6,
-      failed: 2,
-      rejected: 0,
-      canceled: 0,
-      timedOut: 0,
-      removed: 0,
-    };
-    const view: RolloutView = {
-      id: "r1",
-      release: "1.2.0",
-      releaseCounter: 3,
-      manifestKey: "m",
-      imageKey: "i",
-      fleets: ["edge"],
-      thingGroups: [],
-      waves: [
-        {
-          kind: "canary",
-          things: ["t1"],
-          bakeSeconds: 0,
-          failureThresholdPercent: 10,
-          successThresholdPercent: 90,
-          jobId: "keel-r1-w1",
-          jobCreatedAt: "x",
-          completedAt: "y",
-          counts: { ...counts, queued: 0, inProgress: 0, succeeded: 1, failed: 0 },
-        },
-        {
-          kind: "percent",
-          percent: 100,
-          groups: [],
-          bakeSeconds: 0,
-          failureThresholdPercent: 30,
-          successThresholdPercent: 90,
-          jobId: "keel-r1-w2",
-          jobCreatedAt: "x",
-          counts,
-        },
-      ],
-      current: 1,
-      status: "RUNNING",
-      maximumPerMinute: 1000,
-      inProgressTimeoutMinutes: 60,
-      healthDeadlineSeconds: 300,
-      forced: false,
-      createdAt: "2026-01-01T00:00:00.000Z",
-      createdBy: "op",
-      updatedAt: "2026-01-01T00:00:00.000Z",
-      timeline: [{ at: "2026-01-01T00:00:00.000Z", event: "created" }],
-      version: 3,
-      devices: [
-        { thingName: "t1", wave: 1, status: "SUCCEEDED", statusDetails: { version: "1.2.0" }, at: 1 },
-      ],
-    };
-    return view;
-  }
-
   it("draws one bar per wave and a device table", () => {
-    const view = view0();
+    const view = rolloutViewFixture();
     const text = renderRollout(view);
     expect(text).toContain("rollout r1: release 1.2.0 to fleet edge — RUNNING");
     expect(text).toMatch(/ {2}wave 1 canary t1 +\[#{30}\] done/);
@@ -140,7 +78,7 @@ describe("renderRollout", () => {
 
   it("prints the totals, each device once", () => {
     const text = renderRollout({
-      ...view0(),
+      ...rolloutViewFixture(),
       totals: { devices: 3, succeeded: 1, failed: 2, rolledBack: 2, other: 0 },
     });
     expect(text).toContain("  devices: 3 — 1 succeeded, 2 failed (2 rolled back)\n");
@@ -148,7 +86,7 @@ describe("renderRollout", () => {
 
   it("shows a stalled rollout, the failing call and what the operator can do", () => {
     const text = renderRollout({
-      ...view0(),
+      ...rolloutViewFixture(),
       status: "STALLED",
       reason: "wave 2: create-job failed 5 time(s): CloudCallError: CreateJob failed: throttled",
       effectFailure: {
