@@ -14,7 +14,7 @@ import { buildDisk, diskLayout, type Part } from "./disk.ts";
 import { OsInputError } from "./errors.ts";
 import { buildInitramfs } from "./initramfs.ts";
 import { buildKernel } from "./kernel.ts";
-import { assembleRootfs, buildBase, type Fault, type NodeInputs } from "./rootfs.ts";
+import { assembleRootfs, buildBase, type Fault, NODE_LAYOUT, type NodeInputs } from "./rootfs.ts";
 
 const ROOT = resolve(import.meta.dirname, "..");
 export const DEFAULT_CACHE_DIR = join(ROOT, ".keel/os-cache");
@@ -58,12 +58,9 @@ async function mustRead(path: string, what: string, hint = ""): Promise<Buffer> 
 export function defaultAgentConfig(version: string): Record<string, unknown> {
   return {
     thingName: "keelos-node",
-    hardware: "qemu-x86_64",
-    stateDir: "/var/lib/keel",
+    ...NODE_LAYOUT,
     trustRoot: "/usr/share/keel/root.json",
-    slots: { A: "/dev/disk/by-partlabel/keel-a", B: "/dev/disk/by-partlabel/keel-b" },
     cmdline: "/proc/cmdline",
-    bootloader: { type: "grub", envFile: "/boot/efi/EFI/keel/grubenv" },
     health: [
       { type: "http", url: "http://127.0.0.1:10248/healthz", expect: "ok", retries: 20, intervalSeconds: 3 },
     ],

@@ -7,9 +7,9 @@
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { OsInputError } from "./errors.ts";
+import { NODE_LAYOUT } from "./rootfs.ts";
 
-/** The hardware identifier a KeelOS node under QEMU reports; releases for it list it in `compatible`. */
-export const QEMU_HARDWARE = "qemu-x86_64";
+export { QEMU_HARDWARE } from "./rootfs.ts";
 
 export interface LabNode {
   thing: string;
@@ -50,11 +50,8 @@ export function loopbackPort(url: string): number {
 export function labAgentConfig(node: LabNode): Record<string, unknown> {
   return {
     thingName: node.thing,
-    hardware: QEMU_HARDWARE,
-    stateDir: "/var/lib/keel",
+    ...NODE_LAYOUT,
     trustRoot: "/etc/keel/root.json",
-    slots: { A: "/dev/disk/by-partlabel/keel-a", B: "/dev/disk/by-partlabel/keel-b" },
-    bootloader: { type: "grub", envFile: "/boot/efi/EFI/keel/grubenv" },
     mqtt: {
       endpoint: node.mqtt,
       cert: "/etc/keel/device.pem.crt",

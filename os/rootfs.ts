@@ -26,6 +26,20 @@ export const BASE_PACKAGES = [
   "libstdc++6",
 ] as const;
 
+/** The hardware identifier a KeelOS node under QEMU reports; releases for it list it in `compatible`. */
+export const QEMU_HARDWARE = "qemu-x86_64";
+
+/**
+ * Where the image puts what agent.json names: the slots by GPT label, the GRUB environment on the ESP,
+ * the persistence partition as the state dir. Every agent.json a KeelOS image gets starts from these.
+ */
+export const NODE_LAYOUT = {
+  hardware: QEMU_HARDWARE,
+  stateDir: "/var/lib/keel",
+  slots: { A: "/dev/disk/by-partlabel/keel-a", B: "/dev/disk/by-partlabel/keel-b" },
+  bootloader: { type: "grub", envFile: "/boot/efi/EFI/keel/grubenv" },
+} as const;
+
 /**
  * Deliberately broken releases, for proving rollbacks on a real node: a kubelet that never gets healthy,
  * a kernel panic at boot, or a boot that hangs with the hardware watchdog armed and never fed.
