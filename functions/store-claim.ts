@@ -7,6 +7,7 @@
 import { type DynamoDBDocumentClient, GetCommand, PutCommand } from "@aws-sdk/lib-dynamodb";
 import { z } from "zod";
 import { parseWith } from "../core/parse.ts";
+import { ThingNameSchema } from "./rollout/model.ts";
 import { TABLE_KEY_SCHEMA as K } from "./table-definition.ts";
 
 /** AWS thing names; the pattern is anchored when applied, so it must match the whole name. */
@@ -26,10 +27,7 @@ export const ClaimRuleSchema = z.strictObject({
     }, "must be a valid regular expression")
     .optional(),
   /** Thing names allowed one by one. */
-  thingNames: z
-    .array(z.string().regex(/^[a-zA-Z0-9:_-]{1,128}$/))
-    .max(10_000)
-    .default([]),
+  thingNames: z.array(ThingNameSchema).max(10_000).default([]),
   updatedAt: z.string(),
   updatedBy: z.string(),
 });

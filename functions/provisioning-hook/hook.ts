@@ -10,6 +10,7 @@ import { z } from "zod";
 import { describeError } from "../../core/errors.ts";
 import { bucketGroupName, bucketOf } from "../../core/waves.ts";
 import type { Logger } from "../log.ts";
+import { ThingNameSchema } from "../rollout/model.ts";
 import type { Store } from "../store.ts";
 import { type ClaimStore, claimRuleAllows } from "../store-claim.ts";
 import { ensureGroup } from "./group.ts";
@@ -41,8 +42,6 @@ export interface HookDeps {
   log: Logger;
 }
 
-const THING_NAME = /^[a-zA-Z0-9:_-]{1,128}$/;
-
 export async function decide(deps: HookDeps, raw: unknown): Promise<HookAnswer> {
   const parsed = HookEventSchema.safeParse(raw);
   if (!parsed.success) {
@@ -72,7 +71,7 @@ export async function decide(deps: HookDeps, raw: unknown): Promise<HookAnswer> 
     return refuse(`${fleet} is not one of this deployment's fleets`);
   }
   if (!thingName) return refuse("parameter ThingName is missing");
-  if (!THING_NAME.test(thingName))
+  if (!ThingNameSchema.safeParse(thingName).success)
     return refuse(`parameter ThingName ${JSON.stringify(thingName)} is not a valid thing name`);
   const why = claimRuleAllows(await deps.claims.getClaimRule(fleet), thingName);
   if (why) return refuse(why);

@@ -8,7 +8,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { z } from "zod";
-import { checkIotInput } from "../../core/aws-limits.ts";
+import { checkIotField, checkIotInput } from "../../core/aws-limits.ts";
 import { parseCsr } from "../../core/csr.ts";
 import { CsrError, describeError } from "../../core/errors.ts";
 import { issuesOf, parseJsonText } from "../../core/parse.ts";
@@ -38,7 +38,6 @@ import type { Registry } from "./registry.ts";
 export const OWNERSHIP_TOKEN_TTL_MS = 3600_000;
 /** AWS gives the pre-provisioning hook five seconds. */
 export const HOOK_TIMEOUT_MS = 5_000;
-const THING_NAME = /^[a-zA-Z0-9:_-]{1,128}$/;
 
 /** What AWS sends the pre-provisioning hook Lambda. */
 export interface HookInput {
@@ -425,7 +424,7 @@ export class FleetProvisioning {
       throw new ProvisioningRejection(400, "InvalidParameters", err.message, { cause: err });
     }
     const bad = (m: string) => new ProvisioningRejection(400, "InvalidParameters", m);
-    if (!THING_NAME.test(plan.thingName))
+    if (checkIotField("iot:CreateThing", "thingName", plan.thingName).length > 0)
       throw bad(`thing name ${JSON.stringify(plan.thingName)} is not valid`);
     // As in AWS, an existing thing gets the new certificate as well (a re-imaged node enrols again): who
     // may name which thing is the pre-provisioning hook's decision.
