@@ -29,7 +29,7 @@ export function registerEnrolCommand(program: Command): void {
       const region = o.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION;
       if (!region) throw new CommandFailedError("enroll needs --region or AWS_REGION");
       // Loaded only here: the daemon never pays for the signer's and the credential providers' modules.
-      const { nodeCredentials } = await import("../node-credentials.ts");
+      const { nodeCredentials } = await import("./node-credentials.ts");
       const { enrol } = await import("./api.ts");
       const r = await enrol({
         config: o.config,
