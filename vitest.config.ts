@@ -15,6 +15,9 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 180_000,
     pool: "forks",
+    // Two files at a time even on a 2-core machine (Vitest would use one): the VM suite spends its time in
+    // one QEMU process (one vCPU, TCG), so the rest of the suite runs beside it instead of after it.
+    maxWorkers: 2,
     reporters: ["default"],
   },
 });
