@@ -55,11 +55,11 @@ for (const lossy of models) {
 }
 console.log(`seed ${seed}`);
 console.log(
-  "model                          cuts  second  installs  rescue-boots  bricked  wrong  failed-resumes  cuts/s",
+  "model                          cuts  second  installs  bricked  wrong  failed-resumes  cuts/s",
 );
 for (const { model, t, seconds } of rows) {
   console.log(
-    `${model.padEnd(30)} ${String(t.cuts).padStart(5)} ${String(t.secondCuts).padStart(7)} ${String(t.installs).padStart(9)} ${String(t.rescues).padStart(13)} ${String(t.bricked).padStart(8)} ${String(t.wrong).padStart(6)} ${String(t.failedResumes).padStart(15)} ${(t.cuts / seconds).toFixed(1).padStart(7)}`,
+    `${model.padEnd(30)} ${String(t.cuts).padStart(5)} ${String(t.secondCuts).padStart(7)} ${String(t.installs).padStart(9)} ${String(t.bricked).padStart(8)} ${String(t.wrong).padStart(6)} ${String(t.failedResumes).padStart(15)} ${(t.cuts / seconds).toFixed(1).padStart(7)}`,
   );
   for (const f of t.failures.slice(0, 20)) console.log(`  ${f}`);
 }

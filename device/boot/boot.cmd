@@ -6,11 +6,13 @@
 #   BOOT_X_LEFT   boot attempts left for slot X (hex, as setexpr writes it); 3 = committed
 #   BOOT_TRIAL    the slot on trial (set with the write that arms the trial, unset once keel-agent marks
 #                 that slot good or bad); read here, never written
-# Each boot takes one attempt from the first slot in BOOT_ORDER that has any and saves the environment
-# before the kernel starts, so a hang or power cut counts as a failed attempt. keel-agent refills the
-# counter once the health checks pass. With no attempts left anywhere, the counters are refilled and the
-# board resets; the slot on trial is not refilled while another slot is in BOOT_ORDER, so power cuts during
-# the fallback boots of a failed trial never give that slot new attempts.
+# Each boot boots the first slot in BOOT_ORDER that has attempts left. Only the slot named in BOOT_TRIAL
+# spends one, and the environment is saved before the kernel starts, so a hang or power cut during the
+# trial counts as its failed attempt. A committed slot (not on trial) is booted without spending any:
+# power cuts and resets while it boots never move the board off it, to the older slot or anywhere else.
+# keel-agent refills the counter once the health checks pass. With no attempts left anywhere, the
+# counters are refilled and the board resets; the slot on trial is not refilled while another slot is in
+# BOOT_ORDER, so power cuts during the fallback boots of a failed trial never give that slot new attempts.
 #
 # Settings (environment variables; when unset, the hush-local defaults below apply and are not saved):
 #   keel_dev            mmc device number holding the slots
@@ -37,14 +39,14 @@ for BOOT_SLOT in "${BOOT_ORDER}"; do
   elif test "x${BOOT_SLOT}" = "xA"; then
     if test ${BOOT_A_LEFT} -gt 0; then
       echo "keel: slot A, ${BOOT_A_LEFT} attempts left"
-      setexpr BOOT_A_LEFT ${BOOT_A_LEFT} - 1
+      if test "x${BOOT_TRIAL}" = "xA"; then setexpr BOOT_A_LEFT ${BOOT_A_LEFT} - 1; fi
       keel_slot=A
       keel_part=${keel_part_A}
     fi
   elif test "x${BOOT_SLOT}" = "xB"; then
     if test ${BOOT_B_LEFT} -gt 0; then
       echo "keel: slot B, ${BOOT_B_LEFT} attempts left"
-      setexpr BOOT_B_LEFT ${BOOT_B_LEFT} - 1
+      if test "x${BOOT_TRIAL}" = "xB"; then setexpr BOOT_B_LEFT ${BOOT_B_LEFT} - 1; fi
       keel_slot=B
       keel_part=${keel_part_B}
     fi
@@ -52,7 +54,7 @@ for BOOT_SLOT in "${BOOT_ORDER}"; do
 done
 
 if test "x${keel_slot}" != "xnone"; then
-  # Before the kernel starts: the attempt is consumed even if the boot never finishes.
+  # Before the kernel starts: a trial's attempt is consumed even if the boot never finishes.
   saveenv
   setenv bootargs "root=PARTLABEL=keel-${keel_slot} ${keel_bootargs} keel.slot=${keel_slot}"
   load mmc ${keel_dev}:${keel_part} ${kernel_addr_r} /boot/Image

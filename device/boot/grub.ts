@@ -1,7 +1,7 @@
 /**
  * BootControl for GRUB with RAUC's variable scheme (docs/bootloaders.md#grub-slot-selection,
  * docs/bootloaders.md#what-the-agent-writes):
- * `ORDER` (space-separated slot names), `<X>_OK`, `<X>_TRY`. The selection logic below is the one in the
+ * `ORDER` (space-separated slot names), `<X>_OK`, `<X>_TRY`, `TRIAL`. The selection logic below is the one in the
  * shipped device/boot/grub.cfg; readState and the simulated firmware both use it, so "what the loader will
  * do" is defined once. Every operation is one grubenv update (one temp file + rename).
  */
@@ -52,24 +52,24 @@ export interface GrubDecision {
 
 /**
  * grub.cfg's selection, step for step: defaults, load_env, then for each slot in ORDER mark it tried and
- * take the first one that was OK and not yet tried; none → clear TRY on every OK slot but the one named in
- * TRIAL and boot rescue.
+ * take the first OK one that is untried or committed (not the slot named in TRIAL: only a trial has one
+ * try); none → clear TRY on every OK slot but the one named in TRIAL and boot rescue.
  */
 export function grubSelect(env: Readonly<Record<string, string>>): GrubDecision {
   const v: Record<string, string> = { ...GRUB_DEFAULTS, ...env };
   let chosen = 0;
-  // Stale OK/TRY from the previous iteration survive an unknown slot name, exactly as in the script.
-  let ok = "";
-  let tried = "";
-  let index = 0;
   for (const name of (v.ORDER ?? "").split(/\s+/).filter(Boolean)) {
+    // OK and TRY start from 0 for every name, as in the script: an unknown name is skipped.
+    let ok = "0";
+    let tried = "0";
+    let index = 0;
     if (name === "A" || name === "B") {
       index = INDEX[name];
       ok = v[`${name}_OK`] ?? "";
       tried = v[`${name}_TRY`] ?? "";
       v[`${name}_TRY`] = "1";
     }
-    if (num(ok) === 1 && num(tried) === 0) {
+    if (num(ok) === 1 && (num(tried) === 0 || v[GRUB_TRIAL_VAR] !== name)) {
       chosen = index;
       break;
     }
@@ -94,15 +94,21 @@ export function grubBootChanges(env: Readonly<Record<string, string>>): {
 export function decodeGrubState(env: Readonly<Record<string, string>>): BootState {
   const v = { ...GRUB_DEFAULTS, ...env };
   const order = (v.ORDER ?? "").split(/\s+/).filter((s): s is Slot => s === "A" || s === "B");
+  const named = v[GRUB_TRIAL_VAR];
+  const trial = (named === "A" || named === "B") && num(v[`${named}_OK`]) === 1 ? named : null;
   const info = (s: Slot) => {
-    // One try per slot: OK with TRY=0 is committed (or about to be tried). Any OK slot in ORDER may still
-    // be booted without the agent writing, because the rescue path gives OK slots their try back.
+    // Good: OK, confirmed by the agent since its last boot (TRY=0), and not a trial still to be proven.
+    // Bootable: any OK slot in ORDER may still be booted without the agent writing (a spent trial only
+    // through the rescue path, which never gives it its try back; the agent treats it as bootable anyway).
     const ok = num(v[`${s}_OK`]) === 1;
-    const ready = ok && num(v[`${s}_TRY`]) === 0;
-    return { bootable: ok && order.includes(s), good: ready, triesLeft: ready ? 1 : 0 };
+    const untried = num(v[`${s}_TRY`]) === 0;
+    return {
+      bootable: ok && order.includes(s),
+      good: ok && untried && s !== trial,
+      // Only the trial's try is counted; a committed slot is booted whatever its TRY says.
+      triesLeft: !ok ? 0 : s === trial ? (untried ? 1 : 0) : null,
+    };
   };
-  // A slot that used its one try and nobody has confirmed yet is the one on trial.
-  const trial = order.find((s) => num(v[`${s}_OK`]) === 1 && num(v[`${s}_TRY`]) === 1) ?? null;
   return { next: grubSelect(env).choice, trial, slots: { A: info("A"), B: info("B") }, raw: { ...env } };
 }
 

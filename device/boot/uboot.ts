@@ -1,8 +1,8 @@
 /**
  * BootControl for U-Boot with RAUC's variable scheme (docs/bootloaders.md#u-boot-slot-selection,
  * docs/bootloaders.md#what-the-agent-writes):
- * `BOOT_ORDER` (space-separated slot names) and `BOOT_<X>_LEFT` (boot attempts left, hex as `setexpr`
- * writes it). The selection below is the one in the shipped device/boot/boot.cmd; readState and the
+ * `BOOT_ORDER` (space-separated slot names), `BOOT_<X>_LEFT` (boot attempts left, hex as `setexpr`
+ * writes it; only the trial spends them) and `BOOT_TRIAL`. The selection below is the one in the shipped device/boot/boot.cmd; readState and the
  * simulated firmware share it. Every operation is one environment write (the non-current copy).
  */
 import { type BootOp, OpBootControl } from "./ops.ts";
@@ -60,15 +60,16 @@ export interface UbootDecision {
 }
 
 /**
- * boot.cmd, step for step: the first slot in BOOT_ORDER with attempts left is decremented and booted;
- * with none, the counters are refilled (but the failed trial's) and the board resets. Checked against
- * real U-Boot running boot.cmd in test/device/boot/uboot-real.test.ts.
+ * boot.cmd, step for step: the first slot in BOOT_ORDER with attempts left is booted, and decremented only
+ * if it is the slot on trial (BOOT_TRIAL); with none, the counters are refilled (but the failed trial's)
+ * and the board resets. Checked against real U-Boot running boot.cmd in test/device/boot/uboot-real.test.ts.
  */
 export function ubootSelect(env: Readonly<Record<string, string>>): UbootDecision {
   const v = withDefaults(env);
   for (const name of orderOf(v)) {
     if (isSlot(name) && testNumber(v[leftVar(name)]) > 0) {
-      v[leftVar(name)] = (hex(v[leftVar(name)]) - 1).toString(16);
+      // A committed slot spends nothing: power cuts while it boots never move the board off it.
+      if (v[UBOOT_TRIAL_VAR] === name) v[leftVar(name)] = (hex(v[leftVar(name)]) - 1).toString(16);
       return { choice: name, vars: v };
     }
   }
@@ -91,15 +92,16 @@ export function ubootNext(env: Readonly<Record<string, string>>): Slot | null {
 export function decodeUbootState(env: Readonly<Record<string, string>>): BootState {
   const v = withDefaults(env);
   const order = orderOf(v);
+  const named = v[UBOOT_TRIAL_VAR] ?? "";
+  // The slot the agent armed for its one trial and has not marked good or bad since.
+  const trial = isSlot(named) && order.includes(named) ? named : null;
   const info = (s: Slot) => {
     const left = Math.max(0, testNumber(v[leftVar(s)]));
     const inOrder = order.includes(s);
     // Any slot in BOOT_ORDER may still be booted without the agent writing: once every counter is spent
     // boot.cmd refills them all, so a slot at 0 is only off the list after invalidate/markBad.
-    return { bootable: inOrder, good: inOrder && left >= UBOOT_ATTEMPTS, triesLeft: left };
+    return { bootable: inOrder, good: inOrder && left >= UBOOT_ATTEMPTS && s !== trial, triesLeft: left };
   };
-  // The first slot in the order whose attempts are being counted down and nobody has refilled yet.
-  const trial = order.filter(isSlot).find((s) => testNumber(v[leftVar(s)]) < UBOOT_ATTEMPTS) ?? null;
   return { next: ubootNext(env), trial, slots: { A: info("A"), B: info("B") }, raw: { ...env } };
 }
 

@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { buildImage } from "../../cli/commands/release.ts";
 import { RolloutSchema, RolloutViewSchema } from "../../functions/rollout-api/contract.ts";
-import { buildOs, type OsBuildResult } from "../../os/build.ts";
+import { buildOs, buildRootImage, type OsBuildResult, type RootImage } from "../../os/build.ts";
 import { type LabNode, QEMU_HARDWARE, writeLabNodeConfig } from "../../os/lab-node.ts";
 import { type Boot, boot, type Firmware, makeOverlay } from "../../os/qemu.ts";
 import type { Fault } from "../../os/rootfs.ts";
@@ -23,18 +23,34 @@ export const BOOT_TIMEOUT_MS = 300_000;
 
 export const releaseKey = key(41);
 
+/** The agent bundle and the trust root the test images carry, made once per directory (esbuild runs once). */
+const imageInputs = new Map<string, Promise<{ agent: string; trustRoot: string }>>();
+function testImageInputs(tmp: string): Promise<{ agent: string; trustRoot: string }> {
+  let made = imageInputs.get(tmp);
+  if (!made) {
+    made = (async () => {
+      const agent = join(tmp, "keel-agent.mjs");
+      await buildAgent(agent);
+      const trustRoot = join(tmp, "root.json");
+      await writeFile(trustRoot, JSON.stringify(sign(makeRoot({ rootKeys: [releaseKey] }), [releaseKey])));
+      return { agent, trustRoot };
+    })();
+    imageInputs.set(tmp, made);
+  }
+  return made;
+}
+
+const progress = (m: string) => console.log(`keel os build: ${m}`);
+
 export async function buildTestOs(
   tmp: string,
   opts: { name?: string; version?: string; fault?: Fault; agentConfig?: string; configFiles?: string[] } = {},
 ): Promise<OsBuildResult> {
-  const agent = join(tmp, "keel-agent.mjs");
-  await buildAgent(agent);
-  const root = join(tmp, "root.json");
-  await writeFile(root, JSON.stringify(sign(makeRoot({ rootKeys: [releaseKey] }), [releaseKey])));
+  const { agent, trustRoot } = await testImageInputs(tmp);
   const out = join(tmp, opts.name ?? `os-${opts.version ?? "1.0.0"}-${opts.fault ?? "none"}`);
   return buildOs({
     out,
-    trustRoot: root,
+    trustRoot,
     version: opts.version ?? "1.0.0",
     fault: opts.fault ?? "none",
     agent,
@@ -42,8 +58,14 @@ export async function buildTestOs(
     agentConfig: opts.agentConfig,
     configFiles: opts.configFiles ?? [],
     pack: buildImage,
-    progress: (m) => console.log(`keel os build: ${m}`),
+    progress,
   });
+}
+
+/** A release's SquashFS alone (no disk: a release is only ever written to a slot), through the cache. */
+async function buildTestRelease(tmp: string, version: string, fault: Fault): Promise<RootImage> {
+  const { agent, trustRoot } = await testImageInputs(tmp);
+  return buildRootImage({ trustRoot, version, fault, agent, cacheDir: CACHE, pack: buildImage, progress });
 }
 
 export interface Machine {
@@ -171,7 +193,7 @@ export async function startVmCloud(tmp: string): Promise<VmCloud> {
   return {
     e,
     async release(version, counter, fault = "none") {
-      const built = await buildTestOs(tmp, { version, fault });
+      const built = await buildTestRelease(tmp, version, fault);
       const manifest = join(tmp, `release-${version}.json`);
       await tooling.signRelease(built.image, {
         version,

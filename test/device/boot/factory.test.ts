@@ -91,15 +91,22 @@ describe("none backend", () => {
 });
 
 describe("readState decoding", () => {
-  it("grub: a slot that used its try unconfirmed is the trial; rescue when none qualifies", () => {
-    const s = decodeGrubState({ ORDER: "B A", A_OK: "1", A_TRY: "0", B_OK: "1", B_TRY: "1" });
+  it("grub: TRIAL names the trial; a spent trial falls back, a committed slot is booted tried or not", () => {
+    const s = decodeGrubState({ ORDER: "B A", A_OK: "1", A_TRY: "0", B_OK: "1", B_TRY: "1", TRIAL: "B" });
     expect(s).toMatchObject({ next: "A", trial: "B", slots: { A: { good: true }, B: { good: false } } });
+    // Armed, not yet booted: it boots next, but it is not good until the agent commits it.
+    const armed = decodeGrubState({ ORDER: "B A", A_OK: "1", A_TRY: "0", B_OK: "1", B_TRY: "0", TRIAL: "B" });
+    expect(armed).toMatchObject({ next: "B", trial: "B", slots: { B: { good: false, triesLeft: 1 } } });
+    // No TRIAL: B was committed; a boot that was cut before the agent confirmed it does not leave it.
+    const cut = decodeGrubState({ ORDER: "B A", A_OK: "1", A_TRY: "0", B_OK: "1", B_TRY: "1" });
+    expect(cut).toMatchObject({ next: "B", trial: null, slots: { B: { good: false, triesLeft: null } } });
     expect(decodeGrubState({}).next).toBe("rescue");
   });
 
   it("bootable means the loader may still boot the slot without an agent write", () => {
-    // GRUB: a tried OK slot gets its try back on the rescue path; only OK=0 or absence from ORDER is safe.
-    const grub = decodeGrubState({ ORDER: "A B", A_OK: "1", A_TRY: "0", B_OK: "1", B_TRY: "1" });
+    // GRUB: a spent trial gets no try back, but a committed OK slot in ORDER boots whatever its TRY says;
+    // only OK=0 or absence from ORDER is safe.
+    const grub = decodeGrubState({ ORDER: "A B", A_OK: "1", A_TRY: "0", B_OK: "1", B_TRY: "1", TRIAL: "B" });
     expect(grub.slots.B).toEqual({ bootable: true, good: false, triesLeft: 0 });
     expect(decodeGrubState({ ORDER: "A B", A_OK: "1", B_OK: "0" }).slots.B.bootable).toBe(false);
     // U-Boot: a spent counter is refilled once all are spent; only leaving BOOT_ORDER is safe.
@@ -109,7 +116,7 @@ describe("readState decoding", () => {
   });
 
   it("uboot: counters, trial and next, defaults for unset variables", () => {
-    const s = decodeUbootState({ BOOT_ORDER: "B A", BOOT_A_LEFT: "3", BOOT_B_LEFT: "1" });
+    const s = decodeUbootState({ BOOT_ORDER: "B A", BOOT_A_LEFT: "3", BOOT_B_LEFT: "1", BOOT_TRIAL: "B" });
     expect(s).toMatchObject({
       next: "B",
       trial: "B",
@@ -146,7 +153,8 @@ describe("U-Boot simulated firmware", () => {
     const second = decodeUbootEnv((await readFile(copies[0]?.path as string)).subarray(0, SIZE), true);
     // Two saveenvs: reset pass into copy 2 (flag 8), boot pass back into copy 1 (flag 9).
     expect(second.flags).toBe(9);
-    expect(Object.fromEntries(second.entries)).toMatchObject({ BOOT_A_LEFT: "3", BOOT_B_LEFT: "2" });
+    // B is not on trial: booted without spending an attempt.
+    expect(Object.fromEntries(second.entries)).toMatchObject({ BOOT_A_LEFT: "3", BOOT_B_LEFT: "3" });
   });
 
   it("halts when no name in BOOT_ORDER is a slot", async () => {
@@ -162,7 +170,7 @@ describe("U-Boot simulated firmware", () => {
     expect(Object.fromEntries(saved.entries)).toEqual({
       BOOT_ORDER: "B A",
       BOOT_A_LEFT: "3",
-      BOOT_B_LEFT: "2",
+      BOOT_B_LEFT: "3",
     });
   });
 });

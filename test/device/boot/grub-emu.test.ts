@@ -68,7 +68,7 @@ describe("simulated GRUB firmware vs grub-emu running device/boot/grub.cfg", () 
     expect(await bootBoth(envFile, work)).toBe("A");
   });
 
-  it("a failed trial, then cuts on the fallback boots: rescue gives A its try back, never B", async () => {
+  it("a failed trial, then cuts on every fallback boot: A each time, never B again, never rescue", async () => {
     const { envFile, control, work } = await committedA("trial-cut");
     const trialVar = async () => (await control.env.read()).toRecord().TRIAL;
     await control.invalidate("B");
@@ -80,7 +80,7 @@ describe("simulated GRUB firmware vs grub-emu running device/boot/grub.cfg", () 
     // B hangs on its trial; then every boot of A is cut before the agent writes anything.
     const seen: string[] = [];
     for (let i = 0; i < 6; i++) seen.push(await bootBoth(envFile, work));
-    expect(seen).toEqual(["B", "A", "rescue", "A", "rescue", "A"]);
+    expect(seen).toEqual(["B", "A", "A", "A", "A", "A"]);
     // The agent finally runs on A: fallback seen, one write marks A good and B bad and ends the trial.
     await control.markGoodAndBad("A", "B");
     expect(await trialVar()).toBeUndefined();
@@ -89,34 +89,58 @@ describe("simulated GRUB firmware vs grub-emu running device/boot/grub.cfg", () 
     expect(await bootBoth(envFile, work)).toBe("A");
   });
 
-  it("a committed trial ends TRIAL, so a later rescue gives the new slot its try back as before", async () => {
+  it("a committed trial ends TRIAL: cuts on every later boot of B keep booting B (no fallback to the older A)", async () => {
     const { envFile, control, work } = await committedA("trial-ok");
     await control.invalidate("B");
     await control.setTrialBoot("B");
     expect(await bootBoth(envFile, work)).toBe("B");
     await control.markGood("B");
     expect((await control.env.read()).toRecord().TRIAL).toBeUndefined();
-    // Two cuts in a row on B, then A: rescue gives both their try back and B (first in ORDER) runs.
     const seen: string[] = [];
     for (let i = 0; i < 4; i++) seen.push(await bootBoth(envFile, work));
-    expect(seen).toEqual(["B", "A", "rescue", "B"]);
+    expect(seen).toEqual(["B", "B", "B", "B"]);
   });
 
-  it('reproduces the trace in docs/bootloaders.md#grub-slot-selection: ORDER="B A", both OK, nobody marks → B, A, rescue, B', async () => {
-    const envFile = join(dir, "trace.grubenv");
-    const block = GrubEnvBlock.create();
-    for (const [n, v] of [
-      ["ORDER", "B A"],
-      ["A_OK", "1"],
-      ["B_OK", "1"],
-      ["A_TRY", "0"],
-      ["B_TRY", "0"],
-    ] as const)
-      block.set(n, v);
-    await writeFile(envFile, block.bytes());
+  it("cuts while a slot is being written: the committed slot boots every time, never rescue", async () => {
+    const { envFile, control, work } = await committedA("writing");
+    await control.invalidate("B");
     const seen: string[] = [];
-    for (let i = 0; i < 4; i++) seen.push(await bootBoth(envFile, join(dir, "trace.work")));
-    expect(seen).toEqual(["B", "A", "rescue", "B"]);
+    for (let i = 0; i < 5; i++) seen.push(await bootBoth(envFile, work));
+    expect(seen).toEqual(["A", "A", "A", "A", "A"]);
+  });
+
+  /** An environment block holding exactly `vars`. */
+  async function envWith(name: string, vars: Record<string, string>): Promise<string> {
+    const envFile = join(dir, `${name}.grubenv`);
+    const block = GrubEnvBlock.create();
+    for (const [n, v] of Object.entries(vars)) block.set(n, v);
+    await writeFile(envFile, block.bytes());
+    return envFile;
+  }
+
+  it.each([
+    // docs/bootloaders.md#grub-slot-selection: both OK, nobody marks, no trial: B is committed and stays.
+    ["both committed, nobody marks", { ORDER: "B A", A_OK: "1", B_OK: "1", A_TRY: "0", B_TRY: "0" }, ["B", "B", "B"]],
+    // The same with B on trial: its one try, then A for good.
+    [
+      "B on trial, nobody marks",
+      { ORDER: "B A", A_OK: "1", B_OK: "1", A_TRY: "0", B_TRY: "0", TRIAL: "B" },
+      ["B", "A", "A"],
+    ],
+    // A name that is no slot must not inherit the spent trial's flags and boot it a second time.
+    [
+      "a stray name after a spent trial",
+      { ORDER: "B X A", A_OK: "1", B_OK: "1", A_TRY: "1", B_TRY: "1", TRIAL: "B" },
+      ["A", "A"],
+    ],
+    // Nothing OK but a spent trial: rescue, and the trial never gets its try back.
+    ["only a spent trial", { ORDER: "B A", A_OK: "0", B_OK: "1", B_TRY: "1", TRIAL: "B" }, ["rescue", "rescue"]],
+  ] as const)("traces with grub-emu: %s", async (name, vars, expected) => {
+    const envFile = await envWith(`trace-${name.replace(/\W+/g, "-")}`, vars);
+    const seen: string[] = [];
+    for (let i = 0; i < expected.length; i++)
+      seen.push(await bootBoth(envFile, join(dir, `trace-${name.replace(/\W+/g, "-")}.work`)));
+    expect(seen).toEqual(expected);
   });
 
   it("a fresh, empty environment boots rescue in both (provision it with forceSlot A)", async () => {

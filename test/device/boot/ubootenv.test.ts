@@ -101,10 +101,12 @@ describe("file-backed fw_env.config round trips", () => {
     expect(printed).toMatchObject({ BOOT_ORDER: "B A", BOOT_B_LEFT: "1", BOOT_A_LEFT: "3" });
 
     const script = join(dir, `script-${++seq}`);
-    await writeFile(script, "BOOT_B_LEFT=3\nexpr=\nnew=v a l\n");
+    // What the agent's markGood of B writes, by hand: the counter refilled and the trial ended.
+    await writeFile(script, "BOOT_B_LEFT=3\nBOOT_TRIAL=\nexpr=\nnew=v a l\n");
     await runOk("fw_setenv", ["-c", cfg, "-s", script]);
     const vars = (await control.env.read()).vars;
     expect(vars.BOOT_B_LEFT).toBe("3");
+    expect(vars.BOOT_TRIAL).toBeUndefined();
     expect(vars.expr).toBeUndefined();
     expect(vars.new).toBe("v a l");
     expect((await control.readState()).slots.B.good).toBe(true);
