@@ -54,9 +54,7 @@ for (const lossy of models) {
   rows.push({ model, t, seconds: (performance.now() - start) / 1000 });
 }
 console.log(`seed ${seed}`);
-console.log(
-  "model                          cuts  second  installs  bricked  wrong  failed-resumes  cuts/s",
-);
+console.log("model                          cuts  second  installs  bricked  wrong  failed-resumes  cuts/s");
 for (const { model, t, seconds } of rows) {
   console.log(
     `${model.padEnd(30)} ${String(t.cuts).padStart(5)} ${String(t.secondCuts).padStart(7)} ${String(t.installs).padStart(9)} ${String(t.bricked).padStart(8)} ${String(t.wrong).padStart(6)} ${String(t.failedResumes).padStart(15)} ${(t.cuts / seconds).toFixed(1).padStart(7)}`,

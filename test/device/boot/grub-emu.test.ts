@@ -120,7 +120,11 @@ describe("simulated GRUB firmware vs grub-emu running device/boot/grub.cfg", () 
 
   it.each([
     // docs/bootloaders.md#grub-slot-selection: both OK, nobody marks, no trial: B is committed and stays.
-    ["both committed, nobody marks", { ORDER: "B A", A_OK: "1", B_OK: "1", A_TRY: "0", B_TRY: "0" }, ["B", "B", "B"]],
+    [
+      "both committed, nobody marks",
+      { ORDER: "B A", A_OK: "1", B_OK: "1", A_TRY: "0", B_TRY: "0" },
+      ["B", "B", "B"],
+    ],
     // The same with B on trial: its one try, then A for good.
     [
       "B on trial, nobody marks",
@@ -134,7 +138,11 @@ describe("simulated GRUB firmware vs grub-emu running device/boot/grub.cfg", () 
       ["A", "A"],
     ],
     // Nothing OK but a spent trial: rescue, and the trial never gets its try back.
-    ["only a spent trial", { ORDER: "B A", A_OK: "0", B_OK: "1", B_TRY: "1", TRIAL: "B" }, ["rescue", "rescue"]],
+    [
+      "only a spent trial",
+      { ORDER: "B A", A_OK: "0", B_OK: "1", B_TRY: "1", TRIAL: "B" },
+      ["rescue", "rescue"],
+    ],
   ] as const)("traces with grub-emu: %s", async (name, vars, expected) => {
     const envFile = await envWith(`trace-${name.replace(/\W+/g, "-")}`, vars);
     const seen: string[] = [];
