@@ -443,7 +443,9 @@ export class Agent {
       rec.lastResult = {
         state: to,
         jobId: rec.job?.key?.jobId ?? null,
-        version: rec.job?.release?.version ?? null,
+        // A job answered without fetching its manifest ("already running") knows its version only from
+        // the job document.
+        version: rec.job?.release?.version ?? rec.job?.parsed?.version ?? null,
         reason: rec.job?.reason ?? null,
         at: new Date(this.clock.now()).toISOString(),
       };

@@ -2,6 +2,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { StateStore } from "../../device/state-store.ts";
 import { startTestCloud, type TestCloud } from "./helpers/cloud.ts";
 import { makeNode, type TestNode } from "./helpers/node.ts";
 import { makeSigners, type Signers, squashfsImage } from "./helpers/release.ts";
@@ -97,6 +98,11 @@ describe("keel-agent and convergence jobs", () => {
       },
     });
     expect(runner.boots).toEqual([]);
+    // keel-agent status shows the no-op as the last result, with the version it found running.
+    expect((await new StateStore(node.config.stateDir).load()).lastResult).toMatchObject({
+      state: "Committed",
+      version: "1.1.0",
+    });
     expect((await node.slotBytes("A")).equals(slotA)).toBe(true);
     expect((await node.envBytes()).equals(env)).toBe(true);
   });
