@@ -16,7 +16,8 @@ export const DEBIAN_MIRROR = "http://deb.debian.org/debian";
 /**
  * On top of minbase: systemd as PID 1, udev (partition links under /dev/disk/by-partlabel), the
  * C++ runtime node links against, iproute2 for operators, grub-common for `grub-editenv list` on the node.
- * `usr-is-merged` satisfies init-system-helpers' "usrmerge | usr-is-merged" (the tree is merged already).
+ * `usr-is-merged` keeps init-system-helpers' "usrmerge | usr-is-merged" met once usrmerge is purged below
+ * (the tree mmdebstrap writes is merged-/usr already).
  */
 export const BASE_PACKAGES = [
   "systemd-sysv",

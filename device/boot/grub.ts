@@ -1,9 +1,9 @@
 /**
  * BootControl for GRUB with RAUC's variable scheme (docs/bootloaders.md#grub-slot-selection,
  * docs/bootloaders.md#what-the-agent-writes):
- * `ORDER` (space-separated slot names), `<X>_OK`, `<X>_TRY`, `TRIAL`. The selection logic below is the one in the
- * shipped device/boot/grub.cfg; readState and the simulated firmware both use it, so "what the loader will
- * do" is defined once. Every operation is one grubenv update (one temp file + rename).
+ * `ORDER` (space-separated slot names), `<X>_OK`, `<X>_TRY`, `TRIAL`. The selection logic below is the one
+ * in the shipped device/boot/grub.cfg; readState and the simulated firmware both use it, so "what the
+ * loader will do" is defined once. Every operation is one grubenv update (one temp file + rename).
  */
 import {
   applyGrubEnvChanges,
@@ -98,8 +98,8 @@ export function decodeGrubState(env: Readonly<Record<string, string>>): BootStat
   const trial = (named === "A" || named === "B") && num(v[`${named}_OK`]) === 1 ? named : null;
   const info = (s: Slot) => {
     // Good: OK, confirmed by the agent since its last boot (TRY=0), and not a trial still to be proven.
-    // Bootable: any OK slot in ORDER may still be booted without the agent writing (a spent trial only
-    // through the rescue path, which never gives it its try back; the agent treats it as bootable anyway).
+    // Bootable: OK and in ORDER, on the safe side: a spent trial counts too, although grub.cfg never boots
+    // it again while TRIAL names it, so the agent invalidates it before writing there.
     const ok = num(v[`${s}_OK`]) === 1;
     const untried = num(v[`${s}_TRY`]) === 0;
     return {

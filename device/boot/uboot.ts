@@ -2,8 +2,8 @@
  * BootControl for U-Boot with RAUC's variable scheme (docs/bootloaders.md#u-boot-slot-selection,
  * docs/bootloaders.md#what-the-agent-writes):
  * `BOOT_ORDER` (space-separated slot names), `BOOT_<X>_LEFT` (boot attempts left, hex as `setexpr`
- * writes it; only the trial spends them) and `BOOT_TRIAL`. The selection below is the one in the shipped device/boot/boot.cmd; readState and the
- * simulated firmware share it. Every operation is one environment write (the non-current copy).
+ * writes it; only the trial spends them) and `BOOT_TRIAL`. The selection below is the one in the shipped
+ * device/boot/boot.cmd; readState and the simulated firmware share it. Every operation is one environment write (the non-current copy).
  */
 import { type BootOp, OpBootControl } from "./ops.ts";
 import { type BootControl, type BootState, otherSlot, SLOTS, type Slot } from "./types.ts";
